@@ -1,0 +1,48 @@
+# Sophia: the README's commands. Each target installs what it needs on a fresh machine.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+export UV_LINK_MODE := copy
+APT_STAMP := .venv/.apt-installed
+
+.PHONY: install test-deps run test lint typecheck bench config
+
+# uv from PyPI if missing, then the locked workspace.
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+.venv/.synced: uv.lock pyproject.toml $(wildcard */pyproject.toml servers/*/pyproject.toml) | $(UV)
+	$(UV) sync --all-packages --frozen
+	touch $@
+
+install: .venv/.synced
+
+# System packages the integration tests need: a real dockerd, busybox for local images,
+# a local registry for pull tests; Node for the MCP Inspector CLI.
+$(APT_STAMP): | .venv/.synced
+	@if ! command -v dockerd >/dev/null || ! command -v busybox >/dev/null || ! command -v docker-registry >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    docker.io busybox-static docker-registry >/dev/null; fi
+	touch $@
+
+test-deps: install $(APT_STAMP)
+
+run: install
+	$(UV) run --frozen sophia up
+
+test: test-deps
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen mypy
+	$(UV) run --frozen pytest -q
+
+lint: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck: install
+	$(UV) run --frozen mypy
+
+bench: install
+	$(UV) run --frozen python -m bench.run_all
+
+config: install
+	$(UV) run --frozen sophia config --client claude > mcp_config.json
