@@ -1,0 +1,24 @@
+"""Suite-wide fixtures: a fresh SOPHIA_HOME per test, anyio on asyncio."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["fixtures.postgres"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def sophia_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own state directory, so no test sees another's audit log or tokens."""
+    home = tmp_path / "sophia-home"
+    home.mkdir()
+    monkeypatch.setenv("SOPHIA_HOME", str(home))
+    yield home
