@@ -1,0 +1,311 @@
+"""Append-only, hash-chained audit log (SQLite WAL by default, PostgreSQL when a DSN is set).
+
+Each record carries `seq`, `prev_hash` and `entry_hash = sha256(canonical JSON of the record
+without entry_hash)`. The head (last seq and hash) is also written to a file beside the log, so
+truncating the log is detectable. `verify` names every modified, deleted, inserted or reordered
+record, and truncation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .paths import sophia_home
+from .redact import redact
+
+GENESIS = "0" * 64
+# Column names are constants of this module, never input: the f-string SQL below is safe.
+FIELDS = (
+    "seq", "ts", "principal", "principal_kind", "role", "server", "tool", "arguments",
+    "outcome", "error_code", "duration_ms", "correlation_id", "prev_hash",
+)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def entry_hash(record: dict[str, Any]) -> str:
+    body = {k: record[k] for k in FIELDS}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+@dataclass
+class AuditEvent:
+    """One call, as the request path saw it. `arguments` is already a shape (names and types)."""
+
+    principal: str
+    principal_kind: str
+    role: str
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    outcome: str  # ok | error | denied
+    error_code: str | None
+    duration_ms: float
+    correlation_id: str
+    ts: float = field(default_factory=time.time)
+
+
+@dataclass
+class VerifyReport:
+    records: int
+    problems: list[str]
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+class _Backend(Protocol):
+    def append(self, fields: dict[str, Any], head_path: Path) -> dict[str, Any]: ...
+    def rows(self) -> Iterator[dict[str, Any]]: ...
+    def close(self) -> None: ...
+
+
+class _SqliteBackend:
+    _DDL = """
+    CREATE TABLE IF NOT EXISTS audit (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      seq INTEGER NOT NULL, ts REAL NOT NULL, principal TEXT NOT NULL, principal_kind TEXT NOT NULL,
+      role TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, arguments TEXT NOT NULL,
+      outcome TEXT NOT NULL, error_code TEXT, duration_ms REAL NOT NULL, correlation_id TEXT NOT NULL,
+      prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL
+    )"""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.execute(self._DDL)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a committed record survives a process crash (kill -9), which
+            # is the failure the log must survive; FULL adds an fsync per call for power loss.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def append(self, fields: dict[str, Any], head_path: Path) -> dict[str, Any]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            last = conn.execute("SELECT seq, entry_hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+            record = _chain(fields, last)
+            conn.execute(
+                f"INSERT INTO audit ({', '.join(FIELDS)}, entry_hash) VALUES ({', '.join('?' * (len(FIELDS) + 1))})",  # noqa: S608
+                [record[k] for k in FIELDS] + [record["entry_hash"]],
+            )
+            _write_head(head_path, record)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return record
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        cur = self._conn().execute(f"SELECT id, {', '.join(FIELDS)}, entry_hash FROM audit ORDER BY id")  # noqa: S608
+        names = [d[0] for d in cur.description]
+        for row in cur:
+            yield dict(zip(names, row, strict=True))
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class _PostgresBackend:
+    _DDL = """
+    CREATE TABLE IF NOT EXISTS sophia_audit (
+      id BIGSERIAL PRIMARY KEY,
+      seq BIGINT NOT NULL, ts DOUBLE PRECISION NOT NULL, principal TEXT NOT NULL,
+      principal_kind TEXT NOT NULL, role TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL,
+      arguments TEXT NOT NULL, outcome TEXT NOT NULL, error_code TEXT,
+      duration_ms DOUBLE PRECISION NOT NULL, correlation_id TEXT NOT NULL,
+      prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL
+    )"""
+
+    def __init__(self, dsn: str):
+        import psycopg
+
+        self._conn = psycopg.connect(dsn, autocommit=True)
+        self._lock = threading.Lock()
+        self._conn.execute(self._DDL)
+
+    def append(self, fields: dict[str, Any], head_path: Path) -> dict[str, Any]:
+        with self._lock, self._conn.transaction():
+            # One writer at a time across processes: the chain needs the true last record.
+            self._conn.execute("LOCK TABLE sophia_audit IN EXCLUSIVE MODE")
+            last = self._conn.execute(
+                "SELECT seq, entry_hash FROM sophia_audit ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            record = _chain(fields, last)
+            self._conn.execute(
+                f"INSERT INTO sophia_audit ({', '.join(FIELDS)}, entry_hash) "  # noqa: S608
+                f"VALUES ({', '.join(['%s'] * (len(FIELDS) + 1))})",
+                [record[k] for k in FIELDS] + [record["entry_hash"]],
+            )
+            _write_head(head_path, record)
+        return record
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            cur = self._conn.execute(f"SELECT id, {', '.join(FIELDS)}, entry_hash FROM sophia_audit ORDER BY id")  # noqa: S608
+            names = [d.name for d in cur.description or []]
+            rows = cur.fetchall()
+        for row in rows:
+            yield dict(zip(names, row, strict=True))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _chain(fields: dict[str, Any], last: tuple[int, str] | None) -> dict[str, Any]:
+    record = dict(fields)
+    record["seq"] = (last[0] + 1) if last else 1
+    record["prev_hash"] = last[1] if last else GENESIS
+    record["entry_hash"] = entry_hash(record)
+    return record
+
+
+def _write_head(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(canonical_json({"seq": record["seq"], "entry_hash": record["entry_hash"]}))
+    os.replace(tmp, path)
+
+
+class AuditLog:
+    """The audit log of this SOPHIA_HOME (or of the PostgreSQL DSN given)."""
+
+    def __init__(self, dsn: str | None = None, home: Path | None = None):
+        home = home or sophia_home()
+        self.dsn = dsn
+        if dsn:
+            self._backend: _Backend = _PostgresBackend(dsn)
+            self.head_path = home / "audit-postgres.head"
+        else:
+            self._backend = _SqliteBackend(home / "audit.sqlite3")
+            self.head_path = home / "audit.head"
+        self._lock_path = home / "audit.lock"
+
+    @contextlib.contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        # The head file must move with the log even when several servers share SOPHIA_HOME.
+        with self._lock_path.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def append(self, event: AuditEvent) -> dict[str, Any]:
+        fields = {
+            "ts": round(event.ts, 6),
+            "principal": event.principal,
+            "principal_kind": event.principal_kind,
+            "role": event.role,
+            "server": event.server,
+            "tool": event.tool,
+            "arguments": redact(canonical_json(event.arguments)),
+            "outcome": event.outcome,
+            "error_code": event.error_code,
+            "duration_ms": round(event.duration_ms, 3),
+            "correlation_id": event.correlation_id,
+        }
+        with self._process_lock():
+            return self._backend.append(fields, self.head_path)
+
+    def records(self) -> list[dict[str, Any]]:
+        return list(self._backend.rows())
+
+    def tail(self, n: int) -> list[dict[str, Any]]:
+        return self.records()[-n:] if n > 0 else []
+
+    def verify(self) -> VerifyReport:
+        return verify_records(self.records(), _read_head(self.head_path))
+
+    def close(self) -> None:
+        self._backend.close()
+
+
+def _read_head(path: Path) -> dict[str, Any] | None:
+    try:
+        head = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return head if isinstance(head, dict) else None
+
+
+def verify_records(rows: list[dict[str, Any]], head: dict[str, Any] | None) -> VerifyReport:
+    """Walk the log in storage order and name every break in the chain."""
+    problems: list[str] = []
+    seqs = [r["seq"] for r in rows]
+    seen: set[int] = set()
+    expected, prev_hash = 1, GENESIS
+    for index, row in enumerate(rows):
+        seq = row["seq"]
+        if entry_hash(row) != row["entry_hash"]:
+            problems.append(f"record seq={seq}: modified (its content does not match its hash)")
+        if seq in seen:
+            problems.append(f"record seq={seq}: inserted (a second record claims this sequence number)")
+            continue
+        seen.add(seq)
+        if seq == expected:
+            if row["prev_hash"] != prev_hash:
+                problems.append(f"record seq={seq}: inserted or replaced (its prev_hash does not match seq={seq - 1})")
+        elif seq > expected:
+            later = seqs[index + 1:]
+            missing = [s for s in range(expected, seq) if s not in later]
+            if missing:
+                problems.append(f"records seq={_ranges(missing)}: deleted")
+            if len(missing) < seq - expected:
+                problems.append(f"record seq={seq}: reordered (stored before seq={expected})")
+        else:
+            problems.append(f"record seq={seq}: reordered (stored after seq={expected - 1})")
+        expected = max(expected, seq + 1)
+        prev_hash = row["entry_hash"]
+    if head is not None:
+        last_seq = max(seqs) if seqs else 0
+        head_seq = int(head.get("seq", 0))
+        if head_seq > last_seq:
+            problems.append(f"truncated: the head names seq={head_seq} but the log ends at seq={last_seq}")
+        elif head_seq < last_seq:
+            problems.append(f"records seq={_ranges(list(range(head_seq + 1, last_seq + 1)))}: inserted after the head")
+        else:
+            tail = next((r for r in reversed(rows) if r["seq"] == last_seq), None)
+            if tail is not None and tail["entry_hash"] != head.get("entry_hash"):
+                problems.append(f"record seq={last_seq}: replaced (its hash differs from the head's)")
+    elif rows:
+        problems.append("the head file is missing: truncation cannot be ruled out")
+    return VerifyReport(records=len(rows), problems=problems)
+
+
+def _ranges(values: list[int]) -> str:
+    values = sorted(values)
+    parts: list[str] = []
+    start = prev = values[0]
+    for v in values[1:]:
+        if v == prev + 1:
+            prev = v
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        start = prev = v
+    parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ",".join(parts)

@@ -1,0 +1,203 @@
+"""Confirmation of destructive calls.
+
+Where the client supports elicitation, the request path asks it (the SDK's `Resolve(Elicit)`
+form, which works over stateless HTTP too). Otherwise the first call answers
+`confirmation_required` with a preview and a single-use token bound to the principal and a hash
+of the exact arguments (and the system's own binding, e.g. a plan hash), valid 5 minutes; the
+same call repeated with that token runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+from mcp.server.mcpserver import (
+    AcceptedElicitation,
+    CancelledElicitation,
+    Context,
+    DeclinedElicitation,
+    Elicit,
+    ElicitationResult,
+    Resolve,
+)
+from pydantic import BaseModel, Field
+from pydantic_core import to_jsonable_python
+
+from .audit import canonical_json
+from .errors import ConfirmationRequired, Forbidden
+
+if TYPE_CHECKING:
+    from .auth import Principal
+    from .server import SophiaServer, ToolSpec
+
+CONFIRMATION_TOKEN_ARG = "confirmation_token"  # noqa: S105 - an argument name
+TOKEN_TTL_S = 300.0
+
+
+class Preview(BaseModel):
+    """Exactly what a confirmed call would do. `binding` (e.g. a plan hash) is folded into the token."""
+
+    summary: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    binding: str | None = None
+
+
+class Confirmation(BaseModel):
+    """The form shown to the user by an elicitation-capable client."""
+
+    confirm: bool = Field(description="Run this operation?")
+
+
+@dataclass
+class _Gate:
+    """A resolver's verdict when it did not elicit: skip, token supplied, or must ask by token."""
+
+    kind: str  # skip | token | ask
+    preview: Preview | None = None
+
+
+@dataclass
+class _Issued:
+    principal: str
+    digest: str
+    expires: float
+    used: bool = False
+
+
+@dataclass
+class ConfirmationGate:
+    """Issues and redeems confirmation tokens; builds the per-tool elicitation resolver."""
+
+    PARAM = "sophia_confirmation"
+    ttl_s: float = TOKEN_TTL_S
+    _issued: dict[str, _Issued] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def parameter_annotation(self, resolver: Any) -> Any:
+        return Annotated[ElicitationResult[Confirmation], Resolve(resolver)]
+
+    def resolver(self, spec: ToolSpec, arg_names: list[str], server: SophiaServer) -> Any:
+        """A resolver taking the tool's arguments by name: previews, then elicits or defers to tokens."""
+
+        async def resolve_confirmation(**kwargs: Any) -> Any:
+            ctx: Context[Any, Any] = kwargs.pop("sophia_ctx")
+            token = kwargs.pop(CONFIRMATION_TOKEN_ARG, None)
+            args = {n: kwargs[n] for n in arg_names}
+            if spec.confirm_when is not None and not await spec.confirm_when(**args):
+                return _Gate("skip")
+            preview = await self.preview(spec, args)
+            if token:
+                return _Gate("token", preview)
+            if _client_can_elicit(ctx):
+                return Elicit(_render(spec.name, preview), Confirmation)
+            return _Gate("ask", preview)
+
+        params = [inspect.Parameter("sophia_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
+        params += [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=Any)
+            for n in [*arg_names, CONFIRMATION_TOKEN_ARG]
+        ]
+        resolve_confirmation.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        resolve_confirmation.__annotations__ = {
+            "sophia_ctx": Context, **{n: Any for n in [*arg_names, CONFIRMATION_TOKEN_ARG]}, "return": Any,
+        }
+        resolve_confirmation.__name__ = f"confirm_{spec.name}"
+        return resolve_confirmation
+
+    async def preview(self, spec: ToolSpec, args: dict[str, Any]) -> Preview:
+        if spec.preview is not None:
+            return await spec.preview(**args)
+        shown = {k: v for k, v in to_jsonable_python(args).items() if v is not None}
+        return Preview(summary=f"{spec.name} with {canonical_json(shown)}", details={"arguments": shown})
+
+    async def check(
+        self, spec: ToolSpec, outcome: Any, token: str | None, args: dict[str, Any], principal: Principal
+    ) -> None:
+        """Let the call through, or raise confirmation_required / forbidden."""
+        if isinstance(outcome, DeclinedElicitation | CancelledElicitation):
+            raise Forbidden(f"the user declined {spec.name}; nothing was done")
+        data = outcome.data if isinstance(outcome, AcceptedElicitation) else outcome
+        if isinstance(data, Confirmation):
+            if not data.confirm:
+                raise Forbidden(f"the user declined {spec.name}; nothing was done")
+            return
+        if not isinstance(data, _Gate):
+            raise Forbidden(f"{spec.name} was not confirmed; nothing was done")
+        if data.kind == "skip":
+            return
+        preview = data.preview or await self.preview(spec, args)
+        digest = self._digest(spec.name, args, preview.binding)
+        if data.kind == "token" and token:
+            refusal = self._redeem(token, principal.name, digest)
+            if refusal is None:
+                return
+            raise self._ask(spec.name, preview, principal.name, digest, refused=refusal)
+        raise self._ask(spec.name, preview, principal.name, digest)
+
+    def _ask(
+        self, tool: str, preview: Preview, principal: str, digest: str, refused: str | None = None
+    ) -> ConfirmationRequired:
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._expire()
+            self._issued[token] = _Issued(principal=principal, digest=digest, expires=time.time() + self.ttl_s)
+        lead = f"the confirmation token was refused: {refused}. " if refused else ""
+        message = (
+            f"{lead}{tool} needs the user's confirmation. Show the user this preview: {preview.summary} — "
+            f"if they approve, repeat the same call with the same arguments and "
+            f"{CONFIRMATION_TOKEN_ARG}={token!r} (single use, valid {int(self.ttl_s)} s)."
+        )
+        data: dict[str, Any] = {
+            "confirmation_token": token,
+            "expires_in_s": int(self.ttl_s),
+            "preview": preview.model_dump(mode="json", exclude={"binding"}),
+        }
+        if refused:
+            data["refused"] = refused
+        return ConfirmationRequired(message, data=data)
+
+    def _redeem(self, token: str, principal: str, digest: str) -> str | None:
+        """None when the token is good (and now spent); otherwise why it was refused."""
+        with self._lock:
+            issued = self._issued.get(token)
+            if issued is None:
+                return "unknown token (never issued by this server, or expired long ago)"
+            if issued.used:
+                return "already used; each token runs one call"
+            if time.time() > issued.expires:
+                return "expired; tokens are valid for 5 minutes"
+            if issued.principal != principal:
+                return "issued to another principal"
+            if issued.digest != digest:
+                return "the arguments (or the plan they would apply) changed since it was issued"
+            issued.used = True
+            return None
+
+    def _expire(self) -> None:
+        cutoff = time.time() - self.ttl_s  # keep spent/expired tokens one more TTL to name them
+        for key in [k for k, v in self._issued.items() if v.expires < cutoff]:
+            del self._issued[key]
+
+    @staticmethod
+    def _digest(tool: str, args: dict[str, Any], binding: str | None) -> str:
+        body = canonical_json({"tool": tool, "args": to_jsonable_python(args), "binding": binding})
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _client_can_elicit(ctx: Context[Any, Any]) -> bool:
+    try:
+        capabilities = ctx.client_capabilities
+    except (ValueError, AttributeError, LookupError):
+        return False
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def _render(tool: str, preview: Preview) -> str:
+    return f"Confirm {tool}: {preview.summary}"

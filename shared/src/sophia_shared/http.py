@@ -1,0 +1,61 @@
+"""HTTP transports (SSE, streamable HTTP): loopback by default, Host/Origin checked, bodies capped,
+bearer tokens (Sophia tokens or OAuth 2.1 JWTs) required unless explicitly allowed on loopback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.transport_security import TransportSecuritySettings
+
+from .auth import JwtVerifier, SophiaTokenVerifier
+from .errors import Forbidden
+from .settings import SuiteSettings
+
+
+def _local_names(host: str, port: int) -> tuple[list[str], list[str]]:
+    names = {host, "127.0.0.1", "localhost", "[::1]"} if host in ("127.0.0.1", "localhost", "::1") else {host}
+    hosts = [f"{n}:{port}" for n in names] + list(names)
+    origins = [f"{scheme}://{n}:{port}" for n in names for scheme in ("http", "https")]
+    return hosts, origins
+
+
+def http_app(
+    server: Any,
+    *,
+    transport: str,
+    host: str,
+    port: int,
+    allow_unauthenticated: bool = False,
+    extra_hosts: list[str] | None = None,
+    suite: SuiteSettings | None = None,
+) -> Any:
+    """The Starlette app for `server` over SSE or streamable HTTP, with Sophia's edge checks."""
+    from .cli import is_loopback
+
+    suite = suite or SuiteSettings()
+    if allow_unauthenticated and not is_loopback(host):
+        raise Forbidden(
+            f"--allow-unauthenticated is refused on {host}: HTTP without auth is allowed on loopback only"
+        )
+    resource_url = f"http://{host}:{port}/mcp"
+    if not allow_unauthenticated:
+        if suite.auth_mode == "jwt":
+            server.configure_auth(JwtVerifier(suite, audience=resource_url), resource_url, suite.jwt_issuer)
+        else:
+            server.configure_auth(SophiaTokenVerifier(), resource_url)
+    hosts, origins = _local_names(host, port)
+    hosts += extra_hosts or []
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+    if transport == "sse":
+        return server.sse_app(transport_security=security, max_request_body_size=suite.http_max_body_bytes)
+    return server.streamable_http_app(
+        transport_security=security, max_request_body_size=suite.http_max_body_bytes, host=host
+    )
+
+
+def run_http(app: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,422 @@
+"""SophiaServer: an MCPServer whose every tool call goes through one request path.
+
+principal → role check (tool hidden in read-only mode) → argument validation → confirmation if
+needed → tool → result cap → audit record. A server never re-implements a step.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import time
+import typing
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
+
+import anyio.to_thread
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
+from mcp.server.mcpserver.utilities.func_metadata import func_metadata
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from pydantic import Field, ValidationError
+
+from .audit import AuditEvent, AuditLog
+from .auth import Principal, Role, TokenStore, local_principal, principal_from_access_token
+from .confirm import CONFIRMATION_TOKEN_ARG, ConfirmationGate, Preview
+from .errors import (
+    ConfirmationRequired,
+    ErrorCode,
+    Forbidden,
+    InternalError,
+    InvalidArgument,
+    LimitExceeded,
+    NotFound,
+    SophiaError,
+)
+from .redact import is_secret_name, redact
+from .settings import ServerSettings, SuiteSettings
+
+__all__ = [
+    "Preview",
+    "Principal",
+    "Role",
+    "SophiaServer",
+    "ToolSpec",
+    "current_correlation_id",
+    "current_principal",
+]
+
+log = logging.getLogger("sophia")
+
+PRINCIPAL_META_KEY = "sophia/principal"
+CORRELATION_META_KEY = "sophia/correlation_id"
+
+_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("sophia_principal", default=None)
+_correlation: contextvars.ContextVar[str] = contextvars.ContextVar("sophia_correlation", default="")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_principal() -> Principal:
+    """The principal of the call being served (the local user outside a call)."""
+    principal = _principal.get()
+    return principal if principal is not None else local_principal()
+
+
+def current_correlation_id() -> str:
+    return _correlation.get()
+
+
+@dataclass
+class ToolSpec:
+    """What the decorator was told about one tool."""
+
+    name: str
+    role: Role
+    read_only: bool
+    destructive: bool
+    idempotent: bool
+    open_world: bool
+    confirm: bool
+    toolset: str
+    preview: Callable[..., Awaitable[Preview]] | None = None
+    confirm_when: Callable[..., Awaitable[bool]] | None = None
+    arg_names: list[str] = field(default_factory=list)
+
+
+class SophiaServer(MCPServer[Any]):
+    """An MCP server for one integration, with Sophia's request path around every tool."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: ServerSettings,
+        instructions: str | None = None,
+        version: str = "0.1.0",
+        lifespan: Any = None,
+        suite: SuiteSettings | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        super().__init__(name=name, instructions=instructions, version=version, lifespan=lifespan)
+        self.server_settings = settings
+        self.suite = suite or SuiteSettings()
+        self.read_only = settings.read_only
+        self.trust_meta_principal = self.suite.trust_host_principal
+        self.local_principal = local_principal(self.suite)
+        self.specs: dict[str, ToolSpec] = {}
+        self._audit = audit
+        self._confirm = ConfirmationGate()
+
+    # -- registration ---------------------------------------------------------------------
+
+    def tool(  # type: ignore[override]
+        self,
+        *,
+        role: Role,
+        read_only: bool,
+        destructive: bool,
+        idempotent: bool,
+        open_world: bool,
+        confirm: bool | None = None,
+        preview: Callable[..., Awaitable[Preview]] | None = None,
+        confirm_when: Callable[..., Awaitable[bool]] | None = None,
+        toolset: str | None = None,
+        name: str | None = None,
+        title: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a tool with its minimum role and all four annotations."""
+
+        def decorator(fn: F) -> F:
+            tool_name = name or fn.__name__
+            if tool_name in self.specs:
+                raise ValueError(f"tool {tool_name!r} is registered twice on server {self.name!r}")
+            if not (fn.__doc__ or "").strip():
+                raise ValueError(f"tool {tool_name!r} needs a docstring: it is the tool's description")
+            spec = ToolSpec(
+                name=tool_name, role=Role.parse(role), read_only=read_only, destructive=destructive,
+                idempotent=idempotent, open_world=open_world,
+                confirm=destructive if confirm is None else confirm,
+                toolset=toolset or self.name, preview=preview, confirm_when=confirm_when,
+            )
+            if read_only and (destructive or spec.confirm):
+                raise ValueError(f"tool {tool_name!r} cannot be read-only and destructive/confirmed")
+            registered = self._with_confirmation(fn, spec) if spec.confirm else fn
+            spec.arg_names = [
+                n for n in inspect.signature(fn).parameters if n != find_context_parameter(fn)
+            ]
+            self.specs[tool_name] = spec
+            super(SophiaServer, self).add_tool(
+                registered,
+                name=tool_name,
+                title=title,
+                description=inspect.cleandoc(fn.__doc__ or ""),
+                annotations=ToolAnnotations(
+                    read_only_hint=read_only, destructive_hint=destructive,
+                    idempotent_hint=idempotent, open_world_hint=open_world,
+                ),
+                meta={"sophia": {"role": spec.role.label, "toolset": spec.toolset, "confirm": spec.confirm}},
+            )
+            return fn
+
+        return decorator
+
+    def add_tool(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("register tools with SophiaServer.tool(role=..., read_only=..., ...), not add_tool")
+
+    def _with_confirmation(self, fn: Callable[..., Any], spec: ToolSpec) -> Callable[..., Any]:
+        """Wrap `fn` so the call is confirmed (elicitation, else a single-use token) before it runs."""
+        signature = inspect.signature(fn, eval_str=True)
+        hints = typing.get_type_hints(fn, include_extras=True)
+        ctx_name = find_context_parameter(fn)
+        arg_names = [n for n in signature.parameters if n != ctx_name]
+        resolver = self._confirm.resolver(spec, arg_names, self)
+        is_async = inspect.iscoroutinefunction(fn)
+        gate = self._confirm
+
+        async def confirmed(**kwargs: Any) -> Any:
+            outcome = kwargs.pop(ConfirmationGate.PARAM)
+            token = kwargs.pop(CONFIRMATION_TOKEN_ARG, None)
+            await gate.check(spec, outcome, token, {n: kwargs[n] for n in arg_names}, current_principal())
+            if is_async:
+                return await fn(**kwargs)
+            return await anyio.to_thread.run_sync(lambda: fn(**kwargs))
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
+        token_annotation = Annotated[
+            str | None,
+            Field(
+                description=(
+                    "Only when repeating a call that answered confirmation_required: the token it "
+                    "returned, after the user approved the preview. Single use, valid 5 minutes."
+                ),
+                max_length=200,
+            ),
+        ]
+        params.append(
+            inspect.Parameter(CONFIRMATION_TOKEN_ARG, inspect.Parameter.KEYWORD_ONLY, default=None,
+                              annotation=token_annotation)
+        )
+        gate_annotation = gate.parameter_annotation(resolver)
+        params.append(inspect.Parameter(ConfirmationGate.PARAM, inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=gate_annotation))
+        confirmed.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        confirmed.__annotations__ = {
+            **hints, CONFIRMATION_TOKEN_ARG: token_annotation, ConfirmationGate.PARAM: gate_annotation,
+        }
+        confirmed.__name__ = fn.__name__
+        confirmed.__doc__ = fn.__doc__
+        return confirmed
+
+    # -- listing --------------------------------------------------------------------------
+
+    def visible(self, spec: ToolSpec) -> bool:
+        return spec.read_only or not self.read_only
+
+    async def list_tools(self) -> list[Any]:
+        tools = await super().list_tools()
+        return [t for t in tools if t.name in self.specs and self.visible(self.specs[t.name])]
+
+    # -- the request path -----------------------------------------------------------------
+
+    def _principal_for(self, context: Context[Any, Any] | None) -> Principal:
+        token = get_access_token()
+        if token is not None:
+            return principal_from_access_token(token)
+        if self.trust_meta_principal and context is not None:
+            meta = self._request_meta(context)
+            forwarded = Principal.from_meta(meta.get(PRINCIPAL_META_KEY))
+            if forwarded is not None:
+                return forwarded
+        return self.local_principal
+
+    @staticmethod
+    def _request_meta(context: Context[Any, Any]) -> Mapping[str, Any]:
+        try:
+            meta = context.request_context.meta
+        except (ValueError, AttributeError, LookupError):
+            return {}
+        if meta is None:
+            return {}
+        if isinstance(meta, Mapping):
+            return meta
+        dumped = meta.model_dump(by_alias=True) if hasattr(meta, "model_dump") else {}
+        return dumped if isinstance(dumped, dict) else {}
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        principal = self._principal_for(context)
+        meta = self._request_meta(context) if context is not None else {}
+        correlation = str(meta.get(CORRELATION_META_KEY) or uuid.uuid4().hex[:16])
+        p_token = _principal.set(principal)
+        c_token = _correlation.set(correlation)
+        started = time.perf_counter()
+        spec = self.specs.get(name)
+        outcome, code = "ok", None
+        try:
+            if spec is None or not self.visible(spec):
+                if spec is not None:
+                    raise Forbidden(
+                        f"{name} is not available: this server runs in read-only mode "
+                        f"(setting SOPHIA_{self.name.upper()}_READ_ONLY or --read-only)"
+                    )
+                raise NotFound(f"unknown tool {name!r}; list the tools to see what this server offers")
+            if principal.role < spec.role:
+                raise Forbidden(
+                    f"{name} needs role {spec.role.label} or higher; {principal.name} has role "
+                    f"{principal.role.label}"
+                )
+            result = await self._run(name, arguments, context)
+            if isinstance(result, InputRequiredResult):
+                outcome = "input_required"
+                return result
+            result = self._cap(name, result)
+            if result.is_error:
+                outcome = "error"
+                code = _error_code_of(result)
+            return result
+        except SophiaError as exc:
+            outcome = "denied" if exc.code == ErrorCode.FORBIDDEN else "error"
+            code = exc.code.value
+            return self._error_result(exc)
+        finally:
+            self._record(spec, name, arguments, principal, correlation, outcome, code, started)
+            _principal.reset(p_token)
+            _correlation.reset(c_token)
+
+    async def _run(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = _sophia_cause(exc)
+            if cause is not None:
+                raise cause from None
+            if isinstance(exc.__cause__, ValidationError):
+                raise InvalidArgument(_validation_message(name, exc.__cause__)) from None
+            log.error("tool %s crashed", name, exc_info=exc.__cause__ or exc)
+            raise InternalError(
+                f"{name} failed unexpectedly; the server logged the details. Retry, or report it."
+            ) from None
+
+    def _cap(self, name: str, result: CallToolResult) -> CallToolResult:
+        limit = self.server_settings.max_result_chars
+        size = sum(len(c.text) for c in result.content if isinstance(c, TextContent))
+        if size > limit:
+            raise LimitExceeded(
+                f"{name} produced {size} characters, over this server's cap of {limit} "
+                f"(SOPHIA_{self.name.upper()}_MAX_RESULT_CHARS); ask for fewer rows or a smaller page"
+            )
+        return result
+
+    def _error_result(self, exc: SophiaError) -> CallToolResult:
+        # Confirmation messages are ours and carry the token the model must repeat.
+        message = exc.message if isinstance(exc, ConfirmationRequired) else redact(exc.message)
+        if exc.detail and self.server_settings.verbose_errors:
+            message = f"{message} (upstream: {redact(exc.detail)})"
+        error: dict[str, Any] = {"code": exc.code.value, "message": message}
+        if exc.data:
+            error["data"] = exc.data
+        return CallToolResult(
+            content=[TextContent(type="text", text=f"[{exc.code.value}] {message}")],
+            structured_content={"error": error},
+            is_error=True,
+        )
+
+    # -- audit ----------------------------------------------------------------------------
+
+    @property
+    def audit(self) -> AuditLog:
+        if self._audit is None:
+            self._audit = AuditLog(dsn=self.suite.audit_dsn)
+        return self._audit
+
+    def _record(
+        self, spec: ToolSpec | None, name: str, arguments: Mapping[str, Any], principal: Principal,
+        correlation: str, outcome: str, code: str | None, started: float,
+    ) -> None:
+        event = AuditEvent(
+            principal=principal.name, principal_kind=principal.kind, role=principal.role.label,
+            server=self.name, tool=name, arguments=self._argument_shape(arguments),
+            outcome=outcome, error_code=code, duration_ms=(time.perf_counter() - started) * 1000,
+            correlation_id=correlation,
+        )
+        try:
+            self.audit.append(event)
+        except Exception:  # the audit must never take a call down with it, but it must be seen
+            log.exception("audit append failed for %s.%s", self.name, name)
+
+    def _argument_shape(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        shape: dict[str, Any] = {}
+        for key, value in arguments.items():
+            kind = _json_kind(value)
+            if self.server_settings.audit_values and not is_secret_name(key) and key != CONFIRMATION_TOKEN_ARG:
+                shape[key] = {"type": kind, "value": value if kind != "string" else redact(str(value))[:500]}
+            else:
+                shape[key] = kind
+        return shape
+
+    # -- HTTP auth wiring (used by the CLI) -------------------------------------------------
+
+    def configure_auth(self, verifier: Any, resource_url: str, issuer_url: str | None = None) -> None:
+        """Require bearer tokens on HTTP: Sophia tokens or JWTs, with protected-resource metadata."""
+        self._token_verifier = verifier
+        self.settings.auth = AuthSettings(
+            issuer_url=issuer_url or resource_url,  # type: ignore[arg-type]
+            resource_server_url=resource_url,  # type: ignore[arg-type]
+        )
+
+    def token_store(self) -> TokenStore:
+        return TokenStore()
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _sophia_cause(exc: BaseException) -> SophiaError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SophiaError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+def _validation_message(tool: str, error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "arguments"
+        parts.append(f"{where}: {item['msg']}")
+    return f"invalid arguments for {tool}: " + "; ".join(parts)
+
+
+def _error_code_of(result: CallToolResult) -> str | None:
+    content = result.structured_content or {}
+    error = content.get("error") if isinstance(content, dict) else None
+    return str(error.get("code")) if isinstance(error, dict) else ErrorCode.INTERNAL.value
+
+
+def output_schema_of(fn: Callable[..., Any]) -> dict[str, Any] | None:
+    """The output schema the SDK derives for `fn` (used by schema snapshot tests)."""
+    return func_metadata(fn).output_schema

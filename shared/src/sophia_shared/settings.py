@@ -1,0 +1,137 @@
+"""Settings: one pydantic-settings class per server (env SOPHIA_<SERVER>_*), plus the suite's own.
+
+Sources, strongest first: init arguments, environment, the `[<server>]` table of `sophia.toml`
+(path from SOPHIA_CONFIG, else ./sophia.toml, else $SOPHIA_HOME/sophia.toml), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .paths import sophia_home
+
+
+class SettingsError(SystemExit):
+    """A bad setting at start: one line naming the setting, then exit code 2."""
+
+    def __init__(self, line: str):
+        super().__init__(2)
+        self.line = line
+
+    def __str__(self) -> str:
+        return self.line
+
+
+def config_file() -> Path | None:
+    """The sophia.toml in force, if any."""
+    explicit = os.environ.get("SOPHIA_CONFIG")
+    if explicit:
+        return Path(explicit)
+    for candidate in (Path.cwd() / "sophia.toml", sophia_home() / "sophia.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_config_table(table: str) -> dict[str, Any]:
+    """The `[table]` of sophia.toml, or an empty dict."""
+    path = config_file()
+    if path is None or not path.is_file():
+        return {}
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    section = data.get(table, {})
+    return dict(section) if isinstance(section, dict) else {}
+
+
+class _TomlTableSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], table: str):
+        super().__init__(settings_cls)
+        self._values = read_config_table(table)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
+
+
+class _SophiaBaseSettings(BaseSettings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        table = str(settings_cls.model_config.get("title") or "sophia")
+        return (init_settings, env_settings, _TomlTableSource(settings_cls, table))
+
+
+def settings_config(server: str) -> SettingsConfigDict:
+    """The model_config of a server's settings: env prefix SOPHIA_<SERVER>_, `[server]` in sophia.toml."""
+    return SettingsConfigDict(
+        env_prefix=f"SOPHIA_{server.upper()}_",
+        title=server,
+        extra="ignore",
+        validate_default=True,
+    )
+
+
+class ServerSettings(_SophiaBaseSettings):
+    """What every server has: read-only mode, verbose errors, the result cap, audit of values."""
+
+    model_config = settings_config("server")
+
+    read_only: bool = False
+    verbose_errors: bool = False
+    max_result_chars: int = 200_000
+    audit_values: bool = False
+
+
+Role = Literal["viewer", "developer", "devops", "admin"]
+
+
+class SuiteSettings(_SophiaBaseSettings):
+    """The suite's own settings (env SOPHIA_*, `[sophia]` in sophia.toml)."""
+
+    model_config = SettingsConfigDict(env_prefix="SOPHIA_", title="sophia", extra="ignore")
+
+    stdio_role: Role = "developer"
+    # Set by the host on the children it starts: they accept the caller's principal from each
+    # call's _meta. Never set this on a server reachable by anything but its parent host.
+    trust_host_principal: bool = False
+    audit_dsn: str | None = None
+    auth_mode: Literal["token", "jwt"] = "token"
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_jwks_file: Path | None = None
+    jwt_role_claim: str = "sophia_role"
+    jwt_algorithms: list[str] = ["RS256", "ES256"]
+    http_max_body_bytes: int = 4 * 1024 * 1024
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build a settings object; a bad value fails with one line naming the setting."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "?"
+        raise SettingsError(
+            f"bad setting {prefix}{field.upper()} ({field}): {first['msg']}"
+        ) from None

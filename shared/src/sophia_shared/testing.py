@@ -1,0 +1,79 @@
+"""Test helpers: the in-memory SDK client, with a chosen principal and elicitation answers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+from mcp.client import Client
+from mcp.types import CallToolResult, ElicitResult, RequestParamsMeta, Tool
+
+from .auth import Principal, Role
+from .server import PRINCIPAL_META_KEY, SophiaServer
+
+
+class SophiaTestClient:
+    """The SDK client, calling every tool as `principal` (forwarded like the host does)."""
+
+    def __init__(self, client: Client, principal: Principal):
+        self.client = client
+        self.principal = principal
+
+    async def call(
+        self, name: str, arguments: dict[str, Any] | None = None, *, principal: Principal | None = None,
+        progress_callback: Any = None,
+    ) -> CallToolResult:
+        who = principal or self.principal
+        meta: RequestParamsMeta = {PRINCIPAL_META_KEY: who.as_meta()}  # type: ignore[typeddict-unknown-key]
+        return await self.client.call_tool(name, arguments or {}, meta=meta, progress_callback=progress_callback)
+
+    async def list_tools(self) -> list[Tool]:
+        return (await self.client.list_tools()).tools
+
+
+@asynccontextmanager
+async def connect(
+    server: SophiaServer,
+    *,
+    principal: Principal | None = None,
+    elicitation: Literal["accept", "decline"] | None = None,
+) -> AsyncIterator[SophiaTestClient]:
+    """Connect the in-memory SDK client; `elicitation` makes it answer confirmation prompts."""
+    who = principal or Principal("tester", Role.DEVELOPER, kind="test")
+
+    async def answer(context: Any, params: Any) -> ElicitResult:
+        if elicitation == "accept":
+            return ElicitResult(action="accept", content={"confirm": True})
+        return ElicitResult(action="decline")
+
+    previous = server.trust_meta_principal
+    server.trust_meta_principal = True
+    try:
+        kwargs: dict[str, Any] = {"elicitation_callback": answer} if elicitation else {}
+        async with Client(server, **kwargs) as client:
+            yield SophiaTestClient(client, who)
+    finally:
+        server.trust_meta_principal = previous
+
+
+def error_code(result: CallToolResult) -> str | None:
+    """The stable error code of a failed call, or None when it succeeded."""
+    if not result.is_error:
+        return None
+    content = result.structured_content or {}
+    error = content.get("error") if isinstance(content, dict) else None
+    return str(error["code"]) if isinstance(error, dict) and "code" in error else "unknown"
+
+
+def error_data(result: CallToolResult) -> dict[str, Any]:
+    content = result.structured_content or {}
+    error = content.get("error") if isinstance(content, dict) else None
+    data = error.get("data") if isinstance(error, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    """The structured content of a call (fails loudly when there is none)."""
+    assert result.structured_content is not None, f"no structured content: {result.content}"
+    return dict(result.structured_content)
