@@ -273,7 +273,7 @@ class SophiaServer(MCPServer[Any]):
                     f"{name} needs role {spec.role.label} or higher; {principal.name} has role "
                     f"{principal.role.label}"
                 )
-            result = await self._run(name, arguments, context)
+            result = await self.execute(name, arguments, context)
             if isinstance(result, InputRequiredResult):
                 outcome = "input_required"
                 return result
@@ -291,9 +291,10 @@ class SophiaServer(MCPServer[Any]):
             _principal.reset(p_token)
             _correlation.reset(c_token)
 
-    async def _run(
+    async def execute(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
     ) -> CallToolResult | InputRequiredResult:
+        """Validate and run the tool (the step a composing host overrides to forward the call)."""
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:

@@ -1,0 +1,90 @@
+"""`sophia token ...` and `sophia audit ...`: the admin commands of the shared mechanisms."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+from sophia_shared.audit import AuditLog
+from sophia_shared.auth import Role, TokenStore
+from sophia_shared.errors import SophiaError
+from sophia_shared.settings import SuiteSettings
+
+token_app = typer.Typer(help="Bearer tokens for HTTP clients (stored hashed under SOPHIA_HOME).", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log of every tool call.", no_args_is_help=True)
+
+
+def _fail(exc: SophiaError) -> typer.Exit:
+    typer.echo(f"sophia: {exc.code.value}: {exc.message}", err=True)
+    return typer.Exit(2)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="who or what will use the token")],
+    role: Annotated[str, typer.Option(help="viewer, developer, devops or admin")] = "developer",
+) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    try:
+        record, plaintext = TokenStore().create(name, Role.parse(role))
+    except SophiaError as exc:
+        raise _fail(exc) from None
+    typer.echo(plaintext)
+    typer.echo(f"created token {record.id} for {record.name} with role {record.role.label}; "
+               "it is shown only now", err=True)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens (never their values)."""
+    for record in TokenStore().list():
+        state = "revoked" if record.revoked else "active"
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(record.created))
+        typer.echo(f"{record.id}  {record.name:<24} {record.role.label:<10} {state:<8} {created}")
+
+
+@token_app.command("revoke")
+def token_revoke(name_or_id: Annotated[str, typer.Argument(help="the token's name or id")]) -> None:
+    """Revoke a token at once."""
+    try:
+        record = TokenStore().revoke(name_or_id)
+    except SophiaError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"revoked token {record.id} ({record.name})")
+
+
+def _log() -> AuditLog:
+    return AuditLog(dsn=SuiteSettings().audit_dsn)
+
+
+@audit_app.command("tail")
+def audit_tail(n: Annotated[int, typer.Option("-n", help="how many records")] = 20) -> None:
+    """Show the last records."""
+    for r in _log().tail(n):
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r["ts"]))
+        code = f" {r['error_code']}" if r["error_code"] else ""
+        typer.echo(f"{r['seq']:>6} {stamp} {r['principal']}({r['role']}) {r['server']}.{r['tool']} "
+                   f"{r['outcome']}{code} {r['duration_ms']:.1f}ms {r['arguments']}")
+
+
+@audit_app.command("export")
+def audit_export() -> None:
+    """Print every record as JSON lines (for a SIEM or an archive)."""
+    for r in _log().records():
+        r.pop("id", None)
+        typer.echo(json.dumps(r, sort_keys=True))
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain and the head: exit 0 when intact, 1 naming each problem."""
+    report = _log().verify()
+    if report.intact:
+        typer.echo(f"audit log intact: {report.records} records")
+        return
+    for problem in report.problems:
+        typer.echo(problem)
+    typer.echo(f"audit log NOT intact: {len(report.problems)} problem(s) in {report.records} records", err=True)
+    raise typer.Exit(1)
