@@ -1,0 +1,355 @@
+"""The Pulumi MCP tools: typed, documented, thin — every one calls client.py."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+from sophia_shared.audit import AuditEvent
+from sophia_shared.errors import Conflict, Forbidden, InvalidArgument, Unavailable
+from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
+
+from .client import PulumiClient
+from .models import (
+    ChangePreview,
+    ConfigSetResult,
+    HistoryPage,
+    OperationResult,
+    ResourceChange,
+    ResourceItem,
+    ResourcePage,
+    StackConfig,
+    StackList,
+    StackOutputs,
+)
+from .policy import NAME_PATTERN, check_config_key, urns_hash
+from .settings import PulumiSettings
+
+INSTRUCTIONS = (
+    "Pulumi stacks: read outputs, resources, history and config; change infrastructure only through "
+    "pulumi_preview -> user confirmation -> pulumi_up (bound to the exact saved plan). Every tool names "
+    "its project and stack; no stack is ever created implicitly. Secrets are redacted."
+)
+OUTPUT_VALUE_CAP = 4_000
+OUTPUTS_CAP = 200
+CONFIG_CAP = 500
+STACKS_CAP = 500
+
+Project = Annotated[
+    str, Field(description="Pulumi project name, e.g. 'webapp'.", min_length=1, max_length=100, pattern=NAME_PATTERN)
+]
+Stack = Annotated[
+    str,
+    Field(description="Stack name within the project, e.g. 'dev' (not org-qualified).",
+          min_length=1, max_length=100, pattern=NAME_PATTERN),
+]
+Cursor = Annotated[
+    str | None, Field(description="`next_cursor` of the previous page; omit for the first page.", max_length=64)
+]
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if text.startswith("o:") and text[2:].isdigit():
+            return int(text[2:])
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise InvalidArgument("cursor is not one this server issued: pass `next_cursor` unchanged, or omit it")
+
+
+def _cap_value(value: Any) -> tuple[Any, bool]:
+    import json
+
+    text = json.dumps(value, default=str)
+    if len(text) <= OUTPUT_VALUE_CAP:
+        return value, False
+    return text[:OUTPUT_VALUE_CAP], True
+
+
+def _change_lines(changes: list[ResourceChange], cap: int = 50) -> list[str]:
+    lines = [f"{c.op} {c.urn}" for c in changes[:cap]]
+    if len(changes) > cap:
+        lines.append(f"... and {len(changes) - cap} more")
+    return lines
+
+
+def build_server(settings: PulumiSettings) -> SophiaServer:
+    """The Pulumi server: read tools from state or CLI, change tools through the Automation API."""
+    server = SophiaServer("pulumi", settings=settings, instructions=INSTRUCTIONS)
+    client = PulumiClient(settings)
+
+    def progress_sink(ctx: Context[Any, Any]) -> Any:
+        seen = 0
+
+        async def sink(change: ResourceChange) -> None:
+            nonlocal seen
+            seen += 1
+            await ctx.report_progress(seen, None, f"{change.op} {change.urn}")
+
+        return sink
+
+    # -- read tools ---------------------------------------------------------------------------------
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def pulumi_list_stacks(
+        project: Annotated[
+            str | None,
+            Field(description="Only this project's stacks; omit for every project.",
+                  min_length=1, max_length=100, pattern=NAME_PATTERN),
+        ] = None,
+    ) -> StackList:
+        """List the stacks of one project (or of all projects) with last update time and resource count."""
+        stacks = await client.list_stacks(project)
+        if project is not None and not stacks and project not in client.known_projects():
+            from sophia_shared.errors import NotFound
+
+            raise NotFound(
+                f"project {project!r} not found; known projects: " + (", ".join(client.known_projects()) or "none")
+            )
+        return StackList(
+            stacks=stacks[:STACKS_CAP],
+            truncated=len(stacks) > STACKS_CAP,
+            source="state" if client.reads_from_state() else "cli",
+        )
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def pulumi_stack_outputs(
+        project: Project,
+        stack: Stack,
+        reveal_secrets: Annotated[
+            bool,
+            Field(description="Show secret outputs in clear. Admin only, audited; needs the Pulumi CLI."),
+        ] = False,
+    ) -> StackOutputs:
+        """Stack outputs of one stack; secret outputs are shown as '[secret]' unless an admin asks to reveal."""
+        principal = current_principal()
+        if reveal_secrets and principal.role < Role.ADMIN:
+            raise Forbidden(
+                f"revealing secret outputs needs role admin; {principal.name} has role {principal.role.label}. "
+                "Call again without reveal_secrets to see the redacted outputs"
+            )
+        values, from_state = await client.outputs(project, stack, reveal_secrets)
+        capped = []
+        for item in values[:OUTPUTS_CAP]:
+            value, cut = _cap_value(item.value)
+            capped.append(item.model_copy(update={"value": value, "truncated": cut}))
+        if reveal_secrets:
+            _audit_reveal(server, project, stack, [v.name for v in values if v.secret])
+        return StackOutputs(
+            project=project, stack=stack, outputs=capped, revealed=reveal_secrets,
+            truncated=len(values) > OUTPUTS_CAP, source="state" if from_state else "cli",
+        )
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def pulumi_list_resources(
+        project: Project,
+        stack: Stack,
+        type: Annotated[
+            str | None,
+            Field(description="Only resources of this type token, e.g. 'aws:s3/bucket:Bucket'; "
+                  "'*' wildcards allowed, e.g. 'aws:s3/*'.", min_length=1, max_length=300),
+        ] = None,
+        name_contains: Annotated[
+            str | None, Field(description="Only resources whose name contains this text.", min_length=1, max_length=200)
+        ] = None,
+        limit: Annotated[int, Field(description="Resources per page.", ge=1, le=1000)] = 100,
+        cursor: Cursor = None,
+    ) -> ResourcePage:
+        """List a stack's resources (URN, type, name, provider, parent), filtered by type, a page at a time."""
+        offset = _decode_cursor(cursor)
+        rows = await client.resources(project, stack)
+        if type is not None:
+            if "*" in type or "?" in type:
+                rows = tuple(r for r in rows if fnmatch.fnmatchcase(r.type, type))
+            else:
+                rows = tuple(r for r in rows if r.type == type)
+        if name_contains is not None:
+            needle = name_contains.lower()
+            rows = tuple(r for r in rows if needle in r.name.lower())
+        page = rows[offset : offset + limit]
+        more = offset + limit < len(rows)
+        return ResourcePage(
+            project=project, stack=stack, matched=len(rows),
+            resources=[
+                ResourceItem(urn=r.urn, type=r.type, name=r.name, provider=r.provider, parent=r.parent)
+                for r in page
+            ],
+            next_cursor=_encode_cursor(offset + limit) if more else None,
+            truncated=more,
+            source="state" if client.reads_from_state() else "cli",
+        )
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def pulumi_stack_history(
+        project: Project,
+        stack: Stack,
+        limit: Annotated[int, Field(description="Entries per page, newest first.", ge=1, le=100)] = 20,
+        cursor: Cursor = None,
+    ) -> HistoryPage:
+        """The update history of a stack (kind, result, time, resource changes), newest first."""
+        offset = _decode_cursor(cursor)
+        entries, from_state = await client.history(project, stack, offset + limit + 1)
+        page = entries[offset : offset + limit]
+        more = len(entries) > offset + limit
+        for entry in page:
+            entry.message = entry.message[:500]
+        return HistoryPage(
+            project=project, stack=stack, entries=page,
+            next_cursor=_encode_cursor(offset + limit) if more else None, truncated=more,
+            source="state" if from_state else "cli",
+        )
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def pulumi_get_config(project: Project, stack: Stack) -> StackConfig:
+        """A stack's configuration; secret values are never shown (value is null, secret is true)."""
+        entries, from_state = await client.config(project, stack)
+        return StackConfig(
+            project=project, stack=stack, entries=entries[:CONFIG_CAP], truncated=len(entries) > CONFIG_CAP,
+            source="state" if from_state else "cli",
+        )
+
+    # -- change tools -------------------------------------------------------------------------------
+
+    @server.tool(role=Role.DEVOPS, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def pulumi_preview(project: Project, stack: Stack, ctx: Context[Any, Any]) -> ChangePreview:
+        """Preview an update: run the program, save the plan, and list what would be created, updated,
+        deleted or replaced. Changes nothing. Engine events stream as progress."""
+        preview, _ = await client.preview(project, stack, progress_sink(ctx))
+        return preview
+
+    async def preview_up(project: str, stack: str) -> Preview:
+        change, saved = await client.preview(project, stack, None)
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(change.counts.items())) or "no changes"
+        changed = change.creates + change.updates + change.deletes + change.replaces
+        return Preview(
+            summary=(
+                f"pulumi up on {client.qualified(project, stack)} with saved plan {saved.digest[:12]}: {counts}. "
+                "Only this plan will be applied; if the stack changes first, the update is refused."
+            ),
+            details={"plan_hash": saved.digest, "counts": change.counts, "changes": _change_lines(changed)},
+            binding=saved.digest,
+        )
+
+    @server.tool(role=Role.DEVOPS, read_only=False, destructive=True, idempotent=False, open_world=True,
+                 preview=preview_up)
+    async def pulumi_up(project: Project, stack: Stack, ctx: Context[Any, Any]) -> OperationResult:
+        """Apply the stack's program with `up --plan`, only after the user confirmed that exact saved plan.
+        The confirmation is bound to the plan's hash: if the stack or program changed since, it is refused."""
+        saved = client.saved_plan(project, stack)
+        if saved is None:
+            raise Conflict("no saved plan for this stack; run pulumi_preview (or call pulumi_up again) first")
+        return await client.up(project, stack, saved, progress_sink(ctx))
+
+    async def preview_refresh(project: str, stack: str) -> Preview:
+        client.require_cli("pulumi_refresh")
+        rows = await client.resources(project, stack)
+        return Preview(
+            summary=(
+                f"pulumi refresh on {client.qualified(project, stack)}: read the real state of {len(rows)} "
+                "resources and update the stack's state to match (cloud resources are not changed)."
+            ),
+            details={"resources": len(rows)},
+        )
+
+    @server.tool(role=Role.DEVOPS, read_only=False, destructive=False, idempotent=True, open_world=True,
+                 confirm=True, preview=preview_refresh)
+    async def pulumi_refresh(project: Project, stack: Stack, ctx: Context[Any, Any]) -> OperationResult:
+        """Refresh a stack's state from the real resources (confirmed first; cloud resources are untouched)."""
+        return await client.refresh(project, stack, progress_sink(ctx))
+
+    async def preview_destroy(project: str, stack: str) -> Preview:
+        client.require_cli("pulumi_destroy")
+        rows = await client.resources(project, stack)
+        doomed = [r.urn for r in rows if r.type != "pulumi:pulumi:Stack"]
+        return Preview(
+            summary=(
+                f"pulumi destroy on {client.qualified(project, stack)}: DELETE all {len(doomed)} resources "
+                "listed in details.resources. This cannot be undone."
+            ),
+            details={"count": len(doomed), "resources": doomed},
+            binding=urns_hash(doomed),
+        )
+
+    @server.tool(role=Role.ADMIN, read_only=False, destructive=True, idempotent=False, open_world=True,
+                 preview=preview_destroy)
+    async def pulumi_destroy(project: Project, stack: Stack, ctx: Context[Any, Any]) -> OperationResult:
+        """Delete every resource of a stack (admin, confirmed; the confirmation lists every resource).
+        The stack itself and its history remain."""
+        return await client.destroy(project, stack, progress_sink(ctx))
+
+    @server.tool(role=Role.DEVOPS, read_only=False, destructive=False, idempotent=True, open_world=True)
+    async def pulumi_set_config(
+        project: Project,
+        stack: Stack,
+        key: Annotated[
+            str, Field(description="Config key, 'name' (the project's namespace) or 'namespace:name'.",
+                       min_length=1, max_length=200)
+        ],
+        value: Annotated[
+            str | None, Field(description="Plain value (stored in clear). Give this or secret_value.",
+                              max_length=10_000)
+        ] = None,
+        secret_value: Annotated[
+            str | None,
+            Field(description="Secret value, stored encrypted by the stack's secrets provider and never echoed.",
+                  max_length=10_000),
+        ] = None,
+    ) -> ConfigSetResult:
+        """Set one configuration value on a stack; secret values are stored as secrets."""
+        if (value is None) == (secret_value is None):
+            raise InvalidArgument("give exactly one of `value` (plain) or `secret_value` (stored as a secret)")
+        full_key = check_config_key(key, project)
+        secret = secret_value is not None
+        text = secret_value if secret_value is not None else value
+        assert text is not None
+        await client.set_config(project, stack, full_key, text, secret)
+        return ConfigSetResult(project=project, stack=stack, key=full_key, secret=secret)
+
+    return server
+
+
+def _audit_reveal(server: SophiaServer, project: str, stack: str, secret_names: list[str]) -> None:
+    """A second audit record naming what was revealed, whatever SOPHIA_PULUMI_AUDIT_VALUES says."""
+    principal = current_principal()
+    server.audit.append(
+        AuditEvent(
+            principal=principal.name, principal_kind=principal.kind, role=principal.role.label,
+            server=server.name, tool="pulumi_stack_outputs#reveal_secrets",
+            arguments={"project": project, "stack": stack, "revealed_outputs": secret_names[:100]},
+            outcome="ok", error_code=None, duration_ms=0.0, correlation_id=current_correlation_id(),
+        )
+    )
+
+
+async def check(settings: PulumiSettings) -> str:
+    """Config + connectivity in one line; raise when neither the CLI nor file state is usable."""
+    import anyio.to_thread
+
+    client = PulumiClient(settings)
+    cli = client.cli_path()
+    if client.file_root is None and cli is None:
+        client.require_cli(f"backend {client._safe_backend()}")
+    parts = [f"backend {client._safe_backend()}"]
+    if client.file_root is not None:
+        stacks = await anyio.to_thread.run_sync(client.state_stacks, None)
+        parts.append(f"{len(stacks)} stacks in file state")
+    if cli is None:
+        parts.append("no Pulumi CLI (read tools only; change tools answer unavailable)")
+    else:
+        try:
+            command = await anyio.to_thread.run_sync(client._pulumi_command)
+        except Unavailable:
+            raise
+        parts.append(f"pulumi CLI {command.version} at {cli}")
+    return "; ".join(parts)
