@@ -1,0 +1,514 @@
+"""The SQL guard: parse, classify and authorise exactly one Snowflake statement.
+
+Layers (the server-side ones live in client.py):
+
+1. The text is screened for invisible and look-alike characters outside string literals and
+   quoted identifiers, so what a human reads in a preview is what the parser sees.
+2. sqlglot (Snowflake dialect) parses it; exactly one statement, no unparseable input.
+3. The statement is classified into a `StatementKind` by its syntax tree, never by a regex on
+   the text; reads are walked node by node, so DML hidden in a CTE, SELECT … INTO, locking
+   reads, stage scans and side-effecting SYSTEM$ functions are found.
+4. The statement that runs is re-rendered from the checked tree without comments, so a lexer
+   that disagrees with sqlglot about comments or strings cannot smuggle a second statement.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+DIALECT = "snowflake"
+
+
+class StatementKind(StrEnum):
+    """What a statement does, as far as permissions are concerned."""
+
+    SELECT = "select"
+    SHOW = "show"
+    DESCRIBE = "describe"
+    EXPLAIN = "explain"
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+    MERGE = "merge"
+    DDL = "ddl"
+    GRANT = "grant"
+    # Never runnable unless an admin setting lists them (see SnowflakeSettings.admin_dangerous_kinds).
+    FILE_TRANSFER = "file_transfer"
+    COPY = "copy"
+    CALL = "call"
+    EXECUTE = "execute"
+    SCRIPTING = "scripting"
+    ALTER_SESSION = "alter_session"
+    ALTER_ACCOUNT = "alter_account"
+    USE = "use"
+    SET = "set"
+    TRANSACTION = "transaction"
+    SECURITY = "security"
+
+
+READ_KINDS = frozenset({StatementKind.SELECT, StatementKind.SHOW, StatementKind.DESCRIBE, StatementKind.EXPLAIN})
+DML_KINDS = frozenset({StatementKind.INSERT, StatementKind.UPDATE, StatementKind.DELETE, StatementKind.MERGE})
+DANGEROUS_KINDS = frozenset(
+    {
+        StatementKind.FILE_TRANSFER,
+        StatementKind.COPY,
+        StatementKind.CALL,
+        StatementKind.EXECUTE,
+        StatementKind.SCRIPTING,
+        StatementKind.ALTER_SESSION,
+        StatementKind.ALTER_ACCOUNT,
+        StatementKind.USE,
+        StatementKind.SET,
+        StatementKind.TRANSACTION,
+        StatementKind.SECURITY,
+    }
+)
+
+DEFAULT_PERMISSIONS: Mapping[str, frozenset[StatementKind]] = {
+    "viewer": READ_KINDS,
+    "developer": READ_KINDS,
+    "devops": READ_KINDS | DML_KINDS,
+    "admin": READ_KINDS | DML_KINDS | {StatementKind.DDL, StatementKind.GRANT},
+}
+
+# SYSTEM$ functions that only read; every other SYSTEM$ call (cancel/abort queries, send e-mail or
+# notifications, change pipes and tasks, ...) has side effects and is refused inside a read.
+READ_ONLY_SYSTEM_FUNCTIONS = frozenset(
+    {
+        "SYSTEM$TYPEOF",
+        "SYSTEM$CLUSTERING_INFORMATION",
+        "SYSTEM$CLUSTERING_DEPTH",
+        "SYSTEM$EXPLAIN_PLAN_JSON",
+        "SYSTEM$EXPLAIN_JSON_TO_TEXT",
+        "SYSTEM$GET_TAG",
+        "SYSTEM$GET_TAG_ON_CURRENT_COLUMN",
+        "SYSTEM$GET_TAG_ON_CURRENT_TABLE",
+        "SYSTEM$PIPE_STATUS",
+        "SYSTEM$TASK_DEPENDENTS_ENABLE_STATUS",
+        "SYSTEM$VERIFY_EXTERNAL_OAUTH_TOKEN",
+        "SYSTEM$WHITELIST",
+        "SYSTEM$ALLOWLIST",
+    }
+)
+
+# Nodes that change data, schema, session or transaction state: none may appear inside a read.
+_WRITE_NODES: tuple[type[exp.Expr], ...] = (
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Merge,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.TruncateTable,
+    exp.Command,
+    exp.Copy,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.Use,
+    exp.Set,
+    exp.Grant,
+    exp.Revoke,
+    exp.Put,
+    exp.Into,
+    exp.Comment,
+    exp.Undrop,
+    exp.MultitableInserts,
+    exp.Describe,
+    exp.Show,
+)
+
+# Words after CREATE/ALTER/DROP that make a statement a security change (never by default).
+_SECURITY_OBJECTS = re.compile(
+    r"^\s*(?:OR\s+REPLACE\s+)?(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"
+    r"(?:USER|ROLE|DATABASE\s+ROLE|APPLICATION\s+ROLE|NETWORK\s+(?:POLICY|RULE)|"
+    r"(?:API|STORAGE|SECURITY|NOTIFICATION|EXTERNAL\s+ACCESS|CATALOG|GIT\s+HTTPS\s+API)?\s*INTEGRATION|"
+    r"(?:PASSWORD|SESSION|AUTHENTICATION|MASKING|ROW\s+ACCESS|PACKAGES|AGGREGATION|PROJECTION)\s+POLICY|"
+    r"SHARE|SECRET|ACCOUNT|CONNECTION|REPLICATION\s+GROUP|FAILOVER\s+GROUP)\b",
+    re.IGNORECASE,
+)
+_SECURITY_CREATE_KINDS = frozenset(
+    {
+        "USER",
+        "ROLE",
+        "DATABASE ROLE",
+        "NETWORK POLICY",
+        "NETWORK RULE",
+        "STORAGE INTEGRATION",
+        "API INTEGRATION",
+        "SECURITY INTEGRATION",
+        "NOTIFICATION INTEGRATION",
+        "EXTERNAL ACCESS INTEGRATION",
+        "INTEGRATION",
+        "SHARE",
+        "SECRET",
+        "ACCOUNT",
+        "PASSWORD POLICY",
+        "SESSION POLICY",
+        "AUTHENTICATION POLICY",
+        "MASKING POLICY",
+        "ROW ACCESS POLICY",
+    }
+)
+
+# Characters that render as nothing or reorder text: refused anywhere, strings included, so a
+# preview cannot show a human something other than what runs (Trojan Source).
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cs", "Cn"})
+_ALLOWED_CONTROLS = frozenset({"\t", "\n", "\r"})
+_SHOW_COMMAND_SAFE = re.compile(r"^[A-Za-z0-9_\s.,'%=()\"$-]*$")
+
+
+class SqlRefused(Exception):
+    """The statement parsed but a rule forbids it; `rule` is a stable name for the rule."""
+
+    def __init__(self, rule: str, message: str, kind: StatementKind | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+        self.kind = kind
+
+
+class SqlSyntaxError(Exception):
+    """The statement could not be parsed; position is 1-based line and column."""
+
+    def __init__(self, message: str, line: int | None, column: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+@dataclass(frozen=True)
+class GuardedStatement:
+    """One checked statement: its kind, the exact text that will run, and what it touches."""
+
+    kind: StatementKind
+    sql: str
+    tables: tuple[str, ...] = ()
+    tree: exp.Expr | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_read(self) -> bool:
+        return self.kind in READ_KINDS
+
+    @property
+    def pageable(self) -> bool:
+        """Whether LIMIT/OFFSET can be applied to it (queries, not SHOW/DESCRIBE/EXPLAIN)."""
+        return self.tree is not None and isinstance(self.tree, exp.Query)
+
+
+def parse_statement(sql: str) -> GuardedStatement:
+    """Parse and classify exactly one statement; raise SqlSyntaxError or SqlRefused."""
+    _screen_characters(sql)
+    try:
+        parsed = sqlglot.parse(sql, read=DIALECT)
+    except ParseError as error:
+        first = error.errors[0] if error.errors else {}
+        raise SqlSyntaxError(
+            str(first.get("description") or "invalid SQL"), first.get("line"), first.get("col")
+        ) from None
+    except TokenError as error:
+        raise SqlSyntaxError(f"cannot tokenize the statement: {error}", None, None) from None
+    statements = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
+    if not statements:
+        raise SqlRefused("empty_statement", "The SQL text holds no statement; send exactly one statement.")
+    if len(statements) > 1:
+        raise SqlRefused(
+            "multiple_statements",
+            f"The SQL text holds {len(statements)} statements; send exactly one statement per call.",
+        )
+    return _classify(statements[0])
+
+
+def authorise(
+    statement: GuardedStatement,
+    role: str,
+    *,
+    read_tool: bool,
+    permissions: Mapping[str, Iterable[StatementKind]] | None = None,
+    admin_dangerous_kinds: Iterable[StatementKind] = (),
+) -> None:
+    """Raise SqlRefused unless `role` may run `statement` through the read or the write tool."""
+    kind = statement.kind
+    if read_tool:
+        if kind not in READ_KINDS:
+            raise SqlRefused(
+                "read_tool_reads_only",
+                f"snowflake_query runs reads only (SELECT, SHOW, DESCRIBE, EXPLAIN); this is {kind.value}. "
+                "Use snowflake_execute for writes.",
+                kind,
+            )
+        allowed = _permissions_for(role, permissions)
+        if kind not in allowed:
+            raise SqlRefused("role_not_allowed", f"Role {role} may not run {kind.value} statements.", kind)
+        return
+    if kind in READ_KINDS:
+        raise SqlRefused(
+            "execute_is_for_writes", f"{kind.value} is a read: run it with snowflake_query.", kind
+        )
+    if kind in DANGEROUS_KINDS:
+        if role == "admin" and kind in set(admin_dangerous_kinds):
+            return
+        raise SqlRefused(
+            "never_allowed",
+            f"{kind.value} statements are never run through this server "
+            "(an admin can enable a kind with SOPHIA_SNOWFLAKE_ADMIN_DANGEROUS_KINDS).",
+            kind,
+        )
+    if kind not in _permissions_for(role, permissions):
+        raise SqlRefused(
+            "role_not_allowed",
+            f"Role {role} may not run {kind.value} statements "
+            "(permissions are set by SOPHIA_SNOWFLAKE_STATEMENT_PERMISSIONS).",
+            kind,
+        )
+
+
+def page_sql(statement: GuardedStatement, offset: int, limit: int) -> str:
+    """The statement's SQL restricted to rows [offset, offset + limit), from the checked tree."""
+    if not statement.pageable or statement.tree is None:
+        return statement.sql
+    tree = statement.tree.copy()
+    if isinstance(tree, exp.Select) and not tree.args.get("offset"):
+        existing = tree.args.get("limit")
+        if existing is None:
+            return _render(tree.limit(limit, copy=False).offset(offset, copy=False) if offset else tree.limit(limit))
+        if isinstance(existing, exp.Limit) and _int_literal(existing.expression) is not None:
+            cap = _int_literal(existing.expression) or 0
+            remaining = max(0, cap - offset)
+            tree.set("limit", None)
+            tree = tree.limit(min(limit, remaining), copy=False)
+            return _render(tree.offset(offset, copy=False) if offset else tree)
+    if isinstance(tree, exp.Select) and isinstance(tree.args.get("offset"), exp.Offset):
+        existing_limit = tree.args.get("limit")
+        start = _int_literal(tree.args["offset"].expression)
+        end = _int_literal(existing_limit.expression) if isinstance(existing_limit, exp.Limit) else None
+        if start is not None and (existing_limit is None or end is not None):
+            remaining = limit if end is None else max(0, min(limit, end - offset))
+            tree.set("limit", None)
+            tree.set("offset", None)
+            return _render(tree.limit(remaining, copy=False).offset(start + offset, copy=False))
+    wrapped = exp.select("*").from_(exp.Subquery(this=tree, alias=exp.TableAlias(this=exp.to_identifier("q"))))
+    wrapped = wrapped.limit(limit, copy=False)
+    return _render(wrapped.offset(offset, copy=False) if offset else wrapped)
+
+
+def explain_sql(statement: GuardedStatement) -> str:
+    """EXPLAIN of a checked query, as JSON (Snowflake's machine-readable plan)."""
+    return f"EXPLAIN USING JSON {statement.sql}"
+
+
+def _permissions_for(role: str, permissions: Mapping[str, Iterable[StatementKind]] | None) -> frozenset[StatementKind]:
+    table = permissions if permissions is not None else DEFAULT_PERMISSIONS
+    return frozenset(table.get(role, ()))
+
+
+def _int_literal(node: exp.Expr | None) -> int | None:
+    if isinstance(node, exp.Literal) and not node.is_string:
+        try:
+            return int(node.this)
+        except ValueError:
+            return None
+    return None
+
+
+def _render(tree: exp.Expr) -> str:
+    return tree.sql(dialect=DIALECT, comments=False)
+
+
+def _screen_characters(sql: str) -> None:
+    for position, char in enumerate(sql):
+        if char in _ALLOWED_CONTROLS:
+            continue
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+            raise SqlRefused(
+                "invisible_character",
+                f"Character U+{ord(char):04X} at offset {position} is invisible or reorders text; remove it.",
+            )
+    if sql.isascii():
+        return
+    try:
+        tokens = sqlglot.tokenize(sql, read=DIALECT)
+    except TokenError as error:
+        raise SqlSyntaxError(f"cannot tokenize the statement: {error}", None, None) from None
+    quoted_types = {
+        sqlglot.TokenType.STRING,
+        sqlglot.TokenType.IDENTIFIER,
+        sqlglot.TokenType.RAW_STRING,
+        sqlglot.TokenType.NATIONAL_STRING,
+        sqlglot.TokenType.HEREDOC_STRING,
+    }
+    quoted = [(token.start, token.end) for token in tokens if token.token_type in quoted_types]
+    for position, char in enumerate(sql):
+        if char.isascii() or any(start <= position <= end for start, end in quoted):
+            continue
+        line = sql.count("\n", 0, position) + 1
+        raise SqlRefused(
+            "lookalike_character",
+            f"Non-ASCII character U+{ord(char):04X} at line {line} outside a string or quoted identifier; "
+            "keywords, bare names, whitespace and comments must be plain ASCII (quote unusual names).",
+        )
+
+
+def _classify(tree: exp.Expr) -> GuardedStatement:
+    if isinstance(tree, exp.Command):
+        return _classify_command(tree)
+    if isinstance(tree, exp.Query):
+        _check_read_tree(tree)
+        return GuardedStatement(StatementKind.SELECT, _render(tree), _tables(tree), tree)
+    if isinstance(tree, exp.Show):
+        return GuardedStatement(StatementKind.SHOW, _render(tree), (), tree)
+    if isinstance(tree, exp.Describe):
+        return GuardedStatement(StatementKind.DESCRIBE, _render(tree), _tables(tree), tree)
+    dml = {exp.Insert: StatementKind.INSERT, exp.MultitableInserts: StatementKind.INSERT}
+    dml.update({exp.Update: StatementKind.UPDATE, exp.Delete: StatementKind.DELETE, exp.Merge: StatementKind.MERGE})
+    for node_type, kind in dml.items():
+        if isinstance(tree, node_type):
+            _check_no_dangerous_inside(tree)
+            return GuardedStatement(kind, _render(tree), _tables(tree), tree)
+    if isinstance(tree, (exp.Put, exp.ListStage)):
+        return _refusable(StatementKind.FILE_TRANSFER, tree)
+    if isinstance(tree, exp.Copy):
+        return _refusable(StatementKind.COPY, tree)
+    if isinstance(tree, (exp.Transaction, exp.Commit, exp.Rollback)):
+        return _refusable(StatementKind.TRANSACTION, tree)
+    if isinstance(tree, exp.Use):
+        return _refusable(StatementKind.USE, tree)
+    if isinstance(tree, exp.Set):
+        return _refusable(StatementKind.SET, tree)
+    if isinstance(tree, (exp.Grant, exp.Revoke)):
+        return GuardedStatement(StatementKind.GRANT, _render(tree), (), tree)
+    if isinstance(tree, exp.Alter):
+        kind_name = str(tree.args.get("kind") or "").upper()
+        if kind_name == "SESSION":
+            return _refusable(StatementKind.ALTER_SESSION, tree)
+        if kind_name in _SECURITY_CREATE_KINDS:
+            return _refusable(StatementKind.SECURITY, tree)
+        return GuardedStatement(StatementKind.DDL, _render(tree), _tables(tree), tree)
+    if isinstance(tree, (exp.Create, exp.Drop)):
+        kind_name = str(tree.args.get("kind") or "").upper()
+        if kind_name in _SECURITY_CREATE_KINDS:
+            return _refusable(StatementKind.SECURITY, tree)
+        if isinstance(tree, exp.Create):
+            _check_no_dangerous_inside(tree)
+        return GuardedStatement(StatementKind.DDL, _render(tree), _tables(tree), tree)
+    if isinstance(tree, (exp.TruncateTable, exp.Comment, exp.Undrop)):
+        return GuardedStatement(StatementKind.DDL, _render(tree), _tables(tree), tree)
+    raise SqlRefused(
+        "unknown_statement",
+        f"Unrecognised statement ({type(tree).__name__}); only known statement kinds are run.",
+    )
+
+
+def _refusable(kind: StatementKind, tree: exp.Expr) -> GuardedStatement:
+    return GuardedStatement(kind, _render(tree), (), tree)
+
+
+def _classify_command(tree: exp.Command) -> GuardedStatement:
+    """sqlglot falls back to Command for syntax it does not model; classify by its first words."""
+    name = tree.name.upper()
+    body = tree.expression
+    if isinstance(body, exp.Literal):
+        rest = str(body.this)
+    elif isinstance(body, exp.Expr):
+        rest = body.sql(dialect=DIALECT)
+    else:
+        rest = str(body or "")
+    words = rest.split()
+    first = words[0].upper() if words else ""
+    raw = f"{name} {rest}".strip()
+    if name == "EXPLAIN":
+        inner_text = re.sub(r"^\s*USING\s+(?:TABULAR|JSON|TEXT)\b", "", rest, flags=re.IGNORECASE)
+        inner = parse_statement(inner_text)
+        if inner.kind is not StatementKind.SELECT:
+            raise SqlRefused(
+                "explain_reads_only", f"EXPLAIN is accepted for queries only; this explains {inner.kind.value}."
+            )
+        return GuardedStatement(StatementKind.EXPLAIN, explain_sql(inner), inner.tables, inner.tree)
+    if name == "SHOW":
+        # Rendered from raw text (sqlglot has no tree for it): accept only plain words, names,
+        # patterns and quoted strings, never comments or statement separators.
+        if not _SHOW_COMMAND_SAFE.fullmatch(rest) or "--" in rest:
+            raise SqlRefused("unsafe_show", "This SHOW form holds characters not accepted; use a plain SHOW.")
+        return GuardedStatement(StatementKind.SHOW, raw)
+    if name in {"GET", "REMOVE", "RM", "PUT", "LIST", "LS"}:
+        return GuardedStatement(StatementKind.FILE_TRANSFER, raw)
+    if name == "CALL":
+        return GuardedStatement(StatementKind.CALL, raw)
+    if name == "EXECUTE":
+        return GuardedStatement(StatementKind.EXECUTE, raw)
+    if name in {"BEGIN", "DECLARE", "LET", "RETURN", "IF", "FOR", "WHILE", "REPEAT", "LOOP", "CASE"}:
+        return GuardedStatement(StatementKind.SCRIPTING, raw)
+    if name in {"START", "COMMIT", "ROLLBACK", "END", "ABORT"}:
+        return GuardedStatement(StatementKind.TRANSACTION, raw)
+    if name in {"UNSET", "SET"}:
+        return GuardedStatement(StatementKind.SET, raw)
+    if name == "USE":
+        return GuardedStatement(StatementKind.USE, raw)
+    if name in {"CREATE", "ALTER", "DROP", "UNDROP"}:
+        if name == "ALTER" and first == "ACCOUNT":
+            return GuardedStatement(StatementKind.ALTER_ACCOUNT, raw)
+        if name == "ALTER" and first == "SESSION":
+            return GuardedStatement(StatementKind.ALTER_SESSION, raw)
+        if _SECURITY_OBJECTS.match(rest):
+            return GuardedStatement(StatementKind.SECURITY, raw)
+        if "$$" in rest or re.search(r"\b(?:PROCEDURE|FUNCTION|TASK)\b", rest, re.IGNORECASE):
+            return GuardedStatement(StatementKind.SCRIPTING, raw)
+        return GuardedStatement(StatementKind.DDL, raw)
+    if name in {"GRANT", "REVOKE"}:
+        return GuardedStatement(StatementKind.GRANT, raw)
+    raise SqlRefused("unknown_statement", f"Unrecognised statement {name}; only known statement kinds are run.")
+
+
+def _check_read_tree(tree: exp.Expr) -> None:
+    for node in tree.walk():
+        if isinstance(node, _WRITE_NODES):
+            raise SqlRefused(
+                "write_inside_read",
+                f"The query contains a {type(node).__name__.upper()} part; a read may not change anything.",
+                StatementKind.SELECT,
+            )
+        if isinstance(node, exp.Select) and node.args.get("locks"):
+            raise SqlRefused("locking_read", "SELECT … FOR UPDATE takes locks; remove the FOR UPDATE clause.")
+        _check_node(node)
+
+
+def _check_no_dangerous_inside(tree: exp.Expr) -> None:
+    for node in tree.walk():
+        if node is not tree and isinstance(node, (exp.Command, exp.Copy, exp.Put, exp.Transaction, exp.Use)):
+            raise SqlRefused("nested_statement", "The statement embeds another statement; send it on its own.")
+        _check_node(node)
+
+
+def _check_node(node: exp.Expr) -> None:
+    if isinstance(node, exp.Table) and node.this is not None and node.this.sql(dialect=DIALECT).startswith("@"):
+        raise SqlRefused(
+            "stage_access", "Reading files from a stage (@...) is not allowed; query tables and views.",
+            StatementKind.FILE_TRANSFER,
+        )
+    if isinstance(node, exp.Func):
+        function_name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).upper()
+        if function_name.startswith("SYSTEM$") and function_name not in READ_ONLY_SYSTEM_FUNCTIONS:
+            raise SqlRefused(
+                "side_effect_function",
+                f"{function_name} can change state or send data out; it is not allowed in statements.",
+            )
+
+
+def _tables(tree: exp.Expr) -> tuple[str, ...]:
+    ctes = {cte.alias_or_name.upper() for cte in tree.find_all(exp.CTE)}
+    names: list[str] = []
+    for table in tree.find_all(exp.Table):
+        name = ".".join(part for part in (table.catalog, table.db, table.name) if part)
+        if name and name.upper() not in ctes and name not in names:
+            names.append(name)
+    return tuple(names[:20])
