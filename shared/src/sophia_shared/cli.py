@@ -20,6 +20,10 @@ from .settings import ServerSettings, SettingsError, SuiteSettings, load_setting
 
 S = TypeVar("S", bound=ServerSettings)
 
+# Every server CLI built in this process, by name: how suite-wide tests and the host find a
+# server's builder without knowing its settings class.
+BUILDERS: dict[str, Callable[[], Any]] = {}
+
 
 class Transport(StrEnum):
     stdio = "stdio"
@@ -43,6 +47,7 @@ def server_app(
     check: Callable[[S], Awaitable[str]],
 ) -> typer.Typer:
     """The typer app behind `sophia-<name>`."""
+    BUILDERS[name] = lambda: build_server(load_settings(settings_cls))
     app = typer.Typer(
         name=f"sophia-{name}", add_completion=False, no_args_is_help=False, invoke_without_command=True,
         help=f"Sophia {name} MCP server.", pretty_exceptions_enable=False,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import traceback
 import unicodedata
 
 REDACTED = "[REDACTED]"
@@ -70,3 +72,26 @@ def sanitize_untrusted(text: str) -> str:
             continue
         out.append(ch)
     return "".join(out)
+
+
+class RedactingFilter(logging.Filter):
+    """Redact secrets from a record's message and traceback before any handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip())
+            record.exc_info = None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def get_logger(name: str = "sophia") -> logging.Logger:
+    """A logger whose records are redacted (use it for every log line Sophia writes)."""
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger

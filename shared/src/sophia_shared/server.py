@@ -39,7 +39,7 @@ from .errors import (
     NotFound,
     SophiaError,
 )
-from .redact import is_secret_name, redact
+from .redact import get_logger, is_secret_name, redact
 from .settings import ServerSettings, SuiteSettings
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
     "current_principal",
 ]
 
-log = logging.getLogger("sophia")
+log = get_logger("sophia")
 
 PRINCIPAL_META_KEY = "sophia/principal"
 CORRELATION_META_KEY = "sophia/correlation_id"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from mcp.client import Client
 from mcp.types import CallToolResult, ElicitResult, RequestParamsMeta, Tool
@@ -25,7 +25,7 @@ class SophiaTestClient:
         progress_callback: Any = None,
     ) -> CallToolResult:
         who = principal or self.principal
-        meta: RequestParamsMeta = {PRINCIPAL_META_KEY: who.as_meta()}  # type: ignore[typeddict-unknown-key]
+        meta = cast(RequestParamsMeta, {PRINCIPAL_META_KEY: who.as_meta()})
         return await self.client.call_tool(name, arguments or {}, meta=meta, progress_callback=progress_callback)
 
     async def list_tools(self) -> list[Tool]:
