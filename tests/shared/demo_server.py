@@ -6,9 +6,8 @@ from typing import Annotated
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
-
 from sophia_shared.cli import run, server_app
-from sophia_shared.errors import NotFound, NotConfigured, UpstreamError
+from sophia_shared.errors import NotConfigured, NotFound, UpstreamError
 from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
 from sophia_shared.settings import ServerSettings, settings_config
 

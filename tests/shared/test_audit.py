@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from sophia_shared.audit import AuditEvent, AuditLog
 
 HOST_MODULE = "sophia_host"
@@ -58,7 +57,8 @@ def test_inserted_record_is_named(log: AuditLog, sophia_home: Path) -> None:
     forged = dict(zip(cols, row, strict=True))
     forged.pop("id")
     forged["tool"] = "forged_tool"
-    db.execute(f"INSERT INTO audit ({', '.join(forged)}) VALUES ({', '.join('?' * len(forged))})", list(forged.values()))
+    columns, marks = ", ".join(forged), ", ".join("?" * len(forged))
+    db.execute(f"INSERT INTO audit ({columns}) VALUES ({marks})", list(forged.values()))
     problems = log.verify().problems
     assert "record seq=3: inserted (a second record claims this sequence number)" in problems
     assert any("modified" in p for p in problems)

@@ -8,7 +8,6 @@ from typing import Any
 
 import anyio
 import pytest
-
 from shared.demo_server import STATE, DemoSettings, build_server
 from sophia_shared.auth import Principal, Role
 from sophia_shared.confirm import TOKEN_TTL_S
@@ -25,7 +24,8 @@ ADMIN = Principal("ada", Role.ADMIN)
 @pytest.fixture
 def server() -> SophiaServer:
     STATE["plan"] = 1
-    return build_server(DemoSettings())
+    built: SophiaServer = build_server(DemoSettings())
+    return built
 
 
 async def test_allowed_call_sees_its_principal_and_a_correlation_id(server: SophiaServer) -> None:
@@ -171,9 +171,8 @@ async def test_token_from_another_principal_is_refused(server: SophiaServer) -> 
     with anyio.fail_after(5):
         async with connect(server, principal=ALICE) as client:
             token = await _ask(client)
-            stolen = await client.call(
-                "demo_drop", {"table": "orders", "confirmation_token": token}, principal=Principal("mallory", Role.ADMIN)
-            )
+            mallory = Principal("mallory", Role.ADMIN)
+            stolen = await client.call("demo_drop", {"table": "orders", "confirmation_token": token}, principal=mallory)
             still_good = await client.call("demo_drop", {"table": "orders", "confirmation_token": token})
     assert "another principal" in error_data(stolen)["refused"]
     assert structured(still_good) == {"dropped": "orders"}

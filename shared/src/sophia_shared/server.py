@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-import logging
 import time
 import typing
 import uuid
@@ -373,6 +372,8 @@ class SophiaServer(MCPServer[Any]):
         self.settings.auth = AuthSettings(
             issuer_url=issuer_url or resource_url,  # type: ignore[arg-type]
             resource_server_url=resource_url,  # type: ignore[arg-type]
+            # Sophia's verifiers check the audience themselves (JWT) or have none (Sophia tokens).
+            validate_token_resource=False,
         )
 
     def token_store(self) -> TokenStore:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Literal, cast
 
 from mcp.client import Client
@@ -77,3 +78,33 @@ def structured(result: CallToolResult) -> dict[str, Any]:
     """The structured content of a call (fails loudly when there is none)."""
     assert result.structured_content is not None, f"no structured content: {result.content}"
     return dict(result.structured_content)
+
+
+@contextmanager
+def serve_in_thread(app: Any, host: str = "127.0.0.1", *, factory: bool = False) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yield its base URL.
+
+    With `factory=True`, `app` is called with the chosen port (for apps that check Host headers).
+    """
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port = probe.getsockname()[1]
+    asgi = app(port) if factory else app
+    server = uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"uvicorn did not start on {host}:{port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
