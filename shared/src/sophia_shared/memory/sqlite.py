@@ -1,12 +1,587 @@
-"""sqlite backend of the memory store (in progress)."""
+# ruff: noqa: S608  -- SQL here is assembled from constant fragments and "?" placeholders only;
+# every value is bound, never formatted in.
+"""The embedded backend: one SQLite file (WAL, synchronous=FULL), FTS5 for text, sqlite-vec for vectors.
+
+Vectors are float32 BLOBs on the memory row, so a write is one row in one transaction; FTS5 is kept
+in step by triggers inside the same transaction. Vector search is exact: sqlite-vec's
+`vec_distance_cosine` over the tenant's filtered rows, or, for the common unfiltered case, an
+in-process matrix of the tenant's vectors (see `VectorCache`) kept coherent with the file.
+"""
 
 from __future__ import annotations
 
-from . import Embedder, MemoryStore
+import builtins
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from . import Embedder, Memory, MemoryFilter
+from .core import Backend, NewRow, Store, Vector, Written
+from .errors import ModelMismatch, StoreUnavailable
+from .retrieval import VectorHit, fts5_query
 from .settings import MemorySettings
+from .validate import CursorKey
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE memories (
+            rid INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            tenant TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            text TEXT NOT NULL,
+            tags TEXT NOT NULL DEFAULT '[]',
+            source TEXT,
+            source_ref TEXT,
+            importance REAL NOT NULL,
+            created_us INTEGER NOT NULL,
+            updated_us INTEGER NOT NULL,
+            expires_us INTEGER,
+            embedding_model TEXT NOT NULL,
+            embedding BLOB NOT NULL
+        );
+        CREATE INDEX memories_tenant_created ON memories (tenant, created_us DESC, id DESC);
+        CREATE INDEX memories_tenant_namespace ON memories (tenant, namespace);
+        CREATE INDEX memories_tenant_source_ref ON memories (tenant, source_ref) WHERE source_ref IS NOT NULL;
+        CREATE VIRTUAL TABLE memories_fts USING fts5(
+            text, content='memories', content_rowid='rid', tokenize='unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+            INSERT INTO memories_fts (rowid, text) VALUES (new.rid, new.text);
+        END;
+        CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+            INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rid, old.text);
+        END;
+        CREATE TRIGGER memories_au AFTER UPDATE OF text ON memories BEGIN
+            INSERT INTO memories_fts (memories_fts, rowid, text) VALUES ('delete', old.rid, old.text);
+            INSERT INTO memories_fts (rowid, text) VALUES (new.rid, new.text);
+        END;
+        -- Bumped by every write of a tenant, so an in-process vector cache knows when it is stale.
+        CREATE TABLE tenant_versions (tenant TEXT PRIMARY KEY, version INTEGER NOT NULL);
+        """,
+    ),
+]
+
+_COLUMNS = (
+    "id, tenant, namespace, text, tags, source, source_ref, importance, created_us, updated_us, "
+    "expires_us, embedding_model"
+)
 
 
-class SqliteStore:
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us(value: datetime) -> int:
+    # Integer microseconds: exact, so cursors and equality comparisons never drift.
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def _dt(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _memory(row: Sequence[Any]) -> Memory:
+    return Memory(
+        id=row[0],
+        tenant=row[1],
+        namespace=row[2],
+        text=row[3],
+        tags=json.loads(row[4]),
+        source=row[5],
+        source_ref=row[6],
+        importance=row[7],
+        created_at=_dt(row[8]),
+        updated_at=_dt(row[9]),
+        expires_at=_dt(row[10]) if row[10] is not None else None,
+        embedding_model=row[11],
+    )
+
+
+def _where(tenant: str, flt: MemoryFilter, now: datetime) -> tuple[str, list[Any]]:
+    """The WHERE clause every query uses: the tenant first, always, then the filter."""
+    clauses = ["tenant = ?"]
+    params: list[Any] = [tenant]
+    if flt.namespaces:
+        clauses.append(f"namespace IN ({','.join('?' * len(flt.namespaces))})")
+        params.extend(flt.namespaces)
+    if flt.tags_any:
+        clauses.append(
+            f"EXISTS (SELECT 1 FROM json_each(tags) WHERE value IN ({','.join('?' * len(flt.tags_any))}))"
+        )
+        params.extend(flt.tags_any)
+    for tag in flt.tags_all or []:
+        clauses.append("EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?)")
+        params.append(tag)
+    if flt.source is not None:
+        clauses.append("source = ?")
+        params.append(flt.source)
+    if flt.source_ref is not None:
+        clauses.append("source_ref = ?")
+        params.append(flt.source_ref)
+    if flt.created_after is not None:
+        clauses.append("created_us > ?")
+        params.append(_us(flt.created_after))
+    if flt.created_before is not None:
+        clauses.append("created_us < ?")
+        params.append(_us(flt.created_before))
+    if not flt.include_expired:
+        clauses.append("(expires_us IS NULL OR expires_us > ?)")
+        params.append(_us(now))
+    return " AND ".join(clauses), params
+
+
+def connect(path: Path) -> Any:
+    """A sqlite connection with sqlite-vec loaded, WAL, and full fsync on commit."""
+    import sqlean
+    import sqlite_vec
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlean.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        conn.enable_load_extension(True)
+        sqlite_vec.load(conn)
+        conn.enable_load_extension(False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before it is acknowledged (kill -9 and power loss alike).
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=30000")
+    except (OSError, sqlean.Error) as exc:
+        raise StoreUnavailable(f"cannot open the memory database {path}", detail=str(exc)) from exc
+    return conn
+
+
+def migrate(conn: Any) -> int:
+    """Apply pending migrations, each in its own transaction; the schema version after."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_us INTEGER)")
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, script in MIGRATIONS:
+        if version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-checked under the write lock: another process may have migrated meanwhile.
+            if conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
+                conn.execute("ROLLBACK")
+                continue
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?)", (version, _us(datetime.now(UTC)))
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return max((v for v, _ in MIGRATIONS), default=0)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements; trigger bodies hold semicolons, so split on complete ones."""
+    import sqlean
+
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        buffer += line
+        if sqlean.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()
+
+
+class VectorCache:
+    """A tenant's vectors as one float32 matrix, for exact search by matrix product.
+
+    Valid while the tenant's version in the file equals the version it was loaded at; any write
+    by any process bumps that version, and the next search reloads the tenant.
+    """
+
+    def __init__(self, version: int, rids: np.ndarray[Any, Any], matrix: Vector,
+                 namespaces: list[str], expires: np.ndarray[Any, Any]):
+        self.version = version
+        self.rids = rids
+        self.matrix = matrix
+        self.namespaces = np.asarray(namespaces, dtype=object)
+        self.expires = expires
+
+
+class SqliteBackend:
+    name: Literal["sqlite", "postgres"] = "sqlite"
+
+    def __init__(self, path: Path, *, cache_min_rows: int = 2_000, cache_max_tenants: int = 4):
+        self.path = path
+        self._conn = connect(path)
+        self._lock = threading.RLock()
+        self._model: tuple[str, int] | None = None
+        self._caches: dict[str, VectorCache] = {}
+        self._cache_min_rows = cache_min_rows
+        self._cache_max_tenants = cache_max_tenants
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
+
+    def migrate(self) -> int:
+        with self._lock:
+            return migrate(self._conn)
+
+    def model(self) -> tuple[str, int] | None:
+        with self._lock:
+            rows = dict(self._conn.execute(
+                "SELECT key, value FROM store_meta WHERE key IN ('embedding_model', 'dimensions')"
+            ).fetchall())
+        if "embedding_model" not in rows:
+            return None
+        return rows["embedding_model"], int(rows["dimensions"])
+
+    @staticmethod
+    def _ensure_model(conn: Any, model: str, dims: int) -> None:
+        rows = dict(conn.execute(
+            "SELECT key, value FROM store_meta WHERE key IN ('embedding_model', 'dimensions')"
+        ).fetchall())
+        if not rows:
+            conn.execute(
+                "INSERT INTO store_meta VALUES ('embedding_model', ?), ('dimensions', ?)", (model, str(dims))
+            )
+        elif (rows["embedding_model"], int(rows["dimensions"])) != (model, dims):
+            raise ModelMismatch(
+                f"this store holds vectors of {rows['embedding_model']} but the embedder is {model}: "
+                "run `sophia memory reembed`"
+            )
+
+    @staticmethod
+    def _bump(conn: Any, tenant: str) -> None:
+        conn.execute(
+            "INSERT INTO tenant_versions VALUES (?, 1) "
+            "ON CONFLICT (tenant) DO UPDATE SET version = version + 1",
+            (tenant,),
+        )
+
+    def put_batch(
+        self,
+        tenant: str,
+        rows: Sequence[NewRow],
+        *,
+        model: str,
+        dims: int,
+        dedupe_threshold: float | None,
+        replace_refs: Sequence[tuple[str, str]],
+        now: datetime,
+    ) -> list[Written]:
+        stamp = _us(now)
+        out: list[Written] = []
+        with self._write() as conn:
+            self._ensure_model(conn, model, dims)
+            for namespace, ref in replace_refs:
+                conn.execute(
+                    "DELETE FROM memories WHERE tenant = ? AND namespace = ? AND source_ref = ?",
+                    (tenant, namespace, ref),
+                )
+            for row in rows:
+                blob = row.embedding.astype(np.float32).tobytes()
+                if dedupe_threshold is not None:
+                    near = conn.execute(
+                        "SELECT id, 1.0 - vec_distance_cosine(embedding, ?) AS sim, tags, importance "
+                        "FROM memories WHERE tenant = ? AND namespace = ? "
+                        "AND (expires_us IS NULL OR expires_us > ?) ORDER BY sim DESC LIMIT 1",
+                        (blob, tenant, row.namespace, stamp),
+                    ).fetchone()
+                    if near is not None and near[1] >= dedupe_threshold:
+                        tags = list(dict.fromkeys([*json.loads(near[2]), *row.tags]))
+                        conn.execute(
+                            "UPDATE memories SET text = ?, tags = ?, importance = ?, source = coalesce(?, source), "
+                            "source_ref = coalesce(?, source_ref), expires_us = ?, updated_us = ?, "
+                            "embedding_model = ?, embedding = ? WHERE tenant = ? AND id = ?",
+                            (row.text, json.dumps(tags), max(near[3], row.importance), row.source, row.source_ref,
+                             _us(row.expires_at) if row.expires_at else None, stamp, model, blob, tenant, near[0]),
+                        )
+                        merged = conn.execute(
+                            f"SELECT {_COLUMNS} FROM memories WHERE tenant = ? AND id = ?", (tenant, near[0])
+                        ).fetchone()
+                        out.append(Written("updated", _memory(merged), near[0], round(float(near[1]), 6)))
+                        continue
+                conn.execute(
+                    f"INSERT INTO memories ({_COLUMNS}, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (row.id, tenant, row.namespace, row.text, json.dumps(row.tags), row.source, row.source_ref,
+                     row.importance, stamp, stamp, _us(row.expires_at) if row.expires_at else None, model, blob),
+                )
+                out.append(Written("created", Memory(
+                    id=row.id, tenant=tenant, namespace=row.namespace, text=row.text, tags=row.tags,
+                    source=row.source, source_ref=row.source_ref, importance=row.importance, created_at=_dt(stamp),
+                    updated_at=_dt(stamp), expires_at=row.expires_at, embedding_model=model,
+                )))
+            self._bump(conn, tenant)
+        return out
+
+    def get(self, tenant: str, memory_id: str) -> Memory | None:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE tenant = ? AND id = ?", (tenant, memory_id)
+            ).fetchone()
+        return _memory(row) if row else None
+
+    def fetch(self, tenant: str, ids: Sequence[str]) -> dict[str, Memory]:
+        found: dict[str, Memory] = {}
+        with self._read() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                for row in conn.execute(
+                    f"SELECT {_COLUMNS} FROM memories WHERE tenant = ? AND id IN ({','.join('?' * len(chunk))})",
+                    (tenant, *chunk),
+                ):
+                    found[row[0]] = _memory(row)
+        return found
+
+    def list(
+        self, tenant: str, flt: MemoryFilter, limit: int, after: CursorKey | None, now: datetime
+    ) -> builtins.list[Memory]:
+        where, params = _where(tenant, flt, now)
+        if after is not None:
+            where += " AND (created_us < ? OR (created_us = ? AND id < ?))"
+            stamp = _us(after.created_at)
+            params += [stamp, stamp, after.memory_id]
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE {where} ORDER BY created_us DESC, id DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [_memory(row) for row in rows]
+
+    def update(
+        self,
+        tenant: str,
+        memory_id: str,
+        changes: dict[str, Any],
+        embedding: Vector | None,
+        model: str,
+        dims: int,
+        now: datetime,
+    ) -> Memory | None:
+        sets: list[str] = ["updated_us = ?"]
+        params: list[Any] = [_us(now)]
+        for name, value in changes.items():
+            if name == "tags":
+                sets.append("tags = ?")
+                params.append(json.dumps(value))
+            elif name == "expires_at":
+                sets.append("expires_us = ?")
+                params.append(_us(value) if value is not None else None)
+            else:
+                sets.append(f"{name} = ?")
+                params.append(value)
+        with self._write() as conn:
+            if embedding is not None:
+                self._ensure_model(conn, model, dims)
+                sets += ["embedding = ?", "embedding_model = ?"]
+                params += [embedding.astype(np.float32).tobytes(), model]
+            cursor = conn.execute(
+                f"UPDATE memories SET {', '.join(sets)} WHERE tenant = ? AND id = ?", (*params, tenant, memory_id)
+            )
+            if cursor.rowcount == 0:
+                return None
+            self._bump(conn, tenant)
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE tenant = ? AND id = ?", (tenant, memory_id)
+            ).fetchone()
+        return _memory(row)
+
+    def delete(self, tenant: str, memory_id: str) -> bool:
+        with self._write() as conn:
+            deleted = bool(conn.execute(
+                "DELETE FROM memories WHERE tenant = ? AND id = ?", (tenant, memory_id)
+            ).rowcount > 0)
+            if deleted:
+                self._bump(conn, tenant)
+        return deleted
+
+    def forget(self, tenant: str, flt: MemoryFilter, now: datetime) -> int:
+        where, params = _where(tenant, flt, now)
+        with self._write() as conn:
+            count = int(conn.execute(f"DELETE FROM memories WHERE {where}", params).rowcount)
+            if count:
+                self._bump(conn, tenant)
+        return count
+
+    def _cache_for(self, conn: Any, tenant: str) -> VectorCache | None:
+        """The tenant's current vector matrix, reloaded if any process wrote since; None if small."""
+        row = conn.execute("SELECT version FROM tenant_versions WHERE tenant = ?", (tenant,)).fetchone()
+        version = row[0] if row else 0
+        cached = self._caches.get(tenant)
+        if cached is not None and cached.version == version:
+            return cached
+        count = conn.execute("SELECT count(*) FROM memories WHERE tenant = ?", (tenant,)).fetchone()[0]
+        if count < self._cache_min_rows:
+            self._caches.pop(tenant, None)
+            return None
+        rids: list[int] = []
+        namespaces: list[str] = []
+        expires: list[float] = []
+        blobs: list[bytes] = []
+        for rid, namespace, expires_us, blob in conn.execute(
+            "SELECT rid, namespace, expires_us, embedding FROM memories WHERE tenant = ?", (tenant,)
+        ):
+            rids.append(rid)
+            namespaces.append(namespace)
+            expires.append(float(expires_us) if expires_us is not None else np.inf)
+            blobs.append(blob)
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
+        cache = VectorCache(version, np.asarray(rids, dtype=np.int64), matrix, namespaces,
+                            np.asarray(expires, dtype=np.float64))
+        if len(self._caches) >= self._cache_max_tenants:
+            self._caches.pop(next(iter(self._caches)))
+        self._caches[tenant] = cache
+        return cache
+
+    def vector_search(
+        self, tenant: str, vector: Vector, flt: MemoryFilter, n: int, now: datetime
+    ) -> builtins.list[VectorHit]:
+        blob = vector.astype(np.float32).tobytes()
+        # The matrix path handles what its columns know (namespace, expiry); other filters go to SQL.
+        simple = not (flt.tags_any or flt.tags_all or flt.source is not None or flt.source_ref is not None
+                      or flt.created_after or flt.created_before)
+        with self._read() as conn:
+            cache = self._cache_for(conn, tenant) if simple else None
+            if cache is not None and cache.matrix.shape[1] == vector.shape[0]:
+                scores = cache.matrix @ vector
+                mask = np.ones(len(scores), dtype=bool)
+                if not flt.include_expired:
+                    mask &= cache.expires > float(_us(now))
+                if flt.namespaces:
+                    mask &= np.isin(cache.namespaces, flt.namespaces)
+                scores = np.where(mask, scores, -np.inf)
+                take = min(n, int(mask.sum()))
+                if take == 0:
+                    return []
+                top = np.argpartition(-scores, take - 1)[:take]
+                top = top[np.argsort(-scores[top], kind="stable")]
+                rids = [int(r) for r in cache.rids[top]]
+                ids = dict(conn.execute(
+                    f"SELECT rid, id FROM memories WHERE rid IN ({','.join('?' * len(rids))})", rids
+                ).fetchall())
+                return [VectorHit(ids[r], float(scores[i])) for r, i in zip(rids, top, strict=True) if r in ids]
+            where, params = _where(tenant, flt, now)
+            rows = conn.execute(
+                f"SELECT id, 1.0 - vec_distance_cosine(embedding, ?) AS sim FROM memories WHERE {where} "
+                "ORDER BY sim DESC LIMIT ?",
+                (blob, *params, n),
+            ).fetchall()
+        return [VectorHit(row[0], float(row[1])) for row in rows]
+
+    def text_search(
+        self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime
+    ) -> builtins.list[str]:
+        where, params = _where(tenant, flt, now)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT m.id FROM memories_fts JOIN memories m ON m.rid = memories_fts.rowid "
+                f"WHERE memories_fts MATCH ? AND {where.replace('tenant = ?', 'm.tenant = ?', 1)} "
+                "ORDER BY bm25(memories_fts) LIMIT ?",
+                (fts5_query(terms), *params, n),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def stats(self, tenant: str, now: datetime) -> dict[str, Any]:
+        stamp = _us(now)
+        with self._read() as conn:
+            total, expired, oldest, newest = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE expires_us IS NOT NULL AND expires_us <= ?), "
+                "min(created_us), max(created_us) FROM memories WHERE tenant = ?",
+                (stamp, tenant),
+            ).fetchone()
+            by_namespace = dict(conn.execute(
+                "SELECT namespace, count(*) FROM memories WHERE tenant = ? GROUP BY namespace "
+                "ORDER BY count(*) DESC LIMIT 100", (tenant,)
+            ).fetchall())
+            by_source = dict(conn.execute(
+                "SELECT coalesce(source, '(none)'), count(*) FROM memories WHERE tenant = ? GROUP BY source "
+                "ORDER BY count(*) DESC LIMIT 100", (tenant,)
+            ).fetchall())
+        return {
+            "total": total,
+            "expired": expired,
+            "by_namespace": by_namespace,
+            "by_source": by_source,
+            "oldest": _dt(oldest) if oldest is not None else None,
+            "newest": _dt(newest) if newest is not None else None,
+        }
+
+    def tenants(self) -> builtins.list[str]:
+        with self._lock:
+            return [row[0] for row in self._conn.execute("SELECT DISTINCT tenant FROM memories ORDER BY tenant")]
+
+    def reembed(
+        self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int
+    ) -> int:
+        count = 0
+        with self._write() as conn:
+            rids = [row[0] for row in conn.execute("SELECT rid FROM memories ORDER BY rid")]
+            for start in range(0, len(rids), batch_size):
+                chunk = rids[start : start + batch_size]
+                rows = conn.execute(
+                    f"SELECT rid, text FROM memories WHERE rid IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                vectors = embed([text for _, text in rows])
+                if vectors.shape[1] != dims:
+                    raise ModelMismatch(f"{model} returned {vectors.shape[1]} dimensions, expected {dims}")
+                conn.executemany(
+                    "UPDATE memories SET embedding = ?, embedding_model = ? WHERE rid = ?",
+                    [(v.astype(np.float32).tobytes(), model, rid) for (rid, _), v in zip(rows, vectors, strict=True)],
+                )
+                count += len(rows)
+            conn.execute("DELETE FROM store_meta WHERE key IN ('embedding_model', 'dimensions')")
+            conn.execute(
+                "INSERT INTO store_meta VALUES ('embedding_model', ?), ('dimensions', ?)", (model, str(dims))
+            )
+            conn.execute("UPDATE tenant_versions SET version = version + 1")
+        self._caches.clear()
+        return count
+
+    def close(self) -> None:
+        with self._lock:
+            self._caches.clear()
+            self._conn.close()
+
+
+class SqliteStore(Store):
+    """The embedded store (SQLite + sqlite-vec) at the settings' path."""
+
     @classmethod
-    async def open(cls, settings: MemorySettings, embedder: Embedder, *, migrate: bool = True) -> MemoryStore:
-        raise NotImplementedError("in progress")
+    async def open(cls, settings: MemorySettings, embedder: Embedder, *, migrate: bool = True) -> SqliteStore:
+        import anyio.to_thread
+
+        def build() -> SqliteBackend:
+            backend = SqliteBackend(settings.sqlite_path())
+            if migrate:
+                backend.migrate()
+            return backend
+
+        backend: Backend = await anyio.to_thread.run_sync(build)
+        return cls(settings, embedder, backend)

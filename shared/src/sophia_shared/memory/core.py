@@ -1,0 +1,353 @@
+"""The store's logic, written once over two backends: validation, embedding, dedupe, fusion.
+
+A backend is synchronous (sqlite3, psycopg) and does each call in one transaction; the store runs
+it in a worker thread so the event loop never waits on disk, the network or the model.
+"""
+
+from __future__ import annotations
+
+import builtins
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, TypeVar
+
+import anyio.to_thread
+import numpy as np
+import numpy.typing as npt
+
+from . import (
+    Embedder,
+    Memory,
+    MemoryFilter,
+    MemoryInput,
+    MemoryPatch,
+    Page,
+    PutResult,
+    ReembedReport,
+    SearchHit,
+    SearchMode,
+    Stats,
+)
+from . import validate as check
+from .errors import InvalidMemory, MemoryNotFound, ModelMismatch
+from .retrieval import VectorHit, fuse, query_terms
+from .settings import MemorySettings
+from .validate import CursorKey
+
+T = TypeVar("T")
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """A validated memory with its vector, ready for a backend to insert (or merge)."""
+
+    id: str
+    namespace: str
+    text: str
+    tags: list[str]
+    source: str | None
+    source_ref: str | None
+    importance: float
+    expires_at: datetime | None
+    embedding: Vector
+
+
+@dataclass(frozen=True)
+class Written:
+    action: Literal["created", "updated"]
+    memory: Memory
+    duplicate_of: str | None = None
+    similarity: float | None = None
+
+
+class Backend(Protocol):
+    """What a backend does; every method is one transaction and names the tenant."""
+
+    name: Literal["sqlite", "postgres"]
+
+    def model(self) -> tuple[str, int] | None: ...
+
+    def put_batch(
+        self,
+        tenant: str,
+        rows: Sequence[NewRow],
+        *,
+        model: str,
+        dims: int,
+        dedupe_threshold: float | None,
+        replace_refs: Sequence[tuple[str, str]],
+        now: datetime,
+    ) -> list[Written]: ...
+
+    def get(self, tenant: str, memory_id: str) -> Memory | None: ...
+
+    def fetch(self, tenant: str, ids: Sequence[str]) -> dict[str, Memory]: ...
+
+    def list(
+        self, tenant: str, flt: MemoryFilter, limit: int, after: CursorKey | None, now: datetime
+    ) -> builtins.list[Memory]: ...
+
+    def update(
+        self,
+        tenant: str,
+        memory_id: str,
+        changes: dict[str, Any],
+        embedding: Vector | None,
+        model: str,
+        dims: int,
+        now: datetime,
+    ) -> Memory | None: ...
+
+    def delete(self, tenant: str, memory_id: str) -> bool: ...
+
+    def forget(self, tenant: str, flt: MemoryFilter, now: datetime) -> int: ...
+
+    def vector_search(
+        self, tenant: str, vector: Vector, flt: MemoryFilter, n: int, now: datetime
+    ) -> builtins.list[VectorHit]: ...
+
+    def text_search(
+        self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime
+    ) -> builtins.list[str]: ...
+
+    def stats(self, tenant: str, now: datetime) -> dict[str, Any]: ...
+
+    def tenants(self) -> builtins.list[str]: ...
+
+    def reembed(
+        self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int
+    ) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def new_id() -> str:
+    """A random memory id (128 bits, hex)."""
+    return uuid.uuid4().hex
+
+
+def now_utc() -> datetime:
+    # Microsecond precision is what both backends store, so cursors compare exactly.
+    return datetime.now(UTC)
+
+
+class Store:
+    """`MemoryStore` over a backend."""
+
+    def __init__(self, settings: MemorySettings, embedder: Embedder, backend: Backend):
+        self._settings = settings
+        self._embedder = embedder
+        self._backend = backend
+        self._limiter = anyio.CapacityLimiter(settings.pool_max_size if backend.name == "postgres" else 1)
+        self._model_lock = threading.Lock()
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgres"]:
+        return self._backend.name
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
+
+    def _embed_checked(self, texts: builtins.list[str]) -> tuple[Vector, str, int]:
+        """Vectors for texts, refusing (before any write) a store that holds another model's vectors."""
+        vectors = self._embedder.embed(texts)
+        model, dims = self._embedder.model_id, int(vectors.shape[1])
+        self._check_model(model, dims)
+        return vectors, model, dims
+
+    def _check_model(self, model: str, dims: int) -> None:
+        stored = self._backend.model()
+        if stored is not None and stored != (model, dims):
+            raise ModelMismatch(
+                f"this store holds vectors of {stored[0]} ({stored[1]} dimensions) but the configured "
+                f"embedder is {model} ({dims} dimensions): run `sophia memory reembed` to migrate the "
+                "store, or configure the store's model again",
+                data={"store_model": stored[0], "store_dimensions": stored[1], "model": model, "dimensions": dims},
+            )
+
+    def _query_vector(self, query_embedding: Sequence[float] | Vector) -> Vector:
+        vector = np.asarray(query_embedding, dtype=np.float32)
+        stored = self._backend.model()
+        dims = stored[1] if stored else self._embedder.dimensions
+        if vector.ndim != 1 or vector.shape[0] != dims:
+            raise InvalidMemory(
+                f"query_embedding has shape {tuple(vector.shape)}; this store's vectors have {dims} dimensions"
+            )
+        norm = float(np.linalg.norm(vector))
+        if not np.isfinite(norm) or norm == 0.0:
+            raise InvalidMemory("query_embedding must be a finite, non-zero vector")
+        return vector / norm
+
+    async def put(self, tenant: str, item: MemoryInput, *, dedupe: bool = True) -> PutResult:
+        (result,) = await self._put(tenant, [item], dedupe=dedupe, replace_source_ref=False)
+        return result
+
+    async def put_many(
+        self,
+        tenant: str,
+        items: Sequence[MemoryInput],
+        *,
+        dedupe: bool = False,
+        replace_source_ref: bool = False,
+    ) -> builtins.list[PutResult]:
+        if not items:
+            return []
+        check.bounded("batch size", len(items), 1, self._settings.max_batch, "SOPHIA_MEMORY_MAX_BATCH")
+        return await self._put(tenant, items, dedupe=dedupe, replace_source_ref=replace_source_ref)
+
+    async def _put(
+        self, tenant: str, items: Sequence[MemoryInput], *, dedupe: bool, replace_source_ref: bool
+    ) -> builtins.list[PutResult]:
+        tenant = check.tenant(tenant)
+        clean = [check.memory_input(item, self._settings) for item in items]
+        threshold = self._settings.dedupe_threshold if dedupe and self._settings.dedupe_threshold < 1.0 else None
+        refs = sorted({(i.namespace, i.source_ref) for i in clean if i.source_ref}) if replace_source_ref else []
+
+        def work() -> builtins.list[Written]:
+            vectors, model, dims = self._embed_checked([i.text for i in clean])
+            rows = [
+                NewRow(new_id(), i.namespace, i.text, i.tags, i.source, i.source_ref, i.importance, i.expires_at, v)
+                for i, v in zip(clean, vectors, strict=True)
+            ]
+            return self._backend.put_batch(
+                tenant, rows, model=model, dims=dims, dedupe_threshold=threshold, replace_refs=refs, now=now_utc()
+            )
+
+        written = await self._run(work)
+        return [PutResult(action=w.action, memory=w.memory, duplicate_of=w.duplicate_of,
+                          similarity=w.similarity) for w in written]
+
+    async def get(self, tenant: str, memory_id: str) -> Memory:
+        tenant = check.tenant(tenant)
+        memory = await self._run(self._backend.get, tenant, memory_id)
+        if memory is None:
+            raise MemoryNotFound(f"no memory {memory_id[:80]!r} in your memories: check the id with memory_list")
+        return memory
+
+    async def list(
+        self, tenant: str, filter: MemoryFilter | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        tenant = check.tenant(tenant)
+        flt = check.memory_filter(filter, self._settings)
+        limit = check.bounded("limit", limit, 1, self._settings.max_list_limit, "SOPHIA_MEMORY_MAX_LIST_LIMIT")
+        after = check.decode_cursor(cursor) if cursor else None
+        rows = await self._run(self._backend.list, tenant, flt, limit + 1, after, now_utc())
+        more = len(rows) > limit
+        items = rows[:limit]
+        next_cursor = (
+            check.encode_cursor(CursorKey(items[-1].created_at, items[-1].id)) if more and items else None
+        )
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def update(self, tenant: str, memory_id: str, patch: MemoryPatch) -> Memory:
+        tenant = check.tenant(tenant)
+        clean = check.patch(patch, self._settings)
+        changes: dict[str, Any] = {
+            name: getattr(clean, name)
+            for name in ("text", "tags", "source", "source_ref", "importance", "expires_at")
+            if getattr(clean, name) is not None
+        }
+        if clean.clear_expiry:
+            changes["expires_at"] = None
+
+        def work() -> Memory | None:
+            if clean.text is not None:
+                vectors, model, dims = self._embed_checked([clean.text])
+                embedding: Vector | None = vectors[0]
+            else:
+                embedding, model, dims = None, self._embedder.model_id, 0
+            return self._backend.update(tenant, memory_id, changes, embedding, model, dims, now_utc())
+
+        memory = await self._run(work)
+        if memory is None:
+            raise MemoryNotFound(f"no memory {memory_id[:80]!r} in your memories: check the id with memory_list")
+        return memory
+
+    async def delete(self, tenant: str, memory_id: str) -> None:
+        tenant = check.tenant(tenant)
+        if not await self._run(self._backend.delete, tenant, memory_id):
+            raise MemoryNotFound(f"no memory {memory_id[:80]!r} in your memories: check the id with memory_list")
+
+    async def forget(self, tenant: str, filter: MemoryFilter | None = None) -> int:
+        tenant = check.tenant(tenant)
+        flt = check.memory_filter(filter, self._settings).model_copy(update={"include_expired": True})
+        return await self._run(self._backend.forget, tenant, flt, now_utc())
+
+    async def search(
+        self,
+        tenant: str,
+        query: str,
+        filter: MemoryFilter | None = None,
+        *,
+        k: int = 10,
+        mode: SearchMode = "hybrid",
+        recency_weight: float = 0.0,
+        importance_weight: float = 0.0,
+        query_embedding: Sequence[float] | Vector | None = None,
+    ) -> builtins.list[SearchHit]:
+        tenant = check.tenant(tenant)
+        flt = check.memory_filter(filter, self._settings)
+        k = check.bounded("k", k, 1, self._settings.max_search_k, "SOPHIA_MEMORY_MAX_SEARCH_K")
+        if mode not in ("hybrid", "vector", "text"):
+            raise InvalidMemory("mode must be hybrid, vector or text")
+        for name, weight in (("recency_weight", recency_weight), ("importance_weight", importance_weight)):
+            if not 0.0 <= weight <= 1.0:
+                raise InvalidMemory(f"{name} must be between 0 and 1")
+        terms = query_terms(query)
+        if mode == "text" and not terms:
+            raise InvalidMemory("the query has no words to search for")
+        if mode != "text" and query_embedding is None and not query.strip():
+            raise InvalidMemory("query is empty: say what to look for")
+        given = self._query_vector(query_embedding) if query_embedding is not None else None
+        # Each ranking looks deeper than k so fusion and boosts can reorder it.
+        depth = min(max(4 * k, 40), 200)
+
+        def work() -> builtins.list[SearchHit]:
+            now = now_utc()
+            vector_hits: builtins.list[VectorHit] = []
+            text_ids: builtins.list[str] = []
+            if mode != "text":
+                if self._backend.model() is None:
+                    vector_hits = []  # nothing stored yet: no vectors to compare with
+                else:
+                    vector = given if given is not None else self._embed_checked([query])[0][0]
+                    vector_hits = self._backend.vector_search(tenant, vector, flt, depth, now)
+            if mode != "vector" and terms:
+                text_ids = self._backend.text_search(tenant, terms, flt, depth, now)
+            ids = list(dict.fromkeys([h.memory_id for h in vector_hits] + text_ids))
+            memories = self._backend.fetch(tenant, ids) if ids else {}
+            return fuse(vector_hits, text_ids, memories, k=k, now=now,
+                        recency_weight=recency_weight, importance_weight=importance_weight)
+
+        return await self._run(work)
+
+    async def stats(self, tenant: str) -> Stats:
+        tenant = check.tenant(tenant)
+        raw = await self._run(self._backend.stats, tenant, now_utc())
+        stored = await self._run(self._backend.model)
+        model, dims = stored if stored else (self._embedder.model_id, 0)
+        return Stats(tenant=tenant, embedding_model=model, dimensions=dims, backend=self._backend.name, **raw)
+
+    async def tenants(self) -> builtins.list[str]:
+        return await self._run(self._backend.tenants)
+
+    async def reembed(self, embedder: Embedder, *, batch_size: int = 256) -> ReembedReport:
+        check.bounded("batch_size", batch_size, 1, 10_000, "batch_size")
+        before = await self._run(self._backend.model)
+        dims = embedder.dimensions
+        count = await self._run(self._backend.reembed, embedder.embed, embedder.model_id, dims, batch_size)
+        self._embedder = embedder
+        return ReembedReport(
+            from_model=before[0] if before else None, to_model=embedder.model_id, dimensions=dims, reembedded=count
+        )
+
+    async def close(self) -> None:
+        await self._run(self._backend.close)
