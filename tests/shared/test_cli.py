@@ -1,0 +1,95 @@
+"""The one CLI shape, end to end: a server spawned over stdio with the real SDK client; check; bad settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+from sophia_shared.testing import error_code, structured
+
+TESTS = Path(__file__).resolve().parents[1]
+DEMO = [sys.executable, "-m", "shared.demo_server"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPHIA_DEMO_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*DEMO, *args], capture_output=True, text=True, timeout=60, env=_env(**env), check=False)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("args", [[], ["serve", "--transport", "stdio"]])
+async def test_stdio_serves_as_the_local_user_with_the_stdio_role(args: list[str]) -> None:
+    params = StdioServerParameters(command=DEMO[0], args=[*DEMO[1:], *args], env=_env(SOPHIA_STDIO_ROLE="viewer"))
+    with anyio.fail_after(30):
+        async with Client(params) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            echo = await client.call_tool("demo_echo", {"text": "stdio"})
+            write = await client.call_tool("demo_write", {"value": 1})
+    assert "demo_drop" in names
+    assert structured(echo)["role"] == "viewer"
+    assert error_code(write) == "forbidden"
+
+
+@pytest.mark.anyio
+async def test_read_only_flag_hides_writes() -> None:
+    params = StdioServerParameters(command=DEMO[0], args=[*DEMO[1:], "serve", "--read-only"], env=_env())
+    with anyio.fail_after(30):
+        async with Client(params) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+    assert names == {"demo_echo", "demo_big", "demo_fail"}
+
+
+@pytest.mark.anyio
+async def test_host_principal_is_ignored_unless_trusted() -> None:
+    meta = {"sophia/principal": {"name": "root-by-meta", "role": "admin"}}
+    for trusted, expected in (("0", "viewer"), ("1", "admin")):
+        env = _env(SOPHIA_STDIO_ROLE="viewer", SOPHIA_TRUST_HOST_PRINCIPAL=trusted)
+        params = StdioServerParameters(command=DEMO[0], args=DEMO[1:], env=env)
+        with anyio.fail_after(30):
+            async with Client(params) as client:
+                echo = await client.call_tool("demo_echo", {"text": "x"}, meta=meta)  # type: ignore[arg-type]
+        assert structured(echo)["role"] == expected
+
+
+def test_check_ok_and_not_configured() -> None:
+    ok = _run("check")
+    assert ok.returncode == 0, ok.stderr
+    assert "ok: demo server ready" in ok.stdout
+    bad = _run("check", SOPHIA_DEMO_GREETING="fail")
+    assert bad.returncode == 1
+    assert "not_configured" in bad.stderr
+
+
+def test_a_bad_setting_fails_at_start_with_one_line_naming_it() -> None:
+    bad = _run("check", SOPHIA_DEMO_MAX_RESULT_CHARS="lots")
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "SOPHIA_DEMO_MAX_RESULT_CHARS" in lines[0]
+
+
+def test_sophia_toml_section_is_read(tmp_path: Path) -> None:
+    config = tmp_path / "sophia.toml"
+    config.write_text('[demo]\ngreeting = "fail"\n')
+    from_file = _run("check", SOPHIA_CONFIG=str(config))
+    assert from_file.returncode == 1
+    env_wins = _run("check", SOPHIA_CONFIG=str(config), SOPHIA_DEMO_GREETING="hi")
+    assert env_wins.returncode == 0
+
+
+def test_unauthenticated_http_off_loopback_is_refused_by_the_cli() -> None:
+    refused = _run("serve", "--transport", "http", "--host", "0.0.0.0", "--allow-unauthenticated")
+    assert refused.returncode == 2
+    assert "loopback only" in refused.stderr
