@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from servers.gong.gong_contract_server import GongContractServer
+from servers.gong.gong_dataset import generate
 from sophia_gong.settings import GongSettings
-
-from tests.servers.gong.gong_contract_server import GongContractServer
-from tests.servers.gong.gong_dataset import generate
 
 # Where the rate is not what a test is about, both sides allow far more than Gong's 3/s.
 FAST_RATE = 500.0

@@ -139,7 +139,7 @@ def _file_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _write_private(path: Path, data: dict[str, Any]) -> None:
+def write_private(path: Path, data: dict[str, Any]) -> None:
     """Replace a JSON file atomically, readable by the owner only."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -194,14 +194,14 @@ class DailyBudget:
                     data={"used": used, "limit": self.limit, "path": path},
                 )
             data["used"] = used + 1
-            _write_private(self.path, data)
+            write_private(self.path, data)
 
     def mark_exhausted(self) -> None:
         """Gong said the company's daily cap is reached (other integrations share it)."""
         with _file_lock(self._lock_path):
             data = self._read()
             data["used"] = max(int(data.get("used", 0)), self.limit)
-            _write_private(self.path, data)
+            write_private(self.path, data)
 
 
 class OAuthTokens(BaseModel):
@@ -272,7 +272,7 @@ class TokenStore:
                     self._tokens = on_disk
                     return on_disk
                 self._tokens = await self._exchange(http, on_disk)
-                _write_private(self.path, self._tokens.model_dump())
+                write_private(self.path, self._tokens.model_dump())
                 return self._tokens
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)

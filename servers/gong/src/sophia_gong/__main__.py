@@ -1,0 +1,16 @@
+"""`sophia-gong`: the Gong MCP server's command line."""
+
+from sophia_shared.cli import run, server_app
+
+from .settings import GongSettings
+from .tools import build_server, check
+
+app = server_app("gong", GongSettings, build_server, check)
+
+
+def main() -> None:
+    run(app)
+
+
+if __name__ == "__main__":
+    main()
