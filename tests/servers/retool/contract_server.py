@@ -32,12 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from servers.retool.contract_org import ACCESS_RANK, STAMP, Org
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-
-from tests.servers.retool.contract_org import ACCESS_RANK, STAMP, Org
 
 USER_ID = re.compile(r"^user_[0-9a-zA-Z]+$")
 FOLDER_ID = re.compile(r"^(app|workflow|resource|agent|library)_[0-9]+$")
@@ -136,6 +135,11 @@ class ContractServer:
             self._thread.join(timeout=10)
         if self._sock is not None:
             self._sock.close()
+
+    def reset_window(self) -> None:
+        with self._lock:
+            self._window = (-1, 0)
+            self._limited = 0
 
     def clear_log(self) -> None:
         with self._lock:
