@@ -1,16 +1,14 @@
 # Sophia: the README's commands. Each target installs what it needs on a fresh machine.
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PyPI when the machine has none (`python3 -m uv` runs the pip-installed binary).
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_LINK_MODE := copy
 APT_STAMP := .venv/.apt-installed
 
 .PHONY: install test-deps run test lint typecheck bench config
 
-# uv from PyPI if missing, then the locked workspace.
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-
-.venv/.synced: uv.lock pyproject.toml $(wildcard */pyproject.toml servers/*/pyproject.toml) | $(UV)
+.venv/.synced: uv.lock pyproject.toml $(wildcard */pyproject.toml servers/*/pyproject.toml)
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --all-packages --frozen
 	touch $@
 

@@ -1,0 +1,90 @@
+"""Suite-wide rules every tool of every server obeys (STYLE.md rules 2, 3 and 7).
+
+Each server is built on its embedded defaults (building must not contact its system); every
+tool must state its role and all four annotations, have a description, and typed, described
+parameters; its input and output schemas are snapshotted so a change is a reviewable diff
+(regenerate with SOPHIA_UPDATE_SNAPSHOTS=1).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from sophia_shared.cli import BUILDERS
+from sophia_shared.server import SophiaServer
+
+SERVERS = ["memory", "snowflake", "docker", "pulumi", "gong", "retool"]
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+ROLES = {"viewer", "developer", "devops", "admin"}
+
+
+def _server(name: str) -> SophiaServer:
+    importlib.import_module(f"sophia_{name}.__main__")
+    server = BUILDERS[name]()
+    assert isinstance(server, SophiaServer), f"sophia-{name} must build a SophiaServer"
+    return server
+
+
+async def _tools(server: SophiaServer) -> list[Any]:
+    with anyio.fail_after(10):
+        return await server.list_tools()
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_every_tool_states_role_and_all_four_annotations(name: str) -> None:
+    server = _server(name)
+    tools = anyio.run(_tools, server)
+    assert tools, f"sophia-{name} lists no tools"
+    for tool in tools:
+        assert tool.name.startswith(f"{name}_"), f"{tool.name}: tool names carry their server's prefix"
+        assert tool.description and len(tool.description) > 20, f"{tool.name}: needs a real description"
+        ann = tool.annotations
+        assert ann is not None, f"{tool.name}: no annotations"
+        for hint in ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint"):
+            assert isinstance(getattr(ann, hint), bool), f"{tool.name}: {hint} unset"
+        role = (tool.meta or {}).get("sophia", {}).get("role")
+        assert role in ROLES, f"{tool.name}: no minimum role"
+        if ann.destructive_hint:
+            assert tool.meta["sophia"]["confirm"], f"{tool.name}: destructive tools are confirmed"
+            assert "confirmation_token" in tool.input_schema["properties"]
+        for pname, prop in tool.input_schema.get("properties", {}).items():
+            assert prop.get("description"), f"{tool.name}.{pname}: parameter needs a description"
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_tool_schemas_match_their_snapshot(name: str) -> None:
+    server = _server(name)
+    tools = anyio.run(_tools, server)
+    current = {
+        t.name: {
+            "annotations": t.annotations.model_dump(exclude_none=True) if t.annotations else None,
+            "meta": t.meta,
+            "input_schema": t.input_schema,
+            "output_schema": t.output_schema,
+        }
+        for t in sorted(tools, key=lambda t: t.name)
+    }
+    path = SNAPSHOTS / f"{name}.json"
+    rendered = json.dumps(current, indent=1, sort_keys=True) + "\n"
+    if os.environ.get("SOPHIA_UPDATE_SNAPSHOTS") == "1" or not path.exists():
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(rendered)
+        if os.environ.get("CI"):
+            pytest.fail(f"{path.name} was missing in CI; generate and commit it")
+    assert json.loads(path.read_text()) == current, (
+        f"tool schemas of sophia-{name} changed; review and run with SOPHIA_UPDATE_SNAPSHOTS=1"
+    )
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_read_only_mode_leaves_only_read_only_tools(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(f"SOPHIA_{name.upper()}_READ_ONLY", "1")
+    tools = anyio.run(_tools, _server(name))
+    assert all(t.annotations.read_only_hint for t in tools)
