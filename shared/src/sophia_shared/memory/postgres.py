@@ -1,12 +1,439 @@
-"""postgres backend of the memory store (in progress)."""
+# ruff: noqa: S608  -- SQL here is assembled from constant fragments and %s placeholders only;
+# every value is bound, never formatted in.
+"""The PostgreSQL backend: psycopg 3 + psycopg_pool, pgvector (HNSW, cosine) and tsvector full text.
+
+The vector column gets its dimension (and its HNSW index) with the first write, because the
+dimension is the embedder's; `reembed` rebuilds both for a new model.
+"""
 
 from __future__ import annotations
 
-from . import Embedder, MemoryStore
+import builtins
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Literal
+
+from ..redact import redact
+from . import Embedder, Memory, MemoryFilter
+from .core import NewRow, Store, Vector, Written
+from .errors import ModelMismatch, StoreUnavailable
+from .retrieval import VectorHit
 from .settings import MemorySettings
+from .validate import CursorKey
+
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            "CREATE EXTENSION IF NOT EXISTS vector",
+            "CREATE TABLE memory_meta (key text PRIMARY KEY, value text NOT NULL)",
+            """
+            CREATE TABLE memories (
+                rid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                id text NOT NULL UNIQUE,
+                tenant text NOT NULL,
+                namespace text NOT NULL,
+                text text NOT NULL,
+                tags text[] NOT NULL DEFAULT '{}',
+                source text,
+                source_ref text,
+                importance real NOT NULL,
+                created_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL,
+                expires_at timestamptz,
+                embedding_model text NOT NULL,
+                embedding vector NOT NULL,
+                tsv tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED
+            )
+            """,
+            "CREATE INDEX memories_tenant_created ON memories (tenant, created_at DESC, id DESC)",
+            "CREATE INDEX memories_tenant_namespace ON memories (tenant, namespace)",
+            "CREATE INDEX memories_tenant_source_ref ON memories (tenant, source_ref) WHERE source_ref IS NOT NULL",
+            "CREATE INDEX memories_tags ON memories USING gin (tags)",
+            "CREATE INDEX memories_tsv ON memories USING gin (tsv)",
+        ],
+    ),
+]
+
+_COLUMNS = (
+    "id, tenant, namespace, text, tags, source, source_ref, importance, created_at, updated_at, "
+    "expires_at, embedding_model"
+)
 
 
-class PostgresStore:
+def _vector(value: Vector) -> str:
+    return "[" + ",".join(f"{x:.8g}" for x in value.tolist()) + "]"
+
+
+def _memory(row: Sequence[Any]) -> Memory:
+    return Memory(
+        id=row[0], tenant=row[1], namespace=row[2], text=row[3], tags=list(row[4]), source=row[5],
+        source_ref=row[6], importance=row[7], created_at=row[8], updated_at=row[9], expires_at=row[10],
+        embedding_model=row[11],
+    )
+
+
+def _where(tenant: str, flt: MemoryFilter, now: datetime, alias: str = "") -> tuple[str, list[Any]]:
+    """The WHERE clause every query uses: the tenant first, always, then the filter."""
+    p = f"{alias}." if alias else ""
+    clauses = [f"{p}tenant = %s"]
+    params: list[Any] = [tenant]
+    if flt.namespaces:
+        clauses.append(f"{p}namespace = ANY(%s)")
+        params.append(list(flt.namespaces))
+    if flt.tags_any:
+        clauses.append(f"{p}tags && %s::text[]")
+        params.append(list(flt.tags_any))
+    if flt.tags_all:
+        clauses.append(f"{p}tags @> %s::text[]")
+        params.append(list(flt.tags_all))
+    if flt.source is not None:
+        clauses.append(f"{p}source = %s")
+        params.append(flt.source)
+    if flt.source_ref is not None:
+        clauses.append(f"{p}source_ref = %s")
+        params.append(flt.source_ref)
+    if flt.created_after is not None:
+        clauses.append(f"{p}created_at > %s")
+        params.append(flt.created_after)
+    if flt.created_before is not None:
+        clauses.append(f"{p}created_at < %s")
+        params.append(flt.created_before)
+    if not flt.include_expired:
+        clauses.append(f"({p}expires_at IS NULL OR {p}expires_at > %s)")
+        params.append(now)
+    return " AND ".join(clauses), params
+
+
+class PostgresBackend:
+    name: Literal["sqlite", "postgres"] = "postgres"
+
+    def __init__(self, dsn: str, *, min_size: int, max_size: int, ef_search: int):
+        import psycopg
+        from psycopg_pool import ConnectionPool, PoolTimeout
+
+        self._ef_search = ef_search
+        self._model: tuple[str, int] | None = None
+        self._pool = ConnectionPool(
+            dsn, min_size=min_size, max_size=max_size, open=False, timeout=30,
+            kwargs={"connect_timeout": 10}, name="sophia-memory",
+        )
+        try:
+            self._pool.open(wait=True, timeout=15)
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            self._pool.close()
+            raise StoreUnavailable(
+                f"cannot connect to the memory database {redact(dsn)}: check SOPHIA_MEMORY_DSN",
+                detail=str(exc),
+            ) from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreUnavailable("the memory database cannot be reached", detail=str(exc)) from exc
+
+    def migrate(self) -> int:
+        with self._tx() as conn:
+            # One migrator at a time across processes; the lock ends with the transaction.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_memory_migrations'))")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS memory_schema_migrations "
+                "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.execute("SELECT version FROM memory_schema_migrations")}
+            for version, statements in MIGRATIONS:
+                if version in done:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO memory_schema_migrations (version) VALUES (%s)", (version,))
+        return max(v for v, _ in MIGRATIONS)
+
+    def model(self) -> tuple[str, int] | None:
+        if self._model is None:
+            with self._tx() as conn:
+                self._model = self._read_model(conn)
+        return self._model
+
+    @staticmethod
+    def _read_model(conn: Any) -> tuple[str, int] | None:
+        rows = dict(conn.execute(
+            "SELECT key, value FROM memory_meta WHERE key IN ('embedding_model', 'dimensions')"
+        ).fetchall())
+        return (rows["embedding_model"], int(rows["dimensions"])) if rows else None
+
+    def _ensure_model(self, conn: Any, model: str, dims: int) -> None:
+        """Refuse vectors of another model; the first write fixes the column's dimension and index."""
+        stored = self._read_model(conn)
+        if stored is None:
+            # Only the very first write takes this lock; later writes just read the meta row.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_memory_model'))")
+            stored = self._read_model(conn)
+        if stored is None:
+            conn.execute(f"ALTER TABLE memories ALTER COLUMN embedding TYPE vector({int(dims)})")
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS memories_embedding ON memories "
+                "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+            )
+            conn.execute(
+                "INSERT INTO memory_meta VALUES ('embedding_model', %s), ('dimensions', %s)", (model, str(dims))
+            )
+        elif stored != (model, dims):
+            self._model = stored
+            raise ModelMismatch(
+                f"this store holds vectors of {stored[0]} but the embedder is {model}: run `sophia memory reembed`"
+            )
+        self._model = (model, dims)
+
+    def put_batch(
+        self,
+        tenant: str,
+        rows: Sequence[NewRow],
+        *,
+        model: str,
+        dims: int,
+        dedupe_threshold: float | None,
+        replace_refs: Sequence[tuple[str, str]],
+        now: datetime,
+    ) -> list[Written]:
+        out: list[Written] = []
+        inserts: list[tuple[Any, ...]] = []
+        with self._tx() as conn:
+            self._ensure_model(conn, model, dims)
+            for namespace, ref in replace_refs:
+                conn.execute(
+                    "DELETE FROM memories WHERE tenant = %s AND namespace = %s AND source_ref = %s",
+                    (tenant, namespace, ref),
+                )
+            if dedupe_threshold is not None:
+                self._set_search(conn)
+            for row in rows:
+                vec = _vector(row.embedding)
+                if dedupe_threshold is not None:
+                    near = conn.execute(
+                        "SELECT id, 1 - (embedding <=> %s::vector) AS sim, tags, importance FROM memories "
+                        "WHERE tenant = %s AND namespace = %s AND (expires_at IS NULL OR expires_at > %s) "
+                        "ORDER BY embedding <=> %s::vector LIMIT 1",
+                        (vec, tenant, row.namespace, now, vec),
+                    ).fetchone()
+                    if near is not None and near[1] >= dedupe_threshold:
+                        tags = list(dict.fromkeys([*near[2], *row.tags]))
+                        merged = conn.execute(
+                            f"UPDATE memories SET text = %s, tags = %s, importance = %s, "
+                            "source = coalesce(%s, source), source_ref = coalesce(%s, source_ref), "
+                            "expires_at = %s, updated_at = %s, embedding_model = %s, embedding = %s::vector "
+                            f"WHERE tenant = %s AND id = %s RETURNING {_COLUMNS}",
+                            (row.text, tags, max(near[3], row.importance), row.source, row.source_ref,
+                             row.expires_at, now, model, vec, tenant, near[0]),
+                        ).fetchone()
+                        out.append(Written("updated", _memory(merged), near[0], round(float(near[1]), 6)))
+                        continue
+                    # Inserted at once: a later row of the same batch may be its near-duplicate.
+                    conn.execute(
+                        f"INSERT INTO memories ({_COLUMNS}, embedding) "
+                        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::vector)",
+                        (row.id, tenant, row.namespace, row.text, row.tags, row.source, row.source_ref,
+                         row.importance, now, now, row.expires_at, model, vec),
+                    )
+                else:
+                    inserts.append((row.id, tenant, row.namespace, row.text, row.tags, row.source, row.source_ref,
+                                    row.importance, now, now, row.expires_at, model, vec))
+                out.append(Written("created", Memory(
+                    id=row.id, tenant=tenant, namespace=row.namespace, text=row.text, tags=row.tags,
+                    source=row.source, source_ref=row.source_ref, importance=row.importance, created_at=now,
+                    updated_at=now, expires_at=row.expires_at, embedding_model=model,
+                )))
+            if inserts:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        f"INSERT INTO memories ({_COLUMNS}, embedding) "
+                        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::vector)",
+                        inserts,
+                    )
+        return out
+
+    def get(self, tenant: str, memory_id: str) -> Memory | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE tenant = %s AND id = %s", (tenant, memory_id)
+            ).fetchone()
+        return _memory(row) if row else None
+
+    def fetch(self, tenant: str, ids: Sequence[str]) -> dict[str, Memory]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE tenant = %s AND id = ANY(%s)", (tenant, list(ids))
+            ).fetchall()
+        return {row[0]: _memory(row) for row in rows}
+
+    def list(
+        self, tenant: str, flt: MemoryFilter, limit: int, after: CursorKey | None, now: datetime
+    ) -> builtins.list[Memory]:
+        where, params = _where(tenant, flt, now)
+        if after is not None:
+            where += " AND (created_at, id) < (%s, %s)"
+            params += [after.created_at, after.memory_id]
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM memories WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s",
+                (*params, limit),
+            ).fetchall()
+        return [_memory(row) for row in rows]
+
+    def update(
+        self,
+        tenant: str,
+        memory_id: str,
+        changes: dict[str, Any],
+        embedding: Vector | None,
+        model: str,
+        dims: int,
+        now: datetime,
+    ) -> Memory | None:
+        allowed = ("text", "tags", "source", "source_ref", "importance", "expires_at")
+        sets = ["updated_at = %s"]
+        params: list[Any] = [now]
+        for name, value in changes.items():
+            if name not in allowed:
+                raise ValueError(f"not an updatable column: {name}")
+            sets.append(f"{name} = %s")
+            params.append(value)
+        with self._tx() as conn:
+            if embedding is not None:
+                self._ensure_model(conn, model, dims)
+                sets += ["embedding = %s::vector", "embedding_model = %s"]
+                params += [_vector(embedding), model]
+            row = conn.execute(
+                f"UPDATE memories SET {', '.join(sets)} WHERE tenant = %s AND id = %s RETURNING {_COLUMNS}",
+                (*params, tenant, memory_id),
+            ).fetchone()
+        return _memory(row) if row else None
+
+    def delete(self, tenant: str, memory_id: str) -> bool:
+        with self._tx() as conn:
+            cur = conn.execute("DELETE FROM memories WHERE tenant = %s AND id = %s", (tenant, memory_id))
+            return bool(cur.rowcount > 0)
+
+    def forget(self, tenant: str, flt: MemoryFilter, now: datetime) -> int:
+        where, params = _where(tenant, flt, now)
+        with self._tx() as conn:
+            return int(conn.execute(f"DELETE FROM memories WHERE {where}", params).rowcount)
+
+    def _set_search(self, conn: Any) -> None:
+        # Iterative scans keep filtered HNSW queries (tenant, namespace...) from returning too few rows.
+        conn.execute(f"SET LOCAL hnsw.ef_search = {int(self._ef_search)}")
+        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+
+    def vector_search(
+        self, tenant: str, vector: Vector, flt: MemoryFilter, n: int, now: datetime
+    ) -> builtins.list[VectorHit]:
+        where, params = _where(tenant, flt, now)
+        vec = _vector(vector)
+        with self._tx() as conn:
+            self._set_search(conn)
+            rows = conn.execute(
+                f"SELECT id, 1 - (embedding <=> %s::vector) FROM memories WHERE {where} "
+                "ORDER BY embedding <=> %s::vector LIMIT %s",
+                (vec, *params, vec, n),
+            ).fetchall()
+        hits = [VectorHit(row[0], float(row[1])) for row in rows]
+        hits.sort(key=lambda hit: -hit.similarity)  # relaxed order: re-sort exactly
+        return hits
+
+    def text_search(
+        self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime
+    ) -> builtins.list[str]:
+        where, params = _where(tenant, flt, now)
+        query = " | ".join(terms)
+        with self._tx() as conn:
+            rows = conn.execute(
+                f"SELECT id FROM memories, to_tsquery('english', %s) AS q WHERE tsv @@ q AND {where} "
+                "ORDER BY ts_rank_cd(tsv, q) DESC, id LIMIT %s",
+                (query, *params, n),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def stats(self, tenant: str, now: datetime) -> dict[str, Any]:
+        with self._tx() as conn:
+            total, expired, oldest, newest = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE expires_at IS NOT NULL AND expires_at <= %s), "
+                "min(created_at), max(created_at) FROM memories WHERE tenant = %s",
+                (now, tenant),
+            ).fetchone()
+            by_namespace = dict(conn.execute(
+                "SELECT namespace, count(*) FROM memories WHERE tenant = %s GROUP BY namespace "
+                "ORDER BY count(*) DESC LIMIT 100", (tenant,)
+            ).fetchall())
+            by_source = dict(conn.execute(
+                "SELECT coalesce(source, '(none)'), count(*) FROM memories WHERE tenant = %s GROUP BY source "
+                "ORDER BY count(*) DESC LIMIT 100", (tenant,)
+            ).fetchall())
+        return {"total": total, "expired": expired, "by_namespace": by_namespace, "by_source": by_source,
+                "oldest": oldest, "newest": newest}
+
+    def tenants(self) -> builtins.list[str]:
+        with self._tx() as conn:
+            return [row[0] for row in conn.execute("SELECT DISTINCT tenant FROM memories ORDER BY tenant")]
+
+    def reembed(
+        self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int
+    ) -> int:
+        count = 0
+        with self._tx() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_memory_model'))")
+            conn.execute("LOCK TABLE memories IN SHARE ROW EXCLUSIVE MODE")
+            conn.execute("DROP INDEX IF EXISTS memories_embedding")
+            conn.execute("ALTER TABLE memories ALTER COLUMN embedding TYPE vector")
+            rows = conn.execute("SELECT rid, text FROM memories ORDER BY rid").fetchall()
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
+                vectors = embed([text for _, text in chunk])
+                if vectors.shape[1] != dims:
+                    raise ModelMismatch(f"{model} returned {vectors.shape[1]} dimensions, expected {dims}")
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "UPDATE memories SET embedding = %s::vector, embedding_model = %s WHERE rid = %s",
+                        [(_vector(v), model, rid) for (rid, _), v in zip(chunk, vectors, strict=True)],
+                    )
+                count += len(chunk)
+            conn.execute("DELETE FROM memory_meta WHERE key IN ('embedding_model', 'dimensions')")
+            self._ensure_model(conn, model, dims)
+        return count
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class PostgresStore(Store):
+    """The PostgreSQL + pgvector store at the settings' DSN."""
+
     @classmethod
-    async def open(cls, settings: MemorySettings, embedder: Embedder, *, migrate: bool = True) -> MemoryStore:
-        raise NotImplementedError("in progress")
+    async def open(cls, settings: MemorySettings, embedder: Embedder, *, migrate: bool = True) -> PostgresStore:
+        import anyio.to_thread
+
+        assert settings.dsn is not None
+        dsn = settings.dsn.get_secret_value()
+
+        def build() -> PostgresBackend:
+            backend = PostgresBackend(
+                dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+                ef_search=settings.hnsw_ef_search,
+            )
+            if migrate:
+                try:
+                    backend.migrate()
+                except BaseException:
+                    backend.close()
+                    raise
+            return backend
+
+        backend = await anyio.to_thread.run_sync(build)
+        return cls(settings, embedder, backend)
+
