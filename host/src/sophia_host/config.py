@@ -1,0 +1,112 @@
+"""What the host composes: `[host]` settings and `[servers.<name>]` tables of sophia.toml.
+
+With no `[servers]` table, every installed `sophia-<name>` console script is served on its
+embedded default (what `make run` does on a fresh machine).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from sophia_shared.settings import ServerSettings, SettingsError, read_config_table, settings_config
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+HOST_SCRIPT = "sophia"
+
+
+class HostSettings(ServerSettings):
+    """The host's own settings (env SOPHIA_HOST_*, `[host]` in sophia.toml)."""
+
+    model_config = settings_config("host")
+
+    # Expose only these toolsets (plus sophia_find_tools) in tools/list; the others stay
+    # callable and searchable. Empty: list every tool.
+    toolsets: list[str] = Field(default_factory=list)
+    call_timeout_s: float = Field(default=300.0, gt=0)
+    start_timeout_s: float = Field(default=30.0, gt=0)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    # A child that stays up this long has its backoff reset.
+    healthy_after_s: float = Field(default=30.0, gt=0)
+    semantic_search: bool = True
+
+
+class ServerEntry(BaseModel):
+    """One `[servers.<name>]` table: a stdio command, or the URL of a remote streamable HTTP server."""
+
+    name: str
+    command: list[str] = Field(default_factory=list)
+    url: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+    # Forward only these tools / toolsets of this server (empty: all of them).
+    tools: list[str] = Field(default_factory=list)
+    toolsets: list[str] = Field(default_factory=list)
+    # The minimum role of a tool that does not say (a server that is not a Sophia server).
+    default_role: str = "developer"
+    # The environment variable holding the bearer token for a remote server; the token itself
+    # never sits in sophia.toml.
+    token_env: str | None = None
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return value.split() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ServerEntry:
+        if not NAME_RE.match(self.name):
+            raise ValueError(f"server name {self.name!r}: use lowercase letters, digits, '-' or '_'")
+        if bool(self.command) == bool(self.url):
+            raise ValueError(f"server {self.name!r} needs exactly one of command or url")
+        return self
+
+    @property
+    def remote(self) -> bool:
+        return self.url is not None
+
+
+def installed_servers() -> list[ServerEntry]:
+    """Every `sophia-<name>` console script installed beside this Python."""
+    found: dict[str, ServerEntry] = {}
+    for ep in entry_points(group="console_scripts"):
+        if not ep.name.startswith("sophia-") or ep.name == HOST_SCRIPT:
+            continue
+        name = ep.name.removeprefix("sophia-")
+        if not NAME_RE.match(name):
+            continue
+        found[name] = ServerEntry(name=name, command=script_command(ep.name))
+    return [found[n] for n in sorted(found)]
+
+
+def script_command(script: str) -> list[str]:
+    """The command that runs console script `script` of this environment."""
+    beside = Path(sys.executable).parent / script
+    if beside.is_file():
+        return [str(beside)]
+    which = shutil.which(script)
+    return [which] if which else [script]
+
+
+def load_servers() -> list[ServerEntry]:
+    """The enabled servers: `[servers.*]` of sophia.toml, else every installed one."""
+    table = read_config_table("servers")
+    if not table:
+        return installed_servers()
+    entries = []
+    for name, body in table.items():
+        if not isinstance(body, dict):
+            raise SettingsError(f"bad setting servers.{name}: expected a table")
+        try:
+            entries.append(ServerEntry(name=name, **body))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "?"
+            raise SettingsError(f"bad setting servers.{name}.{where}: {first['msg']}") from None
+    return [e for e in entries if e.enabled]

@@ -1,0 +1,419 @@
+"""HostServer: one SophiaServer whose tools are the union of its children's.
+
+The shared request path (principal, role check, read-only mode, result cap, audit) runs at the
+host's edge exactly as on a single server; `execute` — the step after the role check — forwards
+the call to the child with the caller's principal in `_meta`, so the child's audit names the
+real user too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import anyio
+import anyio.to_thread
+import mcp_types as types
+from mcp.server.elicitation import AcceptedElicitation, render_elicitation_schema
+from mcp.server.lowlevel.server import NotificationOptions
+from mcp.server.mcpserver import Context
+from mcp.shared.subscriptions import ToolsListChanged
+from mcp_types.version import is_version_at_least
+from pydantic import BaseModel, Field
+from sophia_shared.audit import AuditLog
+from sophia_shared.auth import Role
+from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG, Confirmation
+from sophia_shared.errors import ErrorCode, Forbidden, SophiaError
+from sophia_shared.server import (
+    CORRELATION_META_KEY,
+    PRINCIPAL_META_KEY,
+    SophiaServer,
+    ToolSpec,
+    current_correlation_id,
+    current_principal,
+)
+from sophia_shared.settings import SuiteSettings
+
+from .children import Child, ChildFailed, State, toolset_of
+from .config import HostSettings, ServerEntry
+from .search import Entry, ToolIndex
+from .status import StatusFile
+
+log = logging.getLogger("sophia.host")
+
+HOST_NAME = "sophia"
+FIND_TOOLS = "sophia_find_tools"
+# The key of the host's own confirmation question in an InputRequiredResult.
+CONFIRM_KEY = "sophia_host_confirmation"
+_INPUT_REQUIRED_VERSION = "2026-07-28"
+
+
+class FoundTool(BaseModel):
+    name: str
+    server: str
+    toolset: str
+    description: str
+    score: float
+    listed: bool = Field(description="Whether tools/list shows it; unlisted tools can still be called by name.")
+    available: bool = Field(description="False while its server is starting or restarting.")
+
+
+class FindToolsResult(BaseModel):
+    tools: list[FoundTool]
+    ranking: Literal["keyword+semantic", "keyword"]
+    searched: int
+
+
+class HostServer(SophiaServer):
+    """The agent host: composes children into one endpoint behind Sophia's request path."""
+
+    def __init__(
+        self,
+        settings: HostSettings,
+        servers: list[ServerEntry],
+        *,
+        suite: SuiteSettings | None = None,
+        audit: AuditLog | None = None,
+        index: ToolIndex | None = None,
+    ):
+        super().__init__(
+            HOST_NAME, settings=settings, suite=suite, audit=audit,
+            instructions=(
+                "Sophia composes the company's operational systems (warehouse, stacks, containers, "
+                f"memory, ...) into one endpoint. When the tool you need is not listed, call {FIND_TOOLS}."
+            ),
+        )
+        self.host_settings = settings
+        names = [s.name for s in servers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a server is configured twice: {sorted(n for n in names if names.count(n) > 1)}")
+        self.children = [Child(entry, settings, self._child_changed) for entry in servers]
+        self.index = index or ToolIndex()
+        self.fatal: str | None = None
+        self.fatal_event = anyio.Event()
+        self.status_file = StatusFile()
+        self._routes: dict[str, Child] = {}
+        self._listed: list[types.Tool] = []
+        self._legacy_sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._started = time.time()
+        self._register_own_tools()
+        self._own_specs = dict(self.specs)
+        self._own_tools: list[types.Tool] = []
+        # Handshake-era clients only hear tools/list_changed if the capability says so.
+        lowlevel = self._lowlevel_server
+        make_options = lowlevel.create_initialization_options
+
+        def with_list_changed(
+            notification_options: NotificationOptions | None = None,
+            experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        ) -> Any:
+            return make_options(notification_options or NotificationOptions(tools_changed=True),
+                                experimental_capabilities)
+
+        lowlevel.create_initialization_options = with_list_changed  # type: ignore[method-assign,assignment]
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[HostServer]:
+        """Start every child in parallel (without waiting for them) and stop them all on exit."""
+        self._own_tools = await SophiaServer.list_tools(self)
+        self._rebuild()
+        async with anyio.create_task_group() as tg:
+            for child in self.children:
+                tg.start_soon(child.run)
+            tg.start_soon(self._status_loop)
+            try:
+                yield self
+            finally:
+                for child in self.children:
+                    child.stop()
+                with anyio.CancelScope(shield=True), anyio.move_on_after(15):
+                    await self._wait_stopped()
+                tg.cancel_scope.cancel()
+        self.status_file.remove()
+
+    async def _wait_stopped(self) -> None:
+        while any(c.state not in (State.stopped, State.failed) for c in self.children):
+            await anyio.sleep(0.05)
+
+    async def wait_ready(self) -> None:
+        """Return once every child has come up or failed once (for callers that want to wait)."""
+        while any(c.state is State.starting and c.restarts == 0 for c in self.children):
+            await anyio.sleep(0.02)
+
+    async def _status_loop(self) -> None:
+        while True:
+            self.write_status()
+            await anyio.sleep(2.0)
+
+    def write_status(self) -> None:
+        self.status_file.write({
+            "pid": _own_pid(), "started": self._started, "updated": time.time(),
+            "tools": len(self._routes) + len(self._own_specs), "listed": len(self._listed) + len(self._own_tools),
+            "fatal": self.fatal, "servers": [c.status() for c in self.children],
+        })
+
+    # -- the registry of forwarded tools ----------------------------------------------------
+
+    async def _child_changed(self, child: Child) -> None:
+        if child.state is State.ready:
+            self._check_collisions(child)
+        before = [t.name for t in self._listed]
+        self._rebuild()
+        self.write_status()
+        if [t.name for t in self._listed] != before or child.state is State.ready:
+            await self._announce_tools_changed()
+
+    def _check_collisions(self, child: Child) -> None:
+        for tool in child.tools:
+            if tool.name in self._own_specs:
+                self._refuse(child, f"server {child.name} offers {tool.name}, a name the host reserves for itself")
+            owner = self._routes.get(tool.name)
+            if owner is not None and owner is not child:
+                self._refuse(child, f"tool {tool.name} is offered by both server {owner.name} and server {child.name}")
+
+    def _refuse(self, child: Child, message: str) -> None:
+        self.fatal = f"{message}; tool names must be unique: disable one server or restrict its tools in sophia.toml"
+        self.fatal_event.set()
+        child.tools = []
+        raise ChildFailed(self.fatal)
+
+    def _rebuild(self) -> None:
+        routes: dict[str, Child] = {}
+        specs = dict(self._own_specs)
+        entries = [Entry(name=n, server=HOST_NAME, toolset=HOST_NAME, description=_own_description(self, n))
+                   for n in self._own_specs]
+        listed: list[types.Tool] = []
+        exposed = set(self.host_settings.toolsets)
+        for child in self.children:
+            if child.state is State.failed:
+                continue
+            # A restarting child keeps its last-known tools: they answer `unavailable` until it is back.
+            for tool in child.tools:
+                if tool.name in routes or tool.name in specs:
+                    continue
+                routes[tool.name] = child
+                spec = _spec_for(tool, child)
+                specs[tool.name] = spec
+                entries.append(Entry(name=tool.name, server=child.name, toolset=spec.toolset,
+                                     description=tool.description or "", title=tool.title))
+                if self.visible(spec) and (not exposed or spec.toolset in exposed):
+                    listed.append(tool)
+        self._routes = routes
+        self.specs = specs
+        self._listed = listed
+        self.index.rebuild(entries)
+
+    async def _announce_tools_changed(self) -> None:
+        await self._subscriptions.publish(ToolsListChanged())
+        for session in list(self._legacy_sessions):
+            try:
+                await session.send_tool_list_changed()
+            except Exception:  # noqa: BLE001 - a session that went away must not stop the others hearing of it
+                self._legacy_sessions.discard(session)
+
+    async def list_tools(self) -> list[Any]:
+        return [*self._own_tools, *self._listed]
+
+    async def _handle_list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        version = getattr(ctx, "protocol_version", None)
+        if version is not None and not is_version_at_least(version, _INPUT_REQUIRED_VERSION):
+            self._legacy_sessions.add(ctx.session)
+        return types.ListToolsResult(tools=await self.list_tools())
+
+    def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        child = self._routes.get(name)
+        if child is None:
+            return super()._tool_input_schema(name)
+        for tool in child.tools:
+            if tool.name == name:
+                return dict(tool.input_schema)
+        return None
+
+    # -- forwarding -----------------------------------------------------------------------
+
+    async def execute(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        child = self._routes.get(name)
+        if child is None:
+            return await super().execute(name, arguments, context)
+        meta: dict[str, Any] = {
+            PRINCIPAL_META_KEY: current_principal().as_meta(),
+            CORRELATION_META_KEY: current_correlation_id(),
+        }
+        progress = _progress_forwarder(context)
+        answer = _confirmation_answer(context)
+        if answer is not None:
+            token, accepted = answer
+            if not accepted:
+                raise Forbidden(f"the user declined {name}; nothing was done")
+            arguments = {**arguments, CONFIRMATION_TOKEN_ARG: token}
+        result = await child.call(name, arguments, meta=meta, progress=progress)
+        if (
+            isinstance(result, types.CallToolResult) and context is not None
+            and CONFIRMATION_TOKEN_ARG not in arguments and _code(result) == ErrorCode.CONFIRMATION_REQUIRED
+            and _can_elicit(context)
+        ):
+            # The child always uses the token path; where the caller can show a prompt, the
+            # host turns the token into a question at its edge and redeems it on a yes.
+            return await self._ask(name, arguments, result, context, child, meta)
+        return result
+
+    async def _ask(
+        self, name: str, arguments: dict[str, Any], refusal: types.CallToolResult, context: Context[Any, Any],
+        child: Child, meta: dict[str, Any],
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        data = _error_data(refusal)
+        token = data.get("confirmation_token")
+        preview = data.get("preview")
+        summary = preview.get("summary") if isinstance(preview, dict) else None
+        if not isinstance(token, str) or not isinstance(summary, str):
+            return refusal
+        message = f"Confirm {name}: {summary}"
+        version = context.protocol_version
+        if version is not None and is_version_at_least(version, _INPUT_REQUIRED_VERSION):
+            request = types.ElicitRequest(params=types.ElicitRequestFormParams(
+                message=message, requested_schema=render_elicitation_schema(Confirmation)))
+            return types.InputRequiredResult(
+                input_requests={CONFIRM_KEY: request}, request_state=json.dumps({"tool": name, "token": token})
+            )
+        try:
+            outcome = await context.elicit(message, Confirmation)
+        except (ValueError, RuntimeError, SophiaError) as exc:
+            log.info("could not ask the caller to confirm %s (%s); answering with the token", name, exc)
+            return refusal
+        if not (isinstance(outcome, AcceptedElicitation) and outcome.data.confirm):
+            raise Forbidden(f"the user declined {name}; nothing was done")
+        return await child.call(name, {**arguments, CONFIRMATION_TOKEN_ARG: token}, meta=meta,
+                                progress=_progress_forwarder(context))
+
+    # -- tools of the host itself -----------------------------------------------------------
+
+    def _register_own_tools(self) -> None:
+        @self.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False)
+        async def sophia_find_tools(
+            query: Annotated[str, Field(description="What you want to do, in a few words.", min_length=1,
+                                        max_length=500)],
+            k: Annotated[int, Field(description="How many tools to return.", ge=1, le=50)] = 8,
+        ) -> FindToolsResult:
+            """Find the tools that fit a task, across every server of this host, ranked by keyword and
+            meaning. Tools not shown in tools/list can still be called by the name this returns."""
+            semantic = self.host_settings.semantic_search
+            hits, used = await anyio.to_thread.run_sync(lambda: self.index.search(query, k, semantic=semantic))
+            listed = {t.name for t in self._listed} | {t.name for t in self._own_tools}
+            role = current_principal().role
+            found = []
+            for hit in hits:
+                spec = self.specs.get(hit.entry.name)
+                if spec is None or not self.visible(spec) or role < spec.role:
+                    continue
+                child = self._routes.get(hit.entry.name)
+                found.append(FoundTool(
+                    name=hit.entry.name, server=hit.entry.server, toolset=hit.entry.toolset,
+                    description=hit.entry.description[:400], score=hit.score, listed=hit.entry.name in listed,
+                    available=child is None or child.state is State.ready,
+                ))
+            return FindToolsResult(tools=found, ranking="keyword+semantic" if used else "keyword",
+                                   searched=len(self.index.entries))
+
+
+def _spec_for(tool: types.Tool, child: Child) -> ToolSpec:
+    sophia = (tool.meta or {}).get("sophia")
+    sophia = sophia if isinstance(sophia, dict) else {}
+    annotations = tool.annotations
+    read_only = bool(annotations.read_only_hint) if annotations is not None else False
+    destructive = bool(annotations.destructive_hint) if annotations is not None else not read_only
+    try:
+        role = Role.parse(str(sophia.get("role") or child.entry.default_role))
+    except SophiaError:
+        role = Role.parse(child.entry.default_role)
+    return ToolSpec(
+        name=tool.name, role=role, read_only=read_only, destructive=destructive,
+        idempotent=bool(annotations.idempotent_hint) if annotations is not None else False,
+        open_world=bool(annotations.open_world_hint) if annotations is not None else True,
+        confirm=bool(sophia.get("confirm", destructive)), toolset=toolset_of(tool, child.name),
+    )
+
+
+def _own_description(server: HostServer, name: str) -> str:
+    tool = server._tool_manager.get_tool(name)
+    return (tool.description or "") if tool is not None else ""
+
+
+def _progress_forwarder(context: Context[Any, Any] | None) -> Any:
+    """Forward the child's progress to the caller, only when the caller asked for progress."""
+    if context is None:
+        return None
+    try:
+        meta: Mapping[str, Any] = context.request_context.meta or {}
+    except (ValueError, AttributeError, LookupError):
+        return None
+    if meta.get("progress_token") is None and meta.get("progressToken") is None:
+        return None
+
+    async def forward(progress: float, total: float | None, message: str | None) -> None:
+        await context.report_progress(progress, total, message)
+
+    return forward
+
+
+def _confirmation_answer(context: Context[Any, Any] | None) -> tuple[str, bool] | None:
+    """On the retry of a host-asked confirmation: the child's token and whether the user said yes."""
+    if context is None:
+        return None
+    try:
+        responses = context.input_responses
+        state = context.request_state
+    except (ValueError, AttributeError, LookupError):
+        return None
+    if not responses or not state or CONFIRM_KEY not in responses:
+        return None
+    try:
+        token = json.loads(state).get("token")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(token, str):
+        return None
+    answer = responses[CONFIRM_KEY]
+    accepted = (
+        isinstance(answer, types.ElicitResult) and answer.action == "accept"
+        and isinstance(answer.content, dict) and answer.content.get("confirm") is True
+    )
+    return token, accepted
+
+
+def _can_elicit(context: Context[Any, Any]) -> bool:
+    try:
+        capabilities = context.client_capabilities
+    except (ValueError, AttributeError, LookupError):
+        return False
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def _error_data(result: types.CallToolResult) -> dict[str, Any]:
+    content = result.structured_content or {}
+    error = content.get("error") if isinstance(content, dict) else None
+    data = error.get("data") if isinstance(error, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _code(result: types.CallToolResult) -> str | None:
+    if not result.is_error:
+        return None
+    content = result.structured_content or {}
+    error = content.get("error") if isinstance(content, dict) else None
+    return str(error.get("code")) if isinstance(error, dict) else None
+
+
+def _own_pid() -> int:
+    import os
+
+    return os.getpid()

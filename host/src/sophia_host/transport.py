@@ -1,0 +1,150 @@
+"""A stdio transport to a child server whose process the host owns.
+
+The SDK's `stdio_client` hides its process; the host needs the pid (status, fault tests), the
+exit (to restart), and a hard kill (a child that never answers initialize). The process runs in
+its own session so a kill reaches anything it spawned (e.g. a local fakesnow).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import mcp_types as types
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.shared.message import SessionMessage
+
+log = logging.getLogger("sophia.host")
+
+# The child's stderr goes to a per-child log file, not the host's stderr: over stdio the host's
+# own client (a desktop app) shows stderr to the user, and a chatty child would drown it.
+STDERR_LIMIT_BYTES = 5 * 1024 * 1024
+
+
+class ChildProcess:
+    """One spawned child: its process, and the message streams the SDK client reads and writes."""
+
+    def __init__(self, process: anyio.abc.Process):
+        self.process = process
+        self.exited = anyio.Event()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the child's whole process group (it leads its own session)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+
+
+@asynccontextmanager
+async def spawn_child(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    stderr_path: Path | None,
+    cwd: Path | None = None,
+) -> AsyncIterator[tuple[ChildProcess, tuple[Any, Any]]]:
+    """Start `command` and yield it with (read, write) streams of JSON-RPC messages."""
+    stderr: Any = None
+    if stderr_path is not None:
+        stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        if stderr_path.exists() and stderr_path.stat().st_size > STDERR_LIMIT_BYTES:
+            stderr_path.replace(stderr_path.with_suffix(".log.1"))
+        stderr = stderr_path.open("ab")
+    try:
+        process = await anyio.open_process(
+            list(command), env=dict(env), stderr=stderr if stderr is not None else None,
+            start_new_session=True, cwd=cwd,
+        )
+    finally:
+        if stderr is not None:
+            stderr.close()
+    child = ChildProcess(process)
+    read_send: MemoryObjectSendStream[SessionMessage | Exception]
+    read_recv: MemoryObjectReceiveStream[SessionMessage | Exception]
+    read_send, read_recv = anyio.create_memory_object_stream(64)
+    write_send: MemoryObjectSendStream[SessionMessage]
+    write_recv: MemoryObjectReceiveStream[SessionMessage]
+    write_send, write_recv = anyio.create_memory_object_stream(64)
+
+    async def reader() -> None:
+        assert process.stdout is not None
+        buffer = b""
+        async with read_send:
+            try:
+                async for chunk in process.stdout:
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            await read_send.send(_parse(line))
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                pass
+
+    async def writer() -> None:
+        assert process.stdin is not None
+        async with write_recv:
+            try:
+                async for message in write_recv:
+                    data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                    await process.stdin.send(data.encode() + b"\n")
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+                pass
+
+    async def reaper() -> None:
+        await process.wait()
+        child.exited.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader)
+        tg.start_soon(writer)
+        tg.start_soon(reaper)
+        try:
+            yield child, (read_recv, write_send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await _stop(child)
+            tg.cancel_scope.cancel()
+
+
+async def _stop(child: ChildProcess) -> None:
+    """Close stdin (the MCP way to ask a stdio server to leave), then TERM, then KILL."""
+    process = child.process
+    if process.stdin is not None:
+        with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await process.stdin.aclose()
+    for action, grace in ((None, 2.0), (child.terminate, 2.0), (child.kill, 2.0)):
+        if process.returncode is not None:
+            break
+        if action is not None:
+            action()
+        with anyio.move_on_after(grace):
+            await child.exited.wait()
+    # The child is gone but something it forked may still hold its group.
+    child.kill()
+
+
+def _parse(line: bytes) -> SessionMessage | Exception:
+    try:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+    except ValueError as exc:
+        log.warning("child wrote a line that is not JSON-RPC: %s", json.dumps(line[:200].decode(errors="replace")))
+        return exc

@@ -1,0 +1,99 @@
+"""Small child servers the host tests compose, run as real subprocesses over stdio.
+
+`python child_server.py NAME [--hang-init]`: a SophiaServer named NAME with tools NAME_echo,
+NAME_slow, NAME_delete (destructive, confirmed), NAME_crash (the process dies mid-call),
+NAME_hang (never answers), NAME_grow (adds a tool: tools/list_changed). With --hang-init the
+process reads stdin and never answers, the way a wedged server looks to the host.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import anyio
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel, Field
+from sophia_shared.errors import NotFound
+from sophia_shared.server import Role, SophiaServer, current_correlation_id, current_principal
+from sophia_shared.settings import ServerSettings
+
+
+class Echo(BaseModel):
+    text: str
+    principal: str
+    role: str
+    correlation_id: str
+    pid: int
+
+
+def build(name: str) -> SophiaServer:
+    server = SophiaServer(name, settings=ServerSettings())
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
+                 name=f"{name}_echo")
+    async def echo(text: Annotated[str, Field(description="Text to echo back.", max_length=10_000)]) -> Echo:
+        """Echo the text with who asked, as this server saw it."""
+        if text == "missing":
+            raise NotFound("no such thing as 'missing'; ask for something else")
+        who = current_principal()
+        return Echo(text=text, principal=who.name, role=who.role.label,
+                    correlation_id=current_correlation_id(), pid=os.getpid())
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
+                 name=f"{name}_slow")
+    async def slow(steps: Annotated[int, Field(description="Progress steps to report.", ge=1, le=20)],
+                   ctx: Context) -> str:
+        """Report progress for each step, then answer."""
+        for i in range(steps):
+            await ctx.report_progress(i + 1, steps, f"step {i + 1}")
+        return f"{steps} steps"
+
+    @server.tool(role=Role.DEVELOPER, read_only=False, destructive=True, idempotent=False, open_world=False,
+                 name=f"{name}_delete")
+    async def delete(item: Annotated[str, Field(description="What to delete.")]) -> str:
+        """Delete an item (needs the user's confirmation)."""
+        return f"deleted {item} for {current_principal().name}"
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
+                 name=f"{name}_crash")
+    async def crash() -> str:
+        """Kill this server's process mid-call."""
+        os._exit(3)
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
+                 name=f"{name}_hang")
+    async def hang() -> str:
+        """Never answer (until cancelled)."""
+        await anyio.sleep_forever()
+        return "unreachable"
+
+    @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=True, open_world=False,
+                 name=f"{name}_grow")
+    async def grow(ctx: Context) -> str:
+        """Add a tool to this server and announce it with tools/list_changed."""
+
+        @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
+                     name=f"{name}_grown")
+        async def grown() -> str:
+            """A tool that appeared at run time."""
+            return "grown"
+
+        await ctx.notify_tools_changed()
+        return "grew"
+
+    return server
+
+
+def main() -> None:
+    name = sys.argv[1]
+    if "--hang-init" in sys.argv:
+        for _line in sys.stdin:
+            pass
+        return
+    build(name).run("stdio")
+
+
+if __name__ == "__main__":
+    main()
