@@ -69,7 +69,7 @@ class VerifyReport:
 
 
 class _Backend(Protocol):
-    def append(self, fields: dict[str, Any], head_path: Path) -> dict[str, Any]: ...
+    def append(self, fields: dict[str, Any], head: _HeadFile) -> dict[str, Any]: ...
     def rows(self) -> Iterator[dict[str, Any]]: ...
     def close(self) -> None: ...
 
@@ -101,7 +101,7 @@ class _SqliteBackend:
             self._local.conn = conn
         return conn
 
-    def append(self, fields: dict[str, Any], head_path: Path) -> dict[str, Any]:
+    def append(self, fields: dict[str, Any], head: _HeadFile) -> dict[str, Any]:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -111,7 +111,7 @@ class _SqliteBackend:
                 f"INSERT INTO audit ({', '.join(FIELDS)}, entry_hash) VALUES ({', '.join('?' * (len(FIELDS) + 1))})",  # noqa: S608
                 [record[k] for k in FIELDS] + [record["entry_hash"]],
             )
-            _write_head(head_path, record)
+            head.write(record)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -149,7 +149,7 @@ class _PostgresBackend:
         self._lock = threading.Lock()
         self._conn.execute(self._DDL)
 
-    def append(self, fields: dict[str, Any], head_path: Path) -> dict[str, Any]:
+    def append(self, fields: dict[str, Any], head: _HeadFile) -> dict[str, Any]:
         with self._lock, self._conn.transaction():
             # One writer at a time across processes: the chain needs the true last record.
             self._conn.execute("LOCK TABLE sophia_audit IN EXCLUSIVE MODE")
@@ -162,7 +162,7 @@ class _PostgresBackend:
                 f"VALUES ({', '.join(['%s'] * (len(FIELDS) + 1))})",
                 [record[k] for k in FIELDS] + [record["entry_hash"]],
             )
-            _write_head(head_path, record)
+            head.write(record)
         return record
 
     def rows(self) -> Iterator[dict[str, Any]]:
@@ -185,10 +185,30 @@ def _chain(fields: dict[str, Any], last: tuple[int, str] | None) -> dict[str, An
     return record
 
 
-def _write_head(path: Path, record: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(canonical_json({"seq": record["seq"], "entry_hash": record["entry_hash"]}))
-    os.replace(tmp, path)
+HEAD_SIZE = 160
+
+
+class _HeadFile:
+    """The head kept outside the log: one fixed-size record, rewritten in place.
+
+    A rename per call costs ~0.8 ms on ext4 (it forces the data out); a sub-sector pwrite is not
+    torn. Written while the process lock is held, so the head moves with the log.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd: int | None = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        body = canonical_json({"seq": record["seq"], "entry_hash": record["entry_hash"]}).encode()
+        os.pwrite(self._fd, body.ljust(HEAD_SIZE), 0)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class AuditLog:
@@ -203,17 +223,22 @@ class AuditLog:
         else:
             self._backend = _SqliteBackend(home / "audit.sqlite3")
             self.head_path = home / "audit.head"
+        self._head = _HeadFile(self.head_path)
         self._lock_path = home / "audit.lock"
+        self._lock_fd: int | None = None
+        self._thread_lock = threading.Lock()
 
     @contextlib.contextmanager
     def _process_lock(self) -> Iterator[None]:
         # The head file must move with the log even when several servers share SOPHIA_HOME.
-        with self._lock_path.open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        with self._thread_lock:
+            if self._lock_fd is None:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def append(self, event: AuditEvent) -> dict[str, Any]:
         fields = {
@@ -230,7 +255,7 @@ class AuditLog:
             "correlation_id": event.correlation_id,
         }
         with self._process_lock():
-            return self._backend.append(fields, self.head_path)
+            return self._backend.append(fields, self._head)
 
     def records(self) -> list[dict[str, Any]]:
         return list(self._backend.rows())
@@ -243,11 +268,15 @@ class AuditLog:
 
     def close(self) -> None:
         self._backend.close()
+        self._head.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 def _read_head(path: Path) -> dict[str, Any] | None:
     try:
-        head = json.loads(path.read_text())
+        head = json.loads(path.read_text().strip() or "null")
     except (OSError, ValueError):
         return None
     return head if isinstance(head, dict) else None
