@@ -162,3 +162,42 @@ def test_jwt_signed_by_another_key_is_401(jwt_setup: tuple[str, Any]) -> None:
     url, _ = jwt_setup
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     assert _post(url, {"Authorization": f"Bearer {_jwt(other, f'{url}/mcp')}"}).status_code == 401
+
+
+@pytest.mark.anyio
+async def test_confirmation_by_elicitation_over_streamable_http(token_url: str) -> None:
+    """Streamable HTTP is stateless (2026-07-28): elicitation rides the Resolve/InputRequired flow."""
+    _, token = TokenStore().create("ops", Role.DEVOPS)
+
+    async def accept(context: Any, params: Any) -> Any:
+        from mcp.types import ElicitResult
+
+        return ElicitResult(action="accept", content={"confirm": True})
+
+    headers = {"Authorization": f"Bearer {token}"}
+    with anyio.fail_after(10):
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=10) as http,
+            Client(streamable_http_client(f"{token_url}/mcp", http_client=http), elicitation_callback=accept) as client,
+        ):
+            result = await client.call_tool("demo_drop", {"table": "orders"})
+    assert structured(result) == {"dropped": "orders"}
+
+
+@pytest.mark.anyio
+async def test_sse_transport_with_a_token() -> None:
+    from mcp.client.sse import sse_client
+
+    server = build_server(DemoSettings())
+    _, token = TokenStore().create("sse-user", Role.VIEWER)
+
+    def make_app(port: int) -> Any:
+        return http_app(server, transport="sse", host="127.0.0.1", port=port)
+
+    with serve_in_thread(make_app, factory=True) as url:
+        assert httpx.get(f"{url}/sse", timeout=5).status_code == 401
+        with anyio.fail_after(10):
+            transport = sse_client(f"{url}/sse", headers={"Authorization": f"Bearer {token}"})
+            async with Client(transport) as client:
+                result = await client.call_tool("demo_echo", {"text": "over sse"})
+    assert structured(result)["principal"] == "sse-user"
