@@ -424,6 +424,9 @@ def build_server(settings: RetoolSettings, *, client: RetoolClient | None = None
     async def preview_grant(
         subject_type: str, subject_id: str, object_type: str, object_id: str, access_level: str
     ) -> Preview:
+        # Refuse malformed ids before anyone is asked to approve them.
+        policy.subject(subject_type, subject_id)  # type: ignore[arg-type]
+        policy.object_ref(object_type, object_id)  # type: ignore[arg-type]
         return Preview(
             summary=(
                 f"Grant {access_level} access on {object_type} {object_id} to {subject_type} {subject_id}"
@@ -463,6 +466,8 @@ def build_server(settings: RetoolSettings, *, client: RetoolClient | None = None
         )
 
     async def preview_revoke(subject_type: str, subject_id: str, object_type: str, object_id: str) -> Preview:
+        policy.subject(subject_type, subject_id)  # type: ignore[arg-type]
+        policy.object_ref(object_type, object_id)  # type: ignore[arg-type]
         return Preview(
             summary=f"Revoke the direct grant on {object_type} {object_id} from {subject_type} {subject_id}",
             details={"subject": [subject_type, subject_id], "object": [object_type, object_id]},
