@@ -1,0 +1,202 @@
+"""The local demo warehouse: a fakesnow server on loopback, in a child process, with demo data.
+
+Used when no Snowflake account is configured. The child binds its port and seeds the demo
+dataset before it says "ready", and exits when its stdin closes, so it never outlives the MCP
+server that started it, even when that server is killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import logging
+import random
+import select
+import socket
+import subprocess
+import sys
+import threading
+import warnings
+from typing import Any
+
+log = logging.getLogger("sophia.snowflake")
+
+READY_PREFIX = "sophia-snowflake-local ready "
+
+DEMO_TABLES = ("CUSTOMERS", "PRODUCTS", "ORDERS", "ORDER_ITEMS")
+
+
+class LocalWarehouseError(RuntimeError):
+    """The local warehouse could not be started."""
+
+
+class LocalWarehouse:
+    """Starts (once, on demand) and stops the fakesnow child; thread-safe."""
+
+    def __init__(self, *, port: int = 0, database: str = "DEMO", schema: str = "PUBLIC", timeout_s: float = 30.0):
+        self._requested_port = port
+        self.database = database
+        self.schema = schema
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self.port: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def ensure_started(self) -> int:
+        """Start the warehouse if it is not running; return its port."""
+        with self._lock:
+            if self.running and self.port is not None:
+                return self.port
+            self._start()
+            assert self.port is not None
+            return self.port
+
+    def _start(self) -> None:
+        command = [
+            sys.executable, "-m", "sophia_snowflake.local",
+            "--port", str(self._requested_port), "--database", self.database, "--schema", self.schema,
+        ]
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], self._timeout_s)
+        line = process.stdout.readline().decode("utf-8", "replace").strip() if ready else ""
+        if not line.startswith(READY_PREFIX):
+            process.kill()
+            process.wait()
+            raise LocalWarehouseError(
+                f"the local fakesnow warehouse did not start within {self._timeout_s:g} s "
+                f"(exit code {process.returncode}); see the server's stderr"
+            )
+        self._process = process
+        self.port = int(line.removeprefix(READY_PREFIX))
+        log.info("local fakesnow warehouse on 127.0.0.1:%s (pid %s)", self.port, process.pid)
+
+    def stop(self) -> None:
+        """Stop the child by its PID: close its stdin (it exits), then terminate if it lingers."""
+        with self._lock:
+            process, self._process = self._process, None
+            if process is None:
+                return
+            if process.stdin is not None:
+                process.stdin.close()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def demo_statements(database: str, schema: str) -> list[str]:
+    """The demo dataset: customers, products, orders (with a VARIANT column) and order items."""
+    rng = random.Random(20261121)  # fixed seed: the demo data is the same on every machine
+    countries = ["DE", "FR", "GB", "US", "JP", "BR", "IN", "NL"]
+    segments = ["enterprise", "mid-market", "smb"]
+    first = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Leslie"]
+    last = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman"]
+    products = [
+        ("Widget", "hardware", 19.99), ("Gadget", "hardware", 49.50), ("Sprocket", "hardware", 4.25),
+        ("Analytics Pro", "software", 299.00), ("Backup Plus", "software", 89.00),
+        ("Support Gold", "services", 1200.00), ("Onboarding", "services", 450.00),
+        ("Sensor Kit", "hardware", 135.75), ("API Access", "software", 59.99), ("Training Day", "services", 800.00),
+        ("Cable Set", "hardware", 12.49), ("Data Export", "software", 25.00),
+    ]
+    base = dt.date(2025, 1, 1)
+    statements = [
+        f"CREATE DATABASE IF NOT EXISTS {database}",
+        f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}",
+        f"USE SCHEMA {database}.{schema}",
+        "CREATE TABLE CUSTOMERS (ID NUMBER(38,0) NOT NULL, NAME VARCHAR, COUNTRY VARCHAR(2), "
+        "SEGMENT VARCHAR, CREATED_AT DATE)",
+        "CREATE TABLE PRODUCTS (ID NUMBER(38,0) NOT NULL, NAME VARCHAR, CATEGORY VARCHAR, UNIT_PRICE NUMBER(10,2))",
+        "CREATE TABLE ORDERS (ID NUMBER(38,0) NOT NULL, CUSTOMER_ID NUMBER(38,0), ORDERED_AT DATE, "
+        "STATUS VARCHAR, TOTAL NUMBER(12,2), DETAILS VARIANT)",
+        "CREATE TABLE ORDER_ITEMS (ORDER_ID NUMBER(38,0), PRODUCT_ID NUMBER(38,0), QUANTITY NUMBER(9,0), "
+        "UNIT_PRICE NUMBER(10,2))",
+    ]
+    customers = []
+    for cid in range(1, 51):
+        name = f"{rng.choice(first)} {rng.choice(last)}"
+        created = base + dt.timedelta(days=rng.randrange(0, 300))
+        customers.append(f"({cid}, '{name}', '{rng.choice(countries)}', '{rng.choice(segments)}', '{created}')")
+    statements.append("INSERT INTO CUSTOMERS VALUES " + ", ".join(customers))  # noqa: S608 - generated literals
+    statements.append(
+        "INSERT INTO PRODUCTS VALUES "  # noqa: S608 - generated literals
+        + ", ".join(f"({i}, '{n}', '{c}', {p:.2f})" for i, (n, c, p) in enumerate(products, start=1))
+    )
+    orders, items = [], []
+    for oid in range(1, 401):
+        lines = [(rng.randrange(1, len(products) + 1), rng.randrange(1, 6)) for _ in range(rng.randrange(1, 5))]
+        total = sum(products[pid - 1][2] * qty for pid, qty in lines)
+        for pid, qty in lines:
+            items.append(f"({oid}, {pid}, {qty}, {products[pid - 1][2]:.2f})")
+        details = json.dumps({"channel": rng.choice(["web", "partner", "sales"]), "lines": len(lines)})
+        status = rng.choice(["placed", "shipped", "shipped", "delivered", "cancelled"])
+        ordered = base + dt.timedelta(days=rng.randrange(0, 330))
+        orders.append((oid, rng.randrange(1, 51), ordered, status, total, details))
+    statements.append(
+        "INSERT INTO ORDERS SELECT column1, column2, column3::DATE, column4, column5, PARSE_JSON(column6) FROM VALUES "  # noqa: S608 - generated literals
+        + ", ".join(f"({o}, {c}, '{d}', '{s}', {t:.2f}, '{j}')" for o, c, d, s, t, j in orders)
+    )
+    statements.append("INSERT INTO ORDER_ITEMS VALUES " + ", ".join(items))  # noqa: S608 - generated literals
+    statements.append(
+        "CREATE VIEW REVENUE_BY_COUNTRY AS SELECT c.COUNTRY, COUNT(*) AS ORDERS, SUM(o.TOTAL) AS REVENUE "
+        "FROM ORDERS o JOIN CUSTOMERS c ON c.ID = o.CUSTOMER_ID WHERE o.STATUS <> 'cancelled' GROUP BY c.COUNTRY"
+    )
+    return statements
+
+
+def _seed(database: str, schema: str) -> None:
+    # fakesnow's package exports a function named `server` that hides the submodule from mypy.
+    fake_server: Any = importlib.import_module("fakesnow.server")
+    conn: Any = fake_server.shared_fs.connect(database, schema)
+    cursor = conn.cursor()
+    for statement in demo_statements(database, schema):
+        cursor.execute(statement)
+    conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Child process: bind loopback, seed, announce readiness, serve until stdin closes."""
+    parser = argparse.ArgumentParser(prog="python -m sophia_snowflake.local")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--database", default="DEMO")
+    parser.add_argument("--schema", default="PUBLIC")
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    fake_server: Any = importlib.import_module("fakesnow.server")
+
+    logging.getLogger("fakesnow.server").setLevel(logging.WARNING)
+    # fakesnow warns on every Arrow result; the child's stderr is the MCP server's log.
+    warnings.filterwarnings("ignore", category=UserWarning)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    sock.listen(128)
+    _seed(args.database.upper(), args.schema.upper())
+    server = uvicorn.Server(uvicorn.Config(fake_server.app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fakesnow", daemon=True)
+    thread.start()
+    # Connections made before uvicorn's loop runs wait in the listen backlog, so "ready" is true now.
+    print(f"{READY_PREFIX}{sock.getsockname()[1]}", flush=True)
+    sys.stdin.buffer.read()
+    server.should_exit = True
+    thread.join(timeout=5)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

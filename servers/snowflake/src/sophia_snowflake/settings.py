@@ -1,0 +1,101 @@
+"""Settings of the Snowflake server (env SOPHIA_SNOWFLAKE_*, `[snowflake]` in sophia.toml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from sophia_shared.settings import ServerSettings, settings_config
+
+from .policy import DANGEROUS_KINDS, StatementKind
+
+
+class SnowflakeSettings(ServerSettings):
+    """Connection, authentication, safety and paging settings.
+
+    With no `account` the server runs a local fakesnow warehouse on loopback holding a demo
+    dataset, and labels every result as local.
+    """
+
+    model_config = settings_config("snowflake") | {"populate_by_name": True}
+
+    # Connector arguments of the same name.
+    account: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    protocol: Literal["https", "http"] | None = None
+    warehouse: str | None = None
+    database: str | None = None
+    # `schema` would shadow a pydantic method; the env variable keeps the connector's name.
+    schema_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("schema_name", "SOPHIA_SNOWFLAKE_SCHEMA")
+    )
+    role: str | None = None
+
+    # Other ways to authenticate: key pair, OAuth access token, programmatic access token.
+    private_key_file: Path | None = None
+    private_key_file_pwd: SecretStr | None = None
+    oauth_token: SecretStr | None = None
+    pat: SecretStr | None = None
+
+    # Server-side guards set on every session and every statement.
+    statement_timeout_s: int = Field(default=300, ge=1, le=172_800)
+    login_timeout_s: int = Field(default=30, ge=1, le=600)
+
+    # Connections are pooled per principal.
+    pool_max_per_principal: int = Field(default=4, ge=1, le=64)
+    pool_idle_s: float = Field(default=600.0, gt=0)
+
+    # Pages: rows per page by default and at most; a page is also cut by max_result_chars.
+    default_page_rows: int = Field(default=100, ge=1, le=10_000)
+    max_page_rows: int = Field(default=10_000, ge=1, le=100_000)
+    max_offset: int = Field(default=10_000_000, ge=0)
+    progress_interval_s: float = Field(default=2.0, gt=0, le=60)
+
+    # Statement kinds per role (viewer/developer/devops/admin); None keeps the documented defaults.
+    statement_permissions: dict[Literal["viewer", "developer", "devops", "admin"], list[StatementKind]] | None = None
+    # Kinds never run by default (PUT/GET, COPY, CALL, ...) that an admin may run via snowflake_execute.
+    admin_dangerous_kinds: list[StatementKind] = Field(default_factory=list)
+
+    # The local demo warehouse (only when no account is configured): 0 picks a free port.
+    local_port: int = Field(default=0, ge=0, le=65535)
+    local_database: str = "DEMO"
+    local_schema: str = "PUBLIC"
+    local_start_timeout_s: float = Field(default=30.0, gt=0, le=300)
+
+    @field_validator("admin_dangerous_kinds")
+    @classmethod
+    def _only_dangerous(cls, kinds: list[StatementKind]) -> list[StatementKind]:
+        wrong = [k.value for k in kinds if k not in DANGEROUS_KINDS]
+        if wrong:
+            allowed = ", ".join(sorted(k.value for k in DANGEROUS_KINDS))
+            raise ValueError(f"{', '.join(wrong)} are not dangerous kinds; list only: {allowed}")
+        return kinds
+
+    @model_validator(mode="after")
+    def _one_authentication(self) -> SnowflakeSettings:
+        chosen = [
+            name
+            for name, value in (
+                ("password", self.password),
+                ("private_key_file", self.private_key_file),
+                ("oauth_token", self.oauth_token),
+                ("pat", self.pat),
+            )
+            if value is not None
+        ]
+        if len(chosen) > 1:
+            raise ValueError(f"set one way to authenticate, not {' and '.join(chosen)}")
+        if self.account and not self.user and self.oauth_token is None:
+            raise ValueError("SOPHIA_SNOWFLAKE_USER is required with SOPHIA_SNOWFLAKE_ACCOUNT")
+        if self.private_key_file is not None and not self.private_key_file.is_file():
+            raise ValueError(f"private key file {self.private_key_file} does not exist")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        """No account configured: serve the local fakesnow demo warehouse."""
+        return not self.account

@@ -1,0 +1,620 @@
+"""The Snowflake MCP tools: typed, documented and thin; the SQL guard decides, client.py runs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel, Field
+from sophia_shared.errors import Forbidden, InvalidArgument, NotFound, SophiaError
+from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
+
+from .client import ColumnInfo, JsonValue, QueryPage, SnowflakeClient
+from .policy import (
+    GuardedStatement,
+    SqlRefused,
+    SqlSyntaxError,
+    StatementKind,
+    authorise,
+    parse_statement,
+)
+from .settings import SnowflakeSettings
+
+T = TypeVar("T")
+
+INSTRUCTIONS = (
+    "Query a Snowflake warehouse. Explore with snowflake_list_databases/schemas/tables, "
+    "snowflake_describe_table and snowflake_sample_table; read with snowflake_query (one read-only "
+    "statement per call, paged: repeat the same sql with next_cursor for more rows); writes go through "
+    "snowflake_execute and need the user's confirmation. Results with local=true come from a local demo "
+    "warehouse (fakesnow), not from a real Snowflake account."
+)
+
+_LOCAL_SOURCE = "local demo warehouse (fakesnow on loopback), not a real Snowflake account"
+_NAME = re.compile(r'^(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")$')
+_PLAN_CHARS = 20_000
+
+
+# -- output models --------------------------------------------------------------------------
+
+
+class Column(BaseModel):
+    name: str
+    type: str
+    nullable: bool | None = None
+
+
+class QueryResult(BaseModel):
+    """A page of rows. Repeat the same sql with next_cursor to get the next page."""
+
+    kind: str = Field(description="statement kind: select, show, describe or explain")
+    columns: list[Column]
+    rows: list[list[JsonValue]] = Field(description="one list per row, values in column order, JSON-safe")
+    row_count: int = Field(description="rows in this page")
+    offset: int = Field(description="index of this page's first row in the whole result")
+    truncated: bool = Field(description="more rows exist, or a cell or the page was cut to the size cap")
+    next_cursor: str | None = Field(default=None, description="pass back with the same sql for the next page")
+    query_id: str | None = None
+    request_id: str = Field(description="the id snowflake_cancel takes while the statement runs")
+    local: bool = Field(description="true: the local demo warehouse, not Snowflake")
+    source: str
+
+
+class ExecuteResult(BaseModel):
+    kind: str
+    rows_affected: int | None = None
+    status: str | None = None
+    query_id: str | None = None
+    request_id: str
+    local: bool
+    source: str
+
+
+class Database(BaseModel):
+    name: str
+    comment: str | None = None
+    created_on: str | None = None
+
+
+class DatabaseList(BaseModel):
+    databases: list[Database]
+    truncated: bool
+    local: bool
+
+
+class Schema(BaseModel):
+    name: str
+    database: str
+
+
+class SchemaList(BaseModel):
+    database: str
+    schemas: list[Schema]
+    truncated: bool
+    local: bool
+
+
+class Table(BaseModel):
+    database: str
+    schema_name: str
+    name: str
+    kind: str
+    row_count: int | None = None
+    bytes: int | None = None
+    comment: str | None = None
+
+
+class TableList(BaseModel):
+    tables: list[Table]
+    truncated: bool
+    local: bool
+
+
+class TableColumn(BaseModel):
+    name: str
+    type: str
+    nullable: bool
+    default: str | None = None
+    primary_key: bool = False
+    comment: str | None = None
+
+
+class TableDescription(BaseModel):
+    table: str
+    columns: list[TableColumn]
+    truncated: bool
+    local: bool
+
+
+class ExplainResult(BaseModel):
+    kind: str
+    statement: str = Field(description="the statement as it would run (re-rendered, comments removed)")
+    tables: list[str]
+    columns: list[Column] = Field(description="the result columns, from compiling without running")
+    plan: JsonValue = Field(default=None, description="Snowflake's EXPLAIN USING JSON plan, when available")
+    plan_truncated: bool = False
+    note: str | None = None
+    local: bool
+
+
+class CancelResult(BaseModel):
+    request_id: str
+    cancelled: bool
+    message: str
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _guard(sql: str, *, read_tool: bool, settings: SnowflakeSettings) -> GuardedStatement:
+    """Parse and authorise for the current principal; a refusal names the rule."""
+    role = current_principal().role.label
+    try:
+        statement = parse_statement(sql)
+        permissions: dict[str, list[StatementKind]] | None = (
+            {str(name): list(kinds) for name, kinds in settings.statement_permissions.items()}
+            if settings.statement_permissions is not None
+            else None
+        )
+        authorise(
+            statement, role, read_tool=read_tool, permissions=permissions,
+            admin_dangerous_kinds=settings.admin_dangerous_kinds,
+        )
+    except SqlSyntaxError as error:
+        where = f" at line {error.line}, column {error.column}" if error.line is not None else ""
+        raise InvalidArgument(
+            f"SQL syntax error{where}: {error.message}",
+            data={"line": error.line, "column": error.column, "parser": "sqlglot/snowflake"},
+        ) from None
+    except SqlRefused as refused:
+        data: dict[str, Any] = {"rule": refused.rule}
+        if refused.kind is not None:
+            data["kind"] = refused.kind.value
+        raise Forbidden(refused.message, data=data) from None
+    return statement
+
+
+def _columns(columns: list[ColumnInfo]) -> list[Column]:
+    return [Column(name=c.name, type=c.type, nullable=c.nullable) for c in columns]
+
+
+def _identifier(text: str, what: str) -> str:
+    """One validated Snowflake identifier, unquoted (upper-cased) or double-quoted."""
+    text = text.strip()
+    if not _NAME.fullmatch(text):
+        raise InvalidArgument(
+            f"{what} {text!r} is not a valid identifier: use letters, digits, _ and $, or double-quote it"
+        )
+    return text if text.startswith('"') else text.upper()
+
+
+def _qualified(text: str, what: str) -> str:
+    """A dotted name (database.schema.table, schema.table or table) with each part validated."""
+    parts = re.findall(r'"(?:[^"]|"")+"|[^.]+', text.strip())
+    joined = ".".join(parts)
+    if not parts or len(parts) > 3 or joined != text.strip():
+        raise InvalidArgument(f"{what} {text!r} must look like table, schema.table or database.schema.table")
+    return ".".join(_identifier(p, what) for p in parts)
+
+
+def _unquote(identifier: str) -> str:
+    return identifier[1:-1].replace('""', '"') if identifier.startswith('"') else identifier
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class _Cursors:
+    """Opaque page cursors, HMAC-signed and bound to the statement text and the principal."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+
+    def issue(self, sql: str, principal: str, offset: int) -> str:
+        body = json.dumps({"h": _digest(sql), "p": principal, "o": offset}, separators=(",", ":")).encode()
+        tag = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(body + tag).decode("ascii").rstrip("=")
+
+    def redeem(self, cursor: str, sql: str, principal: str) -> int:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            body, tag = raw[:-16], raw[-16:]
+            valid = hmac.compare_digest(hmac.new(self._key, body, hashlib.sha256).digest()[:16], tag)
+            data = json.loads(body) if valid else None
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("o"), int):
+            raise InvalidArgument("cursor is not valid (or the server restarted): run the query again without it")
+        if data.get("h") != _digest(sql) or data.get("p") != principal:
+            raise InvalidArgument("cursor belongs to a different statement: pass the same sql that returned it")
+        return int(data["o"])
+
+
+def _digest(sql: str) -> str:
+    return hashlib.sha256(sql.encode()).hexdigest()[:24]
+
+
+async def _with_progress(
+    ctx: Context[Any, Any] | None, interval_s: float, label: str, work: Callable[[], Awaitable[T]]
+) -> T:
+    """Run `work`, reporting progress at start, every interval while it runs, and at the end."""
+    if ctx is None:
+        return await work()
+    await _report(ctx, 0, f"{label}: started")
+    done = anyio.Event()
+
+    async def tick() -> None:
+        ticks = 0
+        while not done.is_set():
+            with anyio.move_on_after(interval_s):
+                await done.wait()
+            if not done.is_set():
+                ticks += 1
+                await _report(ctx, ticks, f"{label}: running for {ticks * interval_s:g} s")
+
+    failure: SophiaError | None = None
+    async with anyio.create_task_group() as group:
+        group.start_soon(tick)
+        try:
+            result = await work()
+        except SophiaError as error:
+            # Raised outside the task group, so the request path sees the error, not a group.
+            failure = error
+        finally:
+            done.set()
+    if failure is not None:
+        await _report(ctx, 1, f"{label}: failed ({failure.code.value})", total=1)
+        raise failure
+    await _report(ctx, 1, f"{label}: done", total=1)
+    return result
+
+
+async def _report(ctx: Context[Any, Any], progress: float, message: str, total: float | None = None) -> None:
+    # A client that did not ask for progress has no token; reporting is then a no-op.
+    try:
+        await ctx.report_progress(progress, total, message)
+    except (ValueError, LookupError, anyio.ClosedResourceError, anyio.BrokenResourceError):
+        return
+
+
+# -- the server -----------------------------------------------------------------------------
+
+
+def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = None) -> SophiaServer:
+    """The Snowflake MCP server; it does not connect until a tool needs it."""
+    sf = client or SnowflakeClient(settings)
+    cursors = _Cursors()
+    source = _LOCAL_SOURCE if sf.is_local else f"Snowflake account {settings.account}"
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        try:
+            yield None
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(sf.close)
+
+    server = SophiaServer("snowflake", settings=settings, instructions=INSTRUCTIONS, lifespan=lifespan)
+
+    def page_limit(max_chars: int | None) -> int:
+        # The shared request path refuses results over max_result_chars; leave room for the
+        # envelope (columns, cursor, the text copy of the structured content).
+        budget = max(1_000, settings.max_result_chars // 2 - 2_000)
+        return min(budget, max_chars) if max_chars else budget
+
+    def to_result(statement: GuardedStatement, page: QueryPage, sql: str, principal: str) -> QueryResult:
+        next_offset = page.offset + len(page.rows)
+        next_cursor = cursors.issue(sql, principal, next_offset) if page.has_more else None
+        return QueryResult(
+            kind=statement.kind.value, columns=_columns(page.columns), rows=page.rows, row_count=len(page.rows),
+            offset=page.offset, truncated=page.has_more or page.cells_cut, next_cursor=next_cursor,
+            query_id=page.query_id, request_id=page.request_id, local=sf.is_local, source=source,
+        )
+
+    async def run_page(
+        statement: GuardedStatement, sql: str, rows: int, cursor: str | None, max_chars: int | None,
+        ctx: Context[Any, Any] | None, tool: str,
+    ) -> QueryResult:
+        principal = current_principal().name
+        offset = cursors.redeem(cursor, sql, principal) if cursor else 0
+        if offset > settings.max_offset:
+            raise InvalidArgument(f"offset {offset} is past SOPHIA_SNOWFLAKE_MAX_OFFSET; narrow the query instead")
+        request_id = _new_request_id()
+        correlation = current_correlation_id()
+        page = await _with_progress(
+            ctx, settings.progress_interval_s, f"{tool} {request_id}",
+            lambda: sf.query_page(
+                statement, principal=principal, correlation_id=correlation, offset=offset, rows=rows,
+                max_chars=page_limit(max_chars), tool=tool, request_id=request_id,
+            ),
+        )
+        return to_result(statement, page, sql, principal)
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def snowflake_query(
+        sql: Annotated[
+            str,
+            Field(
+                description="Exactly one read-only statement: SELECT / WITH … SELECT, SHOW, DESCRIBE or EXPLAIN.",
+                min_length=1, max_length=100_000,
+            ),
+        ],
+        ctx: Context[Any, Any],
+        max_rows: Annotated[
+            int | None,
+            Field(description="Rows per page (default 100, server maximum applies).", ge=1, le=100_000),
+        ] = None,
+        max_chars: Annotated[
+            int | None, Field(description="Cap on the page's JSON size in characters.", ge=1_000, le=10_000_000)
+        ] = None,
+        cursor: Annotated[
+            str | None,
+            Field(description="next_cursor from the previous page of the same sql.", min_length=1, max_length=500),
+        ] = None,
+    ) -> QueryResult:
+        """Run one read-only SQL statement and return a page of rows with column names and types.
+
+        Writes, stage access (PUT/GET/COPY), CALL, EXECUTE IMMEDIATE, session changes and
+        transaction control are refused whatever your role. Large results come in pages: when
+        truncated is true, call again with the same sql and cursor=next_cursor. Add ORDER BY for
+        pages that are stable across calls.
+        """
+        statement = _guard(sql, read_tool=True, settings=settings)
+        rows = min(max_rows or settings.default_page_rows, settings.max_page_rows)
+        return await run_page(statement, sql, rows, cursor, max_chars, ctx, "snowflake_query")
+
+    async def preview_execute(sql: str) -> Preview:
+        statement = _guard(sql, read_tool=False, settings=settings)
+        tables = ", ".join(statement.tables) or "no named table"
+        return Preview(
+            summary=f"Run one {statement.kind.value.upper()} statement on {source} touching {tables}: "
+                    f"{statement.sql[:1_000]}",
+            details={
+                "kind": statement.kind.value, "tables": list(statement.tables), "statement": statement.sql[:4_000],
+            },
+            binding=_digest(statement.sql),
+        )
+
+    @server.tool(
+        role=Role.DEVOPS, read_only=False, destructive=True, idempotent=False, open_world=True,
+        preview=preview_execute,
+    )
+    async def snowflake_execute(
+        sql: Annotated[
+            str,
+            Field(
+                description="Exactly one write: INSERT, UPDATE, DELETE, MERGE (devops); DDL or GRANT (admin).",
+                min_length=1, max_length=100_000,
+            ),
+        ],
+        ctx: Context[Any, Any],
+    ) -> ExecuteResult:
+        """Run one data-changing statement after the user confirms a preview of it.
+
+        devops may run INSERT, UPDATE, DELETE and MERGE; admin also DDL and GRANT/REVOKE. Reads
+        belong in snowflake_query. PUT/GET/COPY, CALL, EXECUTE IMMEDIATE, scripting, ALTER
+        SESSION/ACCOUNT, USE, transaction control and user/role/network-policy changes are refused
+        unless an admin setting enables that kind.
+        """
+        statement = _guard(sql, read_tool=False, settings=settings)
+        principal = current_principal().name
+        correlation = current_correlation_id()
+        request_id = _new_request_id()
+        outcome = await _with_progress(
+            ctx, settings.progress_interval_s, f"snowflake_execute {request_id}",
+            lambda: sf.execute(statement, principal=principal, correlation_id=correlation, request_id=request_id),
+        )
+        return ExecuteResult(
+            kind=outcome.kind, rows_affected=outcome.rows_affected, status=outcome.status,
+            query_id=outcome.query_id, request_id=outcome.request_id, local=sf.is_local, source=source,
+        )
+
+    async def metadata(sql: str, params: list[Any] | None, tool: str, limit: int) -> tuple[list[str], list[Any]]:
+        columns, rows = await sf.rows(
+            sql, params, principal=current_principal().name, correlation_id=current_correlation_id(), tool=tool,
+            limit=limit,
+        )
+        return [c.name.lower() for c in columns], rows
+
+    def default_database(database: str | None) -> str:
+        chosen = database or settings.database or (settings.local_database if sf.is_local else None)
+        if not chosen:
+            raise InvalidArgument("name a database (no SOPHIA_SNOWFLAKE_DATABASE is configured)")
+        return _identifier(chosen, "database")
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def snowflake_list_databases(
+        limit: Annotated[int, Field(description="Most databases to return.", ge=1, le=1_000)] = 200,
+    ) -> DatabaseList:
+        """List the databases the connection's role can see."""
+        names, rows = await metadata("SHOW DATABASES", None, "snowflake_list_databases", limit + 1)
+        position = {n: i for i, n in enumerate(names)}
+        databases = [
+            Database(
+                name=str(row[position["name"]]),
+                comment=_text(row[position["comment"]]) if "comment" in position else None,
+                created_on=_text(row[position["created_on"]]) if "created_on" in position else None,
+            )
+            for row in rows[:limit]
+        ]
+        return DatabaseList(databases=databases, truncated=len(rows) > limit, local=sf.is_local)
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def snowflake_list_schemas(
+        database: Annotated[
+            str | None, Field(description="Database name (default: the configured database).", max_length=255)
+        ] = None,
+        limit: Annotated[int, Field(description="Most schemas to return.", ge=1, le=1_000)] = 200,
+    ) -> SchemaList:
+        """List the schemas of one database."""
+        db = default_database(database)
+        names, rows = await metadata(f"SHOW SCHEMAS IN DATABASE {db}", None, "snowflake_list_schemas", limit + 1)
+        index = names.index("name")
+        schemas = [Schema(name=str(row[index]), database=_unquote(db)) for row in rows[:limit]]
+        return SchemaList(database=_unquote(db), schemas=schemas, truncated=len(rows) > limit, local=sf.is_local)
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def snowflake_list_tables(
+        database: Annotated[
+            str | None, Field(description="Database name (default: the configured database).", max_length=255)
+        ] = None,
+        schema: Annotated[
+            str | None, Field(description="Schema name; all schemas when omitted.", max_length=255)
+        ] = None,
+        name_like: Annotated[
+            str | None, Field(description="SQL LIKE pattern on the table name, e.g. 'ORD%'.", max_length=255)
+        ] = None,
+        limit: Annotated[int, Field(description="Most tables to return.", ge=1, le=1_000)] = 200,
+    ) -> TableList:
+        """List tables and views with their kind, row counts and bytes where Snowflake reports them."""
+        db = default_database(database)
+        conditions = ["TABLE_SCHEMA <> 'INFORMATION_SCHEMA'"]
+        params: list[Any] = []
+        if schema:
+            conditions.append("TABLE_SCHEMA = %s")
+            params.append(_unquote(_identifier(schema, "schema")))
+        if name_like:
+            conditions.append("TABLE_NAME ILIKE %s")
+            params.append(name_like)
+        # Identifiers are validated by _identifier and values are bound, never interpolated.
+        sql = (
+            "SELECT TABLE_CATALOG, TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ROW_COUNT, BYTES, COMMENT "  # noqa: S608
+            f"FROM {db}.INFORMATION_SCHEMA.TABLES WHERE {' AND '.join(conditions)} "
+            f"ORDER BY TABLE_SCHEMA, TABLE_NAME LIMIT {limit + 1}"
+        )
+        _, rows = await metadata(sql, params or None, "snowflake_list_tables", limit + 1)
+        tables = [
+            Table(
+                database=str(r[0]), schema_name=str(r[1]), name=str(r[2]), kind=str(r[3]),
+                row_count=_int(r[4]), bytes=_int(r[5]), comment=_text(r[6]),
+            )
+            for r in rows[:limit]
+        ]
+        return TableList(tables=tables, truncated=len(rows) > limit, local=sf.is_local)
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def snowflake_describe_table(
+        table: Annotated[
+            str,
+            Field(description="table, schema.table or database.schema.table", min_length=1, max_length=800),
+        ],
+        max_columns: Annotated[int, Field(description="Most columns to return.", ge=1, le=2_000)] = 500,
+    ) -> TableDescription:
+        """Describe a table's columns: type, nullability, default, primary key and comment."""
+        ref = _qualified(table, "table")
+        names, rows = await metadata(f"DESCRIBE TABLE {ref}", None, "snowflake_describe_table", max_columns + 1)
+        at = {n: i for i, n in enumerate(names)}
+
+        def cell(row: Any, name: str) -> Any:
+            return row[at[name]] if name in at else None
+
+        columns = [
+            TableColumn(
+                name=str(cell(r, "name")), type=str(cell(r, "type")), nullable=cell(r, "null?") == "Y",
+                default=_text(cell(r, "default")), primary_key=cell(r, "primary key") == "Y",
+                comment=_text(cell(r, "comment")),
+            )
+            for r in rows[:max_columns]
+        ]
+        return TableDescription(
+            table=ref, columns=columns, truncated=len(rows) > max_columns, local=sf.is_local
+        )
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=False, open_world=True)
+    async def snowflake_sample_table(
+        table: Annotated[
+            str,
+            Field(description="table, schema.table or database.schema.table", min_length=1, max_length=800),
+        ],
+        ctx: Context[Any, Any],
+        rows: Annotated[int, Field(description="How many sample rows.", ge=1, le=1_000)] = 10,
+    ) -> QueryResult:
+        """Return a random sample of a table's rows (Snowflake SAMPLE), to see what the data looks like."""
+        ref = _qualified(table, "table")
+        sql = f"SELECT * FROM {ref} SAMPLE ({rows} ROWS)"  # noqa: S608 - ref validated, rows an int
+        statement = _guard(sql, read_tool=True, settings=settings)
+        return await run_page(statement, sql, rows, None, None, ctx, "snowflake_sample_table")
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    async def snowflake_explain(
+        sql: Annotated[str, Field(description="One query (SELECT / WITH … SELECT).", min_length=1, max_length=100_000)],
+    ) -> ExplainResult:
+        """Check a query without running it: its tables, result columns, and Snowflake's plan when available."""
+        statement = _guard(sql, read_tool=True, settings=settings)
+        if statement.kind is StatementKind.EXPLAIN:
+            raise InvalidArgument("pass the query itself, without EXPLAIN")
+        if statement.kind is not StatementKind.SELECT:
+            raise InvalidArgument(f"snowflake_explain takes a query; this is {statement.kind.value}")
+        principal = current_principal().name
+        columns = await sf.describe_only(statement.sql, principal=principal)
+        plan: JsonValue = None
+        plan_truncated = False
+        note = None
+        try:
+            _, rows = await metadata(f"EXPLAIN USING JSON {statement.sql}", None, "snowflake_explain", 1)
+            text = str(rows[0][0]) if rows and rows[0] else ""
+            plan_truncated = len(text) > _PLAN_CHARS
+            try:
+                plan = text[:_PLAN_CHARS] if plan_truncated else json.loads(text)
+            except ValueError:
+                plan = text[:_PLAN_CHARS]
+        except SophiaError as error:
+            note = f"the warehouse did not produce a plan ({error.code.value}); columns come from compiling only"
+        return ExplainResult(
+            kind=statement.kind.value, statement=statement.sql, tables=list(statement.tables),
+            columns=_columns(columns), plan=plan, plan_truncated=plan_truncated, note=note, local=sf.is_local,
+        )
+
+    @server.tool(role=Role.VIEWER, read_only=False, destructive=False, idempotent=True, open_world=True)
+    async def snowflake_cancel(
+        request_id: Annotated[
+            str,
+            Field(
+                description="request_id of a running statement (shown in progress messages and results).",
+                pattern=r"^[0-9a-fA-F-]{36}$",
+            ),
+        ],
+    ) -> CancelResult:
+        """Cancel a statement this server is running for you (admins: for anyone)."""
+        principal = current_principal()
+        cancelled = await sf.cancel(
+            request_id.lower(), principal=principal.name, any_principal=principal.role >= Role.ADMIN
+        )
+        if not cancelled:
+            raise NotFound(f"no running statement {request_id} of yours; it may have finished already")
+        return CancelResult(request_id=request_id, cancelled=True, message="cancel sent; the statement stops")
+
+    return server
+
+
+def _new_request_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+async def check(settings: SnowflakeSettings) -> str:
+    """Config + connectivity: log in and run one statement; one line, or a SophiaError."""
+    client = SnowflakeClient(settings)
+    try:
+        return await client.check("sophia-check")
+    finally:
+        await anyio.to_thread.run_sync(client.close)
