@@ -170,7 +170,7 @@ class Org:
                         key="retool_wk_slow00002",
                         response_status=200,
                         response_body={"ready": True},
-                        response_delay_s=3.0,
+                        response_delay_s=1.5,
                     ),
                 ),
                 ("Draft workflow", WorkflowHook(key="retool_wk_draft0003", published=False)),

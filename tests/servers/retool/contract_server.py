@@ -182,11 +182,12 @@ class ContractServer:
         ]
         return Starlette(routes=routes)
 
-    def _record(self, request: Request, status: int, token: str | None, retry_after: str | None) -> None:
+    def _record(self, request: Request, status: int, token: str | None, retry_after: str | None) -> RequestRecord:
         query = {k: ("***" if k == "workflowApiKey" else v) for k, v in request.query_params.items()}
         rec = RequestRecord(request.method, request.url.path, query, status, self.clock.now(), token, retry_after)
         with self._lock:
             self.log.append(rec)
+        return rec
 
     def _throttle(self) -> None:
         now = self.clock.now()
@@ -782,6 +783,7 @@ class ContractServer:
         wid = request.path_params["workflow_id"]
         hook = self.org.hooks.get(wid)
         status, retry_after = 200, None
+        pending: RequestRecord | None = None
         try:
             self._throttle()
             key = request.headers.get("x-workflow-api-key") or request.query_params.get("workflowApiKey")
@@ -805,6 +807,8 @@ class ContractServer:
             else:
                 delay = min(hook.response_delay_s, hook.block_timeout_s)
                 if delay:
+                    # Logged on arrival (status 0 until answered): the caller may stop waiting first.
+                    pending = self._record(request, 0, None, None)
                     await asyncio.sleep(delay)
                 if hook.response_delay_s > hook.block_timeout_s:
                     response = JSONResponse({"success": False, "message": "Response block timed out"}, status_code=504)
@@ -816,7 +820,10 @@ class ContractServer:
             response = JSONResponse(
                 {"success": False, "message": err.message}, status_code=err.status, headers=err.headers
             )
-        self._record(request, status, None, retry_after)
+        if pending is not None:
+            pending.status = status
+        else:
+            self._record(request, status, None, retry_after)
         return response
 
 

@@ -8,13 +8,16 @@ through has been answered, so throttling is checked exactly, from the request lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import httpx
+from mcp.types import CallToolResult
 from servers.retool.contract_org import Org
 from servers.retool.contract_server import ContractServer
 from sophia_retool.client import RateLimiter
 from sophia_shared.server import Principal, Role
+from sophia_shared.testing import SophiaTestClient, error_code, error_data
 
 ALL_WRITE = {
     "apps:write",
@@ -143,3 +146,11 @@ class Retool:
 
     def hook_keys(self) -> dict[str, str]:
         return {w: h.key for w, h in self.org.hooks.items()}
+
+
+async def confirmed(client: SophiaTestClient, name: str, args: dict[str, Any]) -> CallToolResult:
+    """Call, check that confirmation is asked for, then repeat with the token as an approving user would."""
+    first = await client.call(name, args)
+    assert error_code(first) == "confirmation_required", first.content
+    token = error_data(first)["confirmation_token"]
+    return await client.call(name, {**args, "confirmation_token": token})

@@ -8,22 +8,13 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp.types import CallToolResult
-from servers.retool.harness import ADMIN, READER_TOKEN, USERS_ONLY_TOKEN, VIEWER, Retool
+from servers.retool.harness import ADMIN, READER_TOKEN, USERS_ONLY_TOKEN, VIEWER, Retool, confirmed
 from sophia_shared.server import SophiaServer
-from sophia_shared.testing import SophiaTestClient, connect, error_code, error_data, structured
+from sophia_shared.testing import connect, error_code, error_data, structured
 
 pytestmark = pytest.mark.anyio
 
 MakeServer = Callable[..., SophiaServer]
-
-
-async def confirmed(client: SophiaTestClient, name: str, args: dict[str, Any]) -> CallToolResult:
-    """Call, check that confirmation is asked for, then repeat with the token as an approving user would."""
-    first = await client.call(name, args)
-    assert error_code(first) == "confirmation_required", first.content
-    token = error_data(first)["confirmation_token"]
-    return await client.call(name, {**args, "confirmation_token": token})
 
 
 # -- apps and folders --------------------------------------------------------------------------
