@@ -1,0 +1,181 @@
+"""Embeddings: the local MiniLM reproduces the real model; the OpenAI-compatible provider speaks the contract.
+
+The OpenAI-compatible endpoint is a stand-in: a tiny local HTTP server following the documented
+`POST /v1/embeddings` contract (there is no real embedding service on this machine).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sophia_shared.memory import MemorySettings, embed
+from sophia_shared.memory.embeddings import (
+    LOCAL_DIMENSIONS,
+    LocalMiniLM,
+    OpenAIEmbedder,
+    embedder_from_settings,
+    local_embedder,
+)
+from sophia_shared.memory.errors import EmbeddingNotConfigured, InvalidMemory, StoreUnavailable
+
+
+@pytest.fixture(scope="module")
+def minilm(models_dir: Path) -> LocalMiniLM:
+    return local_embedder(models_dir)
+
+
+def test_reproduces_the_published_similarity_matrix(minilm: LocalMiniLM) -> None:
+    # sentence-transformers' README prints this matrix for all-MiniLM-L6-v2 on these sentences.
+    vectors = minilm.embed(["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."])
+    expected = np.array([[1.0, 0.6660, 0.1046], [0.6660, 1.0, 0.1411], [0.1046, 0.1411, 1.0]])
+    assert vectors.shape == (3, LOCAL_DIMENSIONS)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors @ vectors.T, expected, atol=1e-3)
+
+
+def test_related_sentences_score_clearly_higher_than_unrelated(minilm: LocalMiniLM) -> None:
+    anchor, related, unrelated = minilm.embed([
+        "The database migration failed during Friday's deployment.",
+        "Friday's release broke because a schema migration errored.",
+        "My grandmother bakes apple pie every Sunday.",
+    ])
+    assert float(anchor @ related) > float(anchor @ unrelated) + 0.3
+
+
+def test_rows_are_unit_length_and_independent_of_batching(minilm: LocalMiniLM) -> None:
+    texts = ["short", "a somewhat longer sentence about memory stores and vectors", "x " * 600]
+    together = minilm.embed(texts)
+    alone = np.vstack([minilm.embed([t]) for t in texts])
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    # Padding to the longest text in a batch must not change any row.
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    assert minilm.embed([]).shape == (0, LOCAL_DIMENSIONS)
+
+
+def test_graph_is_cached_by_weights_hash_and_reused(models_dir: Path, minilm: LocalMiniLM) -> None:
+    minilm.load()  # the session's first load built the graph into models_dir
+    path = minilm.graph_path()
+    assert path.parent == models_dir and path.exists()
+    assert path.name.startswith("all-MiniLM-L6-v2-") and path.suffix == ".onnx"
+    stamp = path.stat().st_mtime_ns
+    again = LocalMiniLM(models_dir)
+    assert not again.loaded
+    again.load()
+    assert path.stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    assert [p.name for p in models_dir.iterdir() if p.name.endswith(".tmp")] == []
+    np.testing.assert_allclose(again.embed(["same vectors"]), minilm.embed(["same vectors"]), atol=1e-6)
+
+
+def test_module_entry_point_embeds_with_the_local_model(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch, minilm: LocalMiniLM
+) -> None:
+    monkeypatch.setenv("SOPHIA_MEMORY_MODELS_DIR", str(models_dir))
+    vectors = embed(["hello world"])
+    np.testing.assert_allclose(vectors, minilm.embed(["hello world"]), atol=1e-6)
+    assert vectors.shape == (1, LOCAL_DIMENSIONS)
+
+
+def test_local_provider_refuses_models_it_does_not_ship(models_dir: Path) -> None:
+    with pytest.raises(EmbeddingNotConfigured):
+        embedder_from_settings(MemorySettings(embedding_model="bge-large", models_dir=models_dir))
+    with pytest.raises(EmbeddingNotConfigured):
+        embedder_from_settings(MemorySettings(embedding_provider="openai"))
+
+
+class _Endpoint:
+    """Stand-in OpenAI-compatible embeddings server: deterministic vectors, records requests."""
+
+    def __init__(self, dims: int = 8):
+        self.dims = dims
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+        self.shuffle = False
+
+    def vectors(self, texts: list[str]) -> list[list[float]]:
+        out = []
+        for text in texts:
+            rng = np.random.default_rng(abs(hash(text)) % (2**32))
+            out.append((rng.standard_normal(self.dims) * 3).tolist())  # deliberately not normalised
+        return out
+
+
+@pytest.fixture
+def endpoint() -> Iterator[tuple[str, _Endpoint]]:
+    state = _Endpoint()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+            if state.status != 200:
+                self.send_response(state.status)
+                self.end_headers()
+                self.wfile.write(b'{"error": {"message": "model overloaded"}}')
+                return
+            data = [{"object": "embedding", "index": i, "embedding": v}
+                    for i, v in enumerate(state.vectors(body["input"]))]
+            if state.shuffle:
+                data.reverse()
+            payload = json.dumps({"object": "list", "data": data, "model": body["model"]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_openai_provider_follows_the_contract(endpoint: tuple[str, _Endpoint]) -> None:
+    url, state = endpoint
+    embedder = embedder_from_settings(MemorySettings(
+        embedding_provider="openai", embedding_url=url, embedding_model="nomic-embed-text",
+        embedding_api_key="sk-test-not-a-secret", embedding_batch_size=2,
+    ))
+    assert isinstance(embedder, OpenAIEmbedder)
+    assert embedder.model_id == "openai:nomic-embed-text"
+    state.shuffle = True  # the contract orders by `index`, not by position
+    vectors = embedder.embed(["a", "b", "c"])
+    assert vectors.shape == (3, 8)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    expected = np.asarray(state.vectors(["a", "b", "c"]), dtype=np.float32)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    # Batched by embedding_batch_size, to /embeddings, with the bearer key and the model name.
+    assert [r["body"]["input"] for r in state.requests if r["body"]["input"] != ["dimension probe"]] == [
+        ["a", "b"], ["c"]
+    ]
+    assert all(r["path"] == "/v1/embeddings" for r in state.requests)
+    assert all(r["auth"] == "Bearer sk-test-not-a-secret" for r in state.requests)
+    assert all(r["body"]["model"] == "nomic-embed-text" for r in state.requests)
+    assert embedder.dimensions == 8
+
+
+def test_openai_provider_errors_are_clear(endpoint: tuple[str, _Endpoint]) -> None:
+    url, state = endpoint
+    fixed = OpenAIEmbedder(url, "m", api_key=None, dimensions=16, timeout_s=5)
+    with pytest.raises(InvalidMemory, match="16"):
+        fixed.embed(["dimension mismatch"])
+    state.status = 503
+    with pytest.raises(StoreUnavailable, match="HTTP 503"):
+        OpenAIEmbedder(url, "m", api_key=None, dimensions=None, timeout_s=5).embed(["x"])
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        OpenAIEmbedder("http://127.0.0.1:9/v1", "m", api_key=None, dimensions=None, timeout_s=2).embed(["x"])
