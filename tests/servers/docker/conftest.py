@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -76,8 +77,11 @@ def docker_registry(
         _unavailable(str(exc))
         raise
     try:
+        # Its own layer (a unique file), so pulling it really downloads and extracts.
+        local = "sophia-test/pullme-src:1"
+        import_image(docker_api, local, extra={"pulled.txt": uuid.uuid4().hex.encode()})
         remote = f"{registry.address}/sophia-test/pullme:1"
-        push_to_registry(docker_api, busybox_image, remote)
+        push_to_registry(docker_api, local, remote)
         yield registry, remote
     finally:
         registry.daemon.stop()
@@ -103,18 +107,80 @@ def unique() -> str:
     return uuid.uuid4().hex[:10]
 
 
-@pytest.fixture
-def sleeper(docker_api: Any, busybox_image: str, unique: str) -> Iterator[str]:
-    """A running container made with the bare SDK; yields its name, force-removed afterwards."""
-    name = f"sleeper-{unique}"
-    created = docker_api.create_container(
-        busybox_image,
-        ["sleep", "600"],
+def _start_sleeper(api: Any, image: str, name: str) -> str:
+    created = api.create_container(
+        image,
+        ["sleep", "3600"],
         name=name,
         labels={"test": "sleeper"},
-        host_config=docker_api.create_host_config(network_mode="none"),
+        host_config=api.create_host_config(network_mode="none"),
         stop_signal="SIGKILL",
     )
-    docker_api.start(created["Id"])
+    api.start(created["Id"])
+    return str(created["Id"])
+
+
+def _remove(api: Any, container: str) -> None:
+    import docker.errors
+
+    with suppress(docker.errors.NotFound):
+        api.remove_container(container, force=True)
+
+
+@pytest.fixture
+def sleeper(docker_api: Any, busybox_image: str, unique: str) -> Iterator[str]:
+    """A running container of this test's own (it may stop or remove it); yields its name."""
+    name = f"sleeper-{unique}"
+    container = _start_sleeper(docker_api, busybox_image, name)
     yield name
-    docker_api.remove_container(created["Id"], force=True)
+    _remove(docker_api, container)
+
+
+@pytest.fixture(scope="session")
+def shared_sleeper(docker_api: Any, busybox_image: str) -> Iterator[str]:
+    """A running container shared by tests that only read it; yields its name."""
+    name = f"shared-sleeper-{uuid.uuid4().hex[:8]}"
+    container = _start_sleeper(docker_api, busybox_image, name)
+    yield name
+    _remove(docker_api, container)
+
+
+class ContainerFactory:
+    """Makes containers with the bare SDK (not through the server) and removes them afterwards."""
+
+    def __init__(self, api: Any, image: str) -> None:
+        self.api = api
+        self.image = image
+        self.created: list[str] = []
+
+    def __call__(
+        self, command: list[str], *, wait: bool = True, tty: bool = False, labels: dict[str, str] | None = None
+    ) -> str:
+        name = f"t-{uuid.uuid4().hex[:12]}"
+        created = self.api.create_container(
+            self.image,
+            command,
+            name=name,
+            tty=tty,
+            labels=labels or {},
+            host_config=self.api.create_host_config(network_mode="none"),
+            stop_signal="SIGKILL",
+        )
+        self.created.append(created["Id"])
+        self.api.start(created["Id"])
+        if wait:
+            # The SDK's own timeout bounds this wait.
+            self.api.wait(created["Id"], timeout=60)
+        return name
+
+    def cleanup(self) -> None:
+        for container in self.created:
+            _remove(self.api, container)
+
+
+@pytest.fixture
+def make_container(docker_api: Any, busybox_image: str) -> Iterator[ContainerFactory]:
+    """Factory of containers made behind the server's back; all force-removed after the test."""
+    factory = ContainerFactory(docker_api, busybox_image)
+    yield factory
+    factory.cleanup()

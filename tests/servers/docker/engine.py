@@ -124,13 +124,18 @@ def _spawn_until(argv: list[str], log: Path, ready_marker: str) -> Daemon:
     return daemon
 
 
-def start_engine(data_dir: Path) -> Engine:
-    """Start a private dockerd: data under `data_dir`, exec-root and socket under a short /tmp dir."""
+def start_engine(data_dir: Path, short: Path | None = None) -> Engine:
+    """Start a private dockerd: data under `data_dir`, exec-root and socket under a short /tmp dir.
+
+    Passing the `short` dir of an engine stopped earlier restarts it at the same socket path.
+    """
     dockerd = shutil.which("dockerd")
     if dockerd is None:
         raise EngineUnavailable("dockerd is not installed (apt-get install docker.io; `make test-deps`)")
     # The exec-root holds Unix sockets whose paths must stay under 108 bytes.
-    short = Path(tempfile.mkdtemp(prefix="sd", dir="/tmp"))
+    if short is None:
+        short = Path(tempfile.mkdtemp(prefix="sd", dir="/tmp"))
+    short.mkdir(exist_ok=True)
     socket_path = short / "d.sock"
     argv = [
         dockerd,
@@ -176,8 +181,8 @@ def start_registry(data_dir: Path) -> Registry:
     return Registry(daemon, port)
 
 
-def busybox_rootfs() -> bytes:
-    """A minimal root filesystem: busybox-static and the applets the tests use."""
+def busybox_rootfs(extra: dict[str, bytes] | None = None) -> bytes:
+    """A minimal root filesystem: busybox-static, the applets the tests use, and any `extra` files."""
     if not Path(BUSYBOX).exists():
         raise EngineUnavailable("busybox-static is not installed (apt-get install busybox-static)")
     data = io.BytesIO()
@@ -193,26 +198,32 @@ def busybox_rootfs() -> bytes:
             link.type = tarfile.SYMTYPE
             link.linkname = "busybox"
             tar.addfile(link)
+        for path, content in (extra or {}).items():
+            info = tarfile.TarInfo(path)
+            info.size = len(content)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(content))
     return data.getvalue()
 
 
-def import_image(api: Any, reference: str = TEST_IMAGE) -> str:
+def import_image(api: Any, reference: str = TEST_IMAGE, extra: dict[str, bytes] | None = None) -> str:
     """`docker import` the busybox rootfs as `reference`; return the image id."""
     repository, tag = reference.rsplit(":", 1)
     api.import_image_from_data(
-        busybox_rootfs(), repository=repository, tag=tag, changes=['CMD ["/bin/sh"]', "ENV PATH=/bin"]
+        busybox_rootfs(extra), repository=repository, tag=tag, changes=['CMD ["/bin/sh"]', "ENV PATH=/bin"]
     )
     return str(api.inspect_image(reference)["Id"])
 
 
 def push_to_registry(api: Any, local: str, remote: str) -> None:
-    """Push `local` to the registry as `remote`, then drop the local `remote` tag."""
+    """Push `local` to the registry as `remote`, then drop both local tags (and so its layer)."""
     repository, tag = remote.rsplit(":", 1)
     api.tag(local, repository, tag)
     for event in api.push(repository, tag=tag, stream=True, decode=True):
         if "error" in event:
             raise EngineUnavailable(f"push to the local registry failed: {event['error']}")
     api.remove_image(remote)
+    api.remove_image(local)
 
 
 @contextmanager

@@ -395,6 +395,7 @@ class DockerClient:
 
         def pull(api: APIClient) -> dict[str, Any]:
             layers: dict[str, str] = {}
+            last = "pulled"
             for event in api.pull(repository, tag=tag, stream=True, decode=True):
                 if "error" in event:
                     message = str(event.get("error", ""))
@@ -403,12 +404,16 @@ class DockerClient:
                     raise UpstreamError(f"pulling {reference!r} failed", detail=redact(message))
                 layer = event.get("id")
                 status = str(event.get("status", ""))
+                last = status or last
                 if layer and status and layer != tag:
                     before = layers.get(layer)
                     layers[layer] = status
                     if status != before and status in ("Pull complete", "Already exists", "Download complete"):
                         done = sum(1 for s in layers.values() if s in ("Pull complete", "Already exists"))
                         progress(float(done), float(len(layers)), f"{layer}: {status}")
+            # Always end on done == total, also when every layer was already present.
+            total = float(max(len(layers), 1))
+            progress(total, total, sanitize_untrusted(last)[:200])
             return dict(api.inspect_image(wanted))
 
         return await self.run(f"image {reference!r}", pull)

@@ -10,6 +10,7 @@ import anyio.from_thread
 from mcp.server.mcpserver import Context
 from pydantic import Field
 from sophia_shared.errors import Conflict, InvalidArgument, NotFound
+from sophia_shared.redact import redact
 from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
 
 from sophia_docker import models
@@ -79,6 +80,7 @@ CONTAINER_FILTERS = frozenset(
     }
 )
 CONTAINER_STATUSES = frozenset({"created", "restarting", "running", "removing", "paused", "exited", "dead"})
+HEALTH_STATES = frozenset({"starting", "healthy", "unhealthy", "none"})
 IMAGE_FILTERS = frozenset({"reference", "dangling", "label", "before", "since"})
 VOLUME_FILTERS = frozenset({"name", "label", "dangling", "driver"})
 NETWORK_FILTERS = frozenset({"name", "id", "label", "driver", "scope", "type", "dangling"})
@@ -100,6 +102,10 @@ def engine_filters(filters: dict[str, str | list[str]] | None, allowed: frozense
                 f"filter status={bad[0]!r} is not a container status; use one of: "
                 f"{', '.join(sorted(CONTAINER_STATUSES))}"
             )
+        if key == "exited" and not all(v.lstrip("-").isdigit() for v in values):
+            raise InvalidArgument(f"filter exited={values[0]!r} must be an exit code (an integer)")
+        if key == "health" and (bad := [v for v in values if v not in HEALTH_STATES]):
+            raise InvalidArgument(f"filter health={bad[0]!r}: use one of {', '.join(sorted(HEALTH_STATES))}")
         result[key] = values
     return result
 
@@ -331,7 +337,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         shown_mounts = [f"{m.type}:{m.source or ''}->{m.target}{':ro' if m.read_only else ''}" for m in mounts]
         summary = (
             f"Run image {arguments['image']} ({models.short_id(image_doc.get('Id'))})"
-            f"{' command ' + ' '.join(command) if command else ''}"
+            f"{' command ' + redact(' '.join(command)) if command else ''}"
             f" with memory {limits.memory_mb} MB, {limits.cpus} CPUs, {limits.pids_limit} pids, "
             f"no-new-privileges, network {arguments.get('network') or 'default'}"
             f"{', mounts ' + ', '.join(shown_mounts) if shown_mounts else ''}"
@@ -449,7 +455,8 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         check_exec(privileged)
         detail = models.container_detail(await client.inspect_container(container))
         return Preview(
-            summary=f"In container {detail.name} ({detail.id}) run: {' '.join(command)}{' as ' + user if user else ''}",
+            summary=f"In container {detail.name} ({detail.id}) run: {redact(' '.join(command))}"
+            + (f" as {user}" if user else ""),
             details={"env_names": sorted(env or {}), "working_dir": working_dir},
             binding=detail.id,
         )

@@ -1,0 +1,149 @@
+"""client.py against the real dockerd: error translation, capped log reading, reachability and recovery."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from sophia_docker.client import DockerClient, _frames, _TailBuffer
+from sophia_docker.settings import DockerSettings
+from sophia_shared.errors import Conflict, InvalidArgument, NotFound, Unavailable
+
+from tests.servers.docker.conftest import ContainerFactory
+from tests.servers.docker.engine import start_engine
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+
+def test_tail_buffer_keeps_newest_bytes_and_drops_partial_first_line() -> None:
+    buffer = _TailBuffer(limit=10)
+    for line in (b"first\n", b"second\n", b"third\n"):
+        buffer.add(line)
+    result = buffer.result()
+    assert result.truncated
+    assert result.text == "third\n"
+    assert result.bytes_seen == len(b"first\nsecond\nthird\n")
+    assert buffer.size <= 10
+
+
+def test_tail_buffer_under_limit_is_untouched() -> None:
+    buffer = _TailBuffer(limit=100)
+    buffer.add(b"a\nb\n")
+    assert buffer.result().text == "a\nb\n"
+    assert not buffer.result().truncated
+
+
+def test_tail_buffer_redacts_secrets() -> None:
+    buffer = _TailBuffer(limit=1000)
+    buffer.add(b"connecting with password=hunter2 to postgres://app:s3cret@db/x\n")
+    text = buffer.result().text
+    assert "hunter2" not in text
+    assert "s3cret" not in text
+
+
+def test_frames_split_across_reads() -> None:
+    def frame(stream: int, payload: bytes) -> bytes:
+        return struct.pack(">BxxxL", stream, len(payload)) + payload
+
+    raw = frame(1, b"out line\n") + frame(2, b"err line\n") + frame(1, b"x" * 70_000)
+    chunks = [raw[i : i + 7] for i in range(0, len(raw), 7)]
+    assert list(_frames(iter(chunks))) == [b"out line\n", b"err line\n", b"x" * 70_000]
+
+
+async def test_unknown_container_is_not_found(docker_settings: DockerSettings) -> None:
+    client = DockerClient(docker_settings)
+    with anyio.fail_after(30), pytest.raises(NotFound) as exc:
+        await client.inspect_container("no-such-container-xyz")
+    assert "no-such-container-xyz" in exc.value.message
+
+
+async def test_bad_filter_value_is_invalid_argument(docker_settings: DockerSettings) -> None:
+    """The engine itself rejects the filter (HTTP 400); the message keeps its reason."""
+    client = DockerClient(docker_settings)
+    with anyio.fail_after(30), pytest.raises(InvalidArgument) as exc:
+        await client.list_containers(all_states=True, filters={"health": ["bogus"]})
+    assert "health" in exc.value.message
+
+
+async def test_removing_running_container_without_force_is_conflict(
+    docker_settings: DockerSettings, sleeper: str
+) -> None:
+    client = DockerClient(docker_settings)
+    with anyio.fail_after(30), pytest.raises(Conflict):
+        await client.remove_container(sleeper, force=False, volumes=False)
+
+
+async def test_logs_are_capped_to_the_newest_bytes(
+    docker_settings: DockerSettings, make_container: ContainerFactory
+) -> None:
+    name = make_container(["seq", "1", "100000"])
+    client = DockerClient(docker_settings)
+    with anyio.fail_after(60):
+        output = await client.logs(
+            name, stdout=True, stderr=True, tail=None, since=None, until=None, timestamps=False, max_bytes=5000
+        )
+    assert output.truncated
+    assert len(output.text.encode()) <= 5000
+    assert output.text.endswith("100000\n")
+    assert output.bytes_seen == sum(len(f"{i}\n") for i in range(1, 100001))
+    first = output.text.splitlines()[0]
+    assert int(first) > 99000
+
+
+async def test_tty_logs_are_read_raw(docker_settings: DockerSettings, make_container: ContainerFactory) -> None:
+    name = make_container(["sh", "-c", "echo hello from a tty"], tty=True)
+    client = DockerClient(docker_settings)
+    with anyio.fail_after(60):
+        output = await client.logs(
+            name, stdout=True, stderr=True, tail=10, since=None, until=None, timestamps=False, max_bytes=5000
+        )
+    assert "hello from a tty" in output.text
+    assert not output.truncated
+
+
+async def test_exec_timeout_returns_without_waiting_for_the_command(
+    docker_settings: DockerSettings, sleeper: str, docker_api: Any
+) -> None:
+    client = DockerClient(docker_settings)
+    with anyio.fail_after(60):
+        outcome = await client.exec(
+            sleeper,
+            ["sh", "-c", "echo started; sleep 300"],
+            user=None,
+            workdir=None,
+            env={},
+            timeout_s=1,
+            max_bytes=5000,
+        )
+    assert outcome.timed_out
+    assert outcome.exit_code is None
+    assert "started" in outcome.output.text
+
+
+async def test_unreachable_engine_is_unavailable_naming_the_address(tmp_path: Path) -> None:
+    address = f"unix://{tmp_path}/nothing-listens.sock"
+    client = DockerClient(DockerSettings(host=address, timeout_s=10))
+    with anyio.fail_after(30), pytest.raises(Unavailable) as exc:
+        await client.ping()
+    assert address in exc.value.message
+    assert exc.value.data["address"] == address
+
+
+async def test_engine_going_away_and_coming_back(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A second real dockerd: answered, stopped (unavailable), restarted on the same socket (answers again)."""
+    engine = start_engine(tmp_path_factory.mktemp("dockerd-restart"))
+    try:
+        client = DockerClient(DockerSettings(host=engine.url, timeout_s=10))
+        with anyio.fail_after(60):
+            assert await client.ping()
+            engine.stop()
+            with pytest.raises(Unavailable) as exc:
+                await client.ping()
+            assert engine.url in exc.value.message
+            engine = start_engine(engine.daemon.log.parent, engine.exec_root)
+            assert await client.ping()
+    finally:
+        engine.stop()
