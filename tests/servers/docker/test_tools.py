@@ -1,4 +1,4 @@
-"""Every read, lifecycle, image, volume, network and engine tool end to end: in-memory MCP client → server → real dockerd."""
+"""Read, lifecycle, image, volume, network and engine tools end to end: MCP client → server → real dockerd."""
 
 from __future__ import annotations
 
