@@ -5,10 +5,12 @@ from sophia_shared.cli import run, server_app
 from sophia_retool.settings import RetoolSettings
 from sophia_retool.tools import build_server, check
 
+app = server_app("retool", RetoolSettings, build_server, check)
+
 
 def main() -> None:
     """Entry point of the `sophia-retool` command."""
-    run(server_app("retool", RetoolSettings, build_server, check))
+    run(app)
 
 
 if __name__ == "__main__":
