@@ -12,6 +12,7 @@ import datetime as dt
 import importlib
 import json
 import logging
+import os
 import random
 import select
 import socket
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     thread.start()
     # Connections made before uvicorn's loop runs wait in the listen backlog, so "ready" is true now.
     print(f"{READY_PREFIX}{sock.getsockname()[1]}", flush=True)
+    # Nobody reads our stdout after this line: anything written there later must not fill the pipe.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
     sys.stdin.buffer.read()
     server.should_exit = True
     thread.join(timeout=5)

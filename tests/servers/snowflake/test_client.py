@@ -1,0 +1,197 @@
+"""client.py: connection arguments, JSON-safe values, per-principal pools and re-login, against fakesnow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from sophia_shared.errors import LimitExceeded, Unavailable
+from sophia_shared.settings import SettingsError, load_settings
+from sophia_snowflake.client import SnowflakeClient, json_safe
+from sophia_snowflake.policy import parse_statement
+from sophia_snowflake.settings import SnowflakeSettings
+
+from .conftest import FakesnowServer, settings_for
+
+
+def test_password_settings_map_to_connector_arguments() -> None:
+    settings = SnowflakeSettings(
+        account="acme-xy12345", user="svc", password="s3cret", warehouse="WH", database="DB", schema_name="SC",
+        role="ANALYST", host="acme.example", port=8443, protocol="https", statement_timeout_s=60,
+    )
+    args = SnowflakeClient(settings).connect_args()
+    assert {k: args[k] for k in ("account", "user", "password", "warehouse", "database", "schema", "role")} == {
+        "account": "acme-xy12345", "user": "svc", "password": "s3cret", "warehouse": "WH", "database": "DB",
+        "schema": "SC", "role": "ANALYST",
+    }
+    assert (args["host"], args["port"], args["protocol"]) == ("acme.example", 8443, "https")
+    params = args["session_parameters"]
+    assert params["MULTI_STATEMENT_COUNT"] == 1 and params["STATEMENT_TIMEOUT_IN_SECONDS"] == 60
+    assert "authenticator" not in args
+
+
+def test_key_pair_oauth_and_pat_map_to_authenticators(tmp_path: Path) -> None:
+    key = tmp_path / "rsa_key.p8"
+    key.write_text("-----BEGIN ENCRYPTED PRIVATE KEY-----\n...\n")
+    key_pair = SnowflakeClient(
+        SnowflakeSettings(account="a", user="u", private_key_file=key, private_key_file_pwd="pw")
+    ).connect_args()
+    assert key_pair["authenticator"] == "SNOWFLAKE_JWT"
+    assert key_pair["private_key_file"] == str(key) and key_pair["private_key_file_pwd"] == "pw"
+    oauth = SnowflakeClient(SnowflakeSettings(account="a", oauth_token="tok")).connect_args()
+    assert (oauth["authenticator"], oauth["token"]) == ("oauth", "tok")
+    pat = SnowflakeClient(SnowflakeSettings(account="a", user="u", pat="pat-value")).connect_args()
+    assert (pat["authenticator"], pat["token"]) == ("PROGRAMMATIC_ACCESS_TOKEN", "pat-value")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "setting"),
+    [
+        ({"account": "a", "user": "u", "password": "p", "pat": "t"}, "password and pat"),
+        ({"account": "a"}, "USER"),
+        ({"admin_dangerous_kinds": ["insert"]}, "ADMIN_DANGEROUS_KINDS"),
+        ({"statement_timeout_s": 0}, "STATEMENT_TIMEOUT_S"),
+        ({"account": "a", "user": "u", "private_key_file": "/nonexistent/key.p8"}, "private key file"),
+    ],
+)
+def test_bad_settings_fail_with_one_line(overrides: dict[str, Any], setting: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(SnowflakeSettings, **overrides)
+    line = str(error.value)
+    assert "\n" not in line and setting in line
+
+
+def test_secrets_never_show_in_settings_repr() -> None:
+    settings = SnowflakeSettings(account="a", user="u", password="hunter2-secret")
+    assert "hunter2-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("value", "type_name", "expected"),
+    [
+        (None, "", None),
+        (True, "BOOLEAN", True),
+        (42, "NUMBER(38,0)", 42),
+        (2**60, "NUMBER(38,0)", str(2**60)),
+        (decimal.Decimal("12.50"), "NUMBER(10,2)", "12.50"),
+        (decimal.Decimal("7"), "NUMBER(38,0)", 7),
+        (decimal.Decimal("123456789012345678901234567890"), "NUMBER(38,0)", "123456789012345678901234567890"),
+        (1.5, "REAL", 1.5),
+        (float("nan"), "REAL", "nan"),
+        (dt.date(2025, 1, 2), "DATE", "2025-01-02"),
+        (dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "TIMESTAMP_TZ", "2025-01-02T03:04:05+00:00"),
+        (dt.time(1, 2, 3), "TIME", "01:02:03"),
+        (b"\x00\x01", "BINARY", "AAE="),
+        ('{"a": [1, 2]}', "VARIANT", {"a": [1, 2]}),
+        ("[1, 2]", "ARRAY", [1, 2]),
+        ("not json", "VARIANT", "not json"),
+        ("plain", "VARCHAR", "plain"),
+    ],
+)
+def test_json_safe_values(value: Any, type_name: str, expected: Any) -> None:
+    safe, cut = json_safe(value, type_name)
+    assert safe == expected and not cut
+    json.dumps(safe)
+
+
+def test_long_cells_are_cut_and_flagged() -> None:
+    safe, cut = json_safe("x" * 50_000, "VARCHAR")
+    assert cut and isinstance(safe, str) and len(safe) < 10_000
+
+
+async def _select_one(client: SnowflakeClient, principal: str) -> Any:
+    return await client.query_page(
+        parse_statement("select 1 as one"), principal=principal, correlation_id="t", offset=0, rows=10,
+        max_chars=10_000,
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_connections_are_pooled_per_principal(fakesnow_server: FakesnowServer) -> None:
+    client = SnowflakeClient(settings_for(fakesnow_server, "POOLS"))
+    try:
+        with anyio.fail_after(60):
+            await _select_one(client, "alice")
+            await _select_one(client, "alice")
+            await _select_one(client, "bob")
+            async with anyio.create_task_group() as group:
+                for _ in range(3):
+                    group.start_soon(_select_one, client, "carol")
+    finally:
+        client.close()
+    # alice: one login reused once; bob: his own; carol: up to three concurrent sessions of her own
+    assert client.stats.reused >= 1
+    assert 3 <= client.stats.connects <= 5
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_an_expired_session_is_re_established_transparently(fakesnow_server: FakesnowServer) -> None:
+    client = SnowflakeClient(settings_for(fakesnow_server, "EXPIRY"))
+    try:
+        with anyio.fail_after(60):
+            await _select_one(client, "alice")
+            pooled = client._pools["alice"].idle[0].connection
+            # End the session server-side, as Snowflake does when a session expires.
+            request = urllib.request.Request(
+                f"http://{fakesnow_server.host}:{fakesnow_server.port}/session?delete=true", method="POST",
+                headers={"Authorization": f'Snowflake Token="{pooled.rest.token}"'}, data=b"{}",
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback fakesnow
+                assert json.load(response)["success"] is True
+            page = await _select_one(client, "alice")
+    finally:
+        client.close()
+    assert page.rows == [[1]]
+    assert client.stats.reconnects == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_an_unreachable_warehouse_is_unavailable(fakesnow_server: FakesnowServer) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings = settings_for(fakesnow_server, "X", port=closed_port, login_timeout_s=2)
+    client = SnowflakeClient(settings)
+    try:
+        with anyio.fail_after(60), pytest.raises(Unavailable) as error:
+            await _select_one(client, "alice")
+    finally:
+        client.close()
+    assert str(closed_port) in error.value.message
+    assert "fake" not in (error.value.message + str(error.value.data)).replace("fakesnow", "")  # no password
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_a_principal_over_its_pool_limit_is_told_so(fakesnow_server: FakesnowServer) -> None:
+    client = SnowflakeClient(settings_for(fakesnow_server, "LIMITS", pool_max_per_principal=1, login_timeout_s=1))
+    try:
+        # Hold alice's only connection from inside the pool, then ask for another one.
+        connection = await anyio.to_thread.run_sync(client._acquire, "alice")
+        with anyio.fail_after(30), pytest.raises(LimitExceeded):
+            await _select_one(client, "alice")
+        client._release("alice", connection)
+        with anyio.fail_after(30):
+            page = await _select_one(client, "alice")
+    finally:
+        client.close()
+    assert page.rows == [[1]]
+
+
+@pytest.mark.anyio
+async def test_cancel_of_nothing_running_is_false() -> None:
+    client = SnowflakeClient(SnowflakeSettings(account="a", user="u", password="p"))
+    assert await client.cancel("0b0c7f52-5d2e-4a43-9a43-1f6f6f6f6f6f", principal="a", any_principal=True) is False
+    assert client.running() == []
+

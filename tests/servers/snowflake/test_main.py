@@ -1,0 +1,78 @@
+"""`sophia-snowflake` end to end: spawned over stdio with the real SDK client, and `check`, against fakesnow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import anyio
+import pytest
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+from sophia_shared.testing import error_code, structured
+
+from .conftest import FakesnowServer
+
+COMMAND = [sys.executable, "-m", "sophia_snowflake"]
+
+pytestmark = pytest.mark.e2e
+
+
+def _env(server: FakesnowServer | None, database: str = "SHOP", **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPHIA_SNOWFLAKE_")}
+    if server is not None:
+        env.update(
+            SOPHIA_SNOWFLAKE_ACCOUNT="fakesnow", SOPHIA_SNOWFLAKE_USER="e2e", SOPHIA_SNOWFLAKE_PASSWORD="e2e-pass",
+            SOPHIA_SNOWFLAKE_HOST=server.host, SOPHIA_SNOWFLAKE_PORT=str(server.port),
+            SOPHIA_SNOWFLAKE_PROTOCOL="http", SOPHIA_SNOWFLAKE_DATABASE=database, SOPHIA_SNOWFLAKE_SCHEMA="PUBLIC",
+        )
+    env.update(extra)
+    return env
+
+
+@pytest.mark.anyio
+async def test_stdio_lists_tools_and_queries(fakesnow_server: FakesnowServer, shop_database: str) -> None:
+    params = StdioServerParameters(
+        command=COMMAND[0], args=COMMAND[1:], env=_env(fakesnow_server, shop_database, SOPHIA_STDIO_ROLE="viewer")
+    )
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            result = await client.call_tool("snowflake_query", {"sql": "select count(*) as n from orders"})
+            write = await client.call_tool("snowflake_query", {"sql": "delete from orders"})
+    assert names == {
+        "snowflake_query", "snowflake_execute", "snowflake_list_databases", "snowflake_list_schemas",
+        "snowflake_list_tables", "snowflake_describe_table", "snowflake_sample_table", "snowflake_explain",
+        "snowflake_cancel",
+    }
+    assert structured(result)["rows"] == [[400]]
+    assert error_code(write) == "forbidden"
+
+
+@pytest.mark.anyio
+async def test_read_only_mode_hides_writes(fakesnow_server: FakesnowServer) -> None:
+    params = StdioServerParameters(
+        command=COMMAND[0], args=[*COMMAND[1:], "serve", "--read-only"], env=_env(fakesnow_server)
+    )
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+    assert "snowflake_execute" not in names and "snowflake_cancel" not in names
+    assert "snowflake_query" in names
+
+
+def test_check_logs_in_and_reports(fakesnow_server: FakesnowServer, shop_database: str) -> None:
+    ok = subprocess.run(
+        [*COMMAND, "check"], capture_output=True, text=True, timeout=120, env=_env(fakesnow_server, shop_database),
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "ok: Snowflake account fakesnow" in ok.stdout and str(fakesnow_server.port) in ok.stdout
+    assert "e2e-pass" not in ok.stdout + ok.stderr
+    bad = subprocess.run(
+        [*COMMAND, "check"], capture_output=True, text=True, timeout=60,
+        env=_env(None, SOPHIA_SNOWFLAKE_ACCOUNT="acme", SOPHIA_SNOWFLAKE_PASSWORD="x"), check=False,
+    )
+    assert bad.returncode == 2
+    assert "SOPHIA_SNOWFLAKE_" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
