@@ -6,10 +6,6 @@ The OpenAI-compatible endpoint is a stand-in: a tiny local HTTP server following
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -89,63 +85,8 @@ def test_local_provider_refuses_models_it_does_not_ship(models_dir: Path) -> Non
         embedder_from_settings(MemorySettings(embedding_provider="openai"))
 
 
-class _Endpoint:
-    """Stand-in OpenAI-compatible embeddings server: deterministic vectors, records requests."""
-
-    def __init__(self, dims: int = 8):
-        self.dims = dims
-        self.requests: list[dict[str, Any]] = []
-        self.status = 200
-        self.shuffle = False
-
-    def vectors(self, texts: list[str]) -> list[list[float]]:
-        out = []
-        for text in texts:
-            rng = np.random.default_rng(abs(hash(text)) % (2**32))
-            out.append((rng.standard_normal(self.dims) * 3).tolist())  # deliberately not normalised
-        return out
-
-
-@pytest.fixture
-def endpoint() -> Iterator[tuple[str, _Endpoint]]:
-    state = _Endpoint()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-            if state.status != 200:
-                self.send_response(state.status)
-                self.end_headers()
-                self.wfile.write(b'{"error": {"message": "model overloaded"}}')
-                return
-            data = [{"object": "embedding", "index": i, "embedding": v}
-                    for i, v in enumerate(state.vectors(body["input"]))]
-            if state.shuffle:
-                data.reverse()
-            payload = json.dumps({"object": "list", "data": data, "model": body["model"]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-def test_openai_provider_follows_the_contract(endpoint: tuple[str, _Endpoint]) -> None:
-    url, state = endpoint
+def test_openai_provider_follows_the_contract(openai_endpoint: tuple[str, Any]) -> None:
+    url, state = openai_endpoint
     embedder = embedder_from_settings(MemorySettings(
         embedding_provider="openai", embedding_url=url, embedding_model="nomic-embed-text",
         embedding_api_key="sk-test-not-a-secret", embedding_batch_size=2,
@@ -169,8 +110,8 @@ def test_openai_provider_follows_the_contract(endpoint: tuple[str, _Endpoint]) -
     assert embedder.dimensions == 8
 
 
-def test_openai_provider_errors_are_clear(endpoint: tuple[str, _Endpoint]) -> None:
-    url, state = endpoint
+def test_openai_provider_errors_are_clear(openai_endpoint: tuple[str, Any]) -> None:
+    url, state = openai_endpoint
     fixed = OpenAIEmbedder(url, "m", api_key=None, dimensions=16, timeout_s=5)
     with pytest.raises(InvalidMemory, match="16"):
         fixed.embed(["dimension mismatch"])

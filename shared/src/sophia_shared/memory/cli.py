@@ -15,6 +15,12 @@ memory_app = typer.Typer(name="memory", help="Maintain the memory store.", no_ar
                          add_completion=False, pretty_exceptions_enable=False)
 
 
+@memory_app.callback()
+def memory() -> None:
+    """Maintain the memory store (settings: SOPHIA_MEMORY_* or [memory] in sophia.toml)."""
+    # A callback keeps this a command group even while it has a single command.
+
+
 @memory_app.command()
 def reembed(
     provider: Annotated[
