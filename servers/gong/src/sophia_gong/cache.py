@@ -202,21 +202,20 @@ class CallCache:
             await self._store.close()
             self._store = None
 
-    async def cached_ids(self, tenant: str, call_ids: Sequence[str]) -> set[str]:
-        """The ids among `call_ids` whose summary is already in the cache."""
+    async def cached_ids(self, tenant: str) -> set[str]:
+        """Every call id whose summary is in the tenant's cache (one listing, not one query per id)."""
         from sophia_shared.memory import MemoryFilter
 
         store = await self.store()
         found: set[str] = set()
-        for call_id in dict.fromkeys(call_ids):
-            page = await store.list(
-                tenant,
-                MemoryFilter(namespaces=[NAMESPACE], source_ref=call_id, tags_all=["kind:summary"]),
-                limit=1,
-            )
-            if page.items:
-                found.add(call_id)
-        return found
+        flt = MemoryFilter(namespaces=[NAMESPACE], tags_all=["kind:summary"])
+        cursor: str | None = None
+        while True:
+            page = await store.list(tenant, flt, limit=200, cursor=cursor)
+            found.update(m.source_ref for m in page.items if m.source_ref)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
 
     async def put_calls(
         self, tenant: str, calls: Sequence[tuple[dict[str, Any], Sequence[dict[str, Any]]]], max_batch: int

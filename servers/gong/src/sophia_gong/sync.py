@@ -152,6 +152,7 @@ async def run_sync(
         pages = 0
         restarted = False
         reason: str | None = None
+        known: set[str] | None = None
         while True:
             if client.budget.remaining() < REQUESTS_PER_PAGE:
                 reason = (
@@ -168,7 +169,9 @@ async def run_sync(
             try:
                 page = await client.calls_extensive_page(call_filter, DETAILS_SELECTOR, scan.cursor)
                 ids = [str(c["metaData"]["id"]) for c in page.items if (c.get("metaData") or {}).get("id")]
-                new_ids = [i for i in ids if i not in await cache.cached_ids(tenant, ids)]
+                if known is None:
+                    known = await cache.cached_ids(tenant)
+                new_ids = [i for i in dict.fromkeys(ids) if i not in known]
                 transcripts = await client.transcripts(new_ids) if new_ids else {}
             except CursorRejected:
                 if restarted:
@@ -184,6 +187,7 @@ async def run_sync(
             written = await cache.put_calls(
                 tenant, [(details[i], transcripts.get(i, [])) for i in new_ids if i in details], max_batch
             )
+            known.update(new_ids)
             pages += 1
             scan.pages_done += 1
             scan.calls_seen += len(ids)

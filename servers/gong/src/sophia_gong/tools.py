@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -318,9 +319,19 @@ def build_server(
     settings: GongSettings, *, memory: Callable[[], Awaitable[MemoryStore]] | None = None
 ) -> SophiaServer:
     """The Gong server; `memory` opens the cache's store (default: the configured memory store)."""
-    server = SophiaServer("gong", settings=settings, instructions=INSTRUCTIONS)
     client = GongClient(settings)
     cache = CallCache(memory or _open_memory)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_server: Any) -> AsyncIterator[dict[str, Any]]:
+        # Both reopen lazily, so a server serving again after a session ends still works.
+        try:
+            yield {}
+        finally:
+            await cache.close()
+            await client.aclose()
+
+    server = SophiaServer("gong", settings=settings, instructions=INSTRUCTIONS, lifespan=lifespan)
     sync_store = SyncStore()
     recent = _RecentCalls()
 
