@@ -105,7 +105,8 @@ async def _run(memory_settings: MemorySettings, ops: list[Op]) -> None:
 def test_tenants_never_see_each_other(backend: str, request: pytest.FixtureRequest) -> None:
     memory_settings: MemorySettings = request.getfixturevalue("memory_settings_for")(backend)
 
-    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=12, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(st.lists(op, min_size=4, max_size=24))
     def check(ops: list[Op]) -> None:
         anyio.run(_bounded, memory_settings, ops)

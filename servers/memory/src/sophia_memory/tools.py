@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import BaseModel, Field
 from sophia_shared.errors import Forbidden, InvalidArgument
 from sophia_shared.memory import (
@@ -20,6 +21,7 @@ from sophia_shared.memory import (
     Memory,
     MemoryFilter,
     MemoryInput,
+    MemoryNotFound,
     MemoryPatch,
     Stats,
 )
@@ -405,7 +407,10 @@ def build_server(settings: MemoryServerSettings) -> SophiaServer:
         # Resource reads do not pass through the tool request path, so resolve the caller here.
         principal = server._principal_for(ctx)
         store = await client.store()
-        memory = await store.get(principal.name, id)
+        try:
+            memory = await store.get(principal.name, id)
+        except MemoryNotFound as exc:
+            raise ResourceError(f"no memory {id[:80]!r} among {principal.name}'s memories") from exc
         return MemoryResult(memory=_view(memory, text_chars=text_chars)).model_dump_json()
 
     return server
