@@ -11,54 +11,23 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml  # type: ignore[import-untyped]
 from pydantic import SecretStr
+from servers.pulumi.environments import Backend, ChangeEnv, copy_change_env, make_change_env
+from servers.pulumi.state_fixtures import PASSPHRASE, write_read_fixture
 from sophia_pulumi.settings import PulumiSettings
 
-from tests.servers.pulumi.state_fixtures import PASSPHRASE, write_read_fixture
-
 HERE = Path(__file__).parent
-STANDIN = HERE / "standin"
-PROGRAM = HERE / "programs" / "app"
+TESTS = HERE.parent.parent
 REAL_CLI_MISSING = (
     "REAL PULUMI CLI NOT ON PATH: this variant runs only where `pulumi` is installed; "
     "here the same test ran against the stand-in CLI only"
 )
-
-
-@dataclass(frozen=True)
-class Backend:
-    root: Path
-    projects: Path
-
-    @property
-    def url(self) -> str:
-        return self.root.as_uri()
-
-
-@dataclass(frozen=True)
-class ChangeEnv:
-    kind: str  # "standin-cli" | "real-cli"
-    cli: Path
-    backend: Backend
-    settings: PulumiSettings
-    env: dict[str, str]
-
-    def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run the CLI directly (fixture set-up and out-of-band changes, never the server's path)."""
-        return subprocess.run(
-            [str(self.cli), "--non-interactive", *args], cwd=self.backend.projects / "app",
-            env={**os.environ, **self.env}, capture_output=True, text=True, timeout=120, check=True,
-        )
 
 
 @pytest.fixture(scope="session")
@@ -82,14 +51,19 @@ def no_cli_settings(read_backend: Backend, tmp_path: Path) -> PulumiSettings:
 
 @pytest.fixture(scope="session")
 def standin_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    bin_dir = tmp_path_factory.mktemp("standin-cli") / "bin"
+    base = tmp_path_factory.mktemp("standin-cli")
+    bin_dir = base / "bin"
     bin_dir.mkdir()
     script = bin_dir / "pulumi"
+    # Machines here set PYTHONDONTWRITEBYTECODE, so every stand-in process would recompile the
+    # Pulumi SDK (~2 s); a session-private bytecode cache (outside the venv) avoids that.
     script.write_text(
         f"#!{sys.executable}\n"
         "import sys\n"
-        f"sys.path.insert(0, {str(STANDIN)!r})\n"
-        "from pulumi_standin import main\n"
+        "sys.dont_write_bytecode = False\n"
+        f"sys.pycache_prefix = {str(base / 'pycache')!r}\n"
+        f"sys.path.insert(0, {str(TESTS)!r})\n"
+        "from servers.pulumi.standin.pulumi_standin import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
     script.chmod(0o755)
@@ -104,44 +78,41 @@ def cli_kind(request: pytest.FixtureRequest) -> str:
     return kind
 
 
-def make_change_env(kind: str, cli: Path, base: Path) -> ChangeEnv:
-    backend = Backend(base / "state", base / "projects")
-    backend.root.mkdir(parents=True)
-    project = backend.projects / "app"
-    shutil.copytree(PROGRAM, project)
-    runtime = {"name": "python", "options": {"virtualenv": sys.prefix}}
-    (project / "Pulumi.yaml").write_text(yaml.safe_dump({"name": "app", "runtime": runtime}))
-    pulumi_home = base / "pulumi-home"
-    pulumi_home.mkdir()
-    env = {
-        "PULUMI_BACKEND_URL": backend.url,
-        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-        "PULUMI_HOME": str(pulumi_home),
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-    }
-    change = ChangeEnv(
-        kind=kind, cli=cli, backend=backend, env=env,
-        settings=PulumiSettings(
-            cli=cli, backend_url=backend.url, projects_dir=backend.projects, pulumi_home=pulumi_home,
-            passphrase=SecretStr(PASSPHRASE),
-        ),
-    )
-    change.run_cli("stack", "init", "organization/app/dev", "--secrets-provider", "passphrase")
-    stack = ["--stack", "organization/app/dev"]
-    change.run_cli("config", "set", "apiKey", "--secret", *stack, "--", "key-123")
-    change.run_cli("config", "set", "replicas", "--plaintext", *stack, "--", "2")
-    if kind == "real-cli":
-        change.run_cli("config", "set", "customResources", "--plaintext", *stack, "--", "false")
-    return change
+@pytest.fixture(scope="session")
+def key_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("standin-keys")
+
+
+@pytest.fixture(scope="session")
+def change_templates(
+    standin_cli: Path, tmp_path_factory: pytest.TempPathFactory, key_cache: Path
+) -> Callable[[str], ChangeEnv]:
+    """One initialised stack per CLI kind per session; tests get copies."""
+    made: dict[str, ChangeEnv] = {}
+
+    def template(kind: str) -> ChangeEnv:
+        if kind not in made:
+            cli = standin_cli if kind == "standin-cli" else Path(str(shutil.which("pulumi")))
+            made[kind] = make_change_env(kind, cli, tmp_path_factory.mktemp(f"template-{kind}"), key_cache)
+        return made[kind]
+
+    return template
 
 
 @pytest.fixture
-def change_env(cli_kind: str, standin_cli: Path, tmp_path: Path) -> Iterator[ChangeEnv]:
-    cli = standin_cli if cli_kind == "standin-cli" else Path(str(shutil.which("pulumi")))
-    yield make_change_env(cli_kind, cli, tmp_path)
+def change_env(
+    cli_kind: str, change_templates: Callable[[str], ChangeEnv], tmp_path: Path, key_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[ChangeEnv]:
+    # The server's CLI processes inherit this process's environment, as in a real deployment.
+    monkeypatch.setenv("STANDIN_KEY_CACHE", str(key_cache))
+    yield copy_change_env(change_templates(cli_kind), tmp_path / "env")
 
 
 @pytest.fixture
-def standin_env(standin_cli: Path, tmp_path: Path) -> ChangeEnv:
+def standin_env(
+    change_templates: Callable[[str], ChangeEnv], tmp_path: Path, key_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> ChangeEnv:
     """The change environment on the stand-in CLI only (tests of stand-in-only hooks)."""
-    return make_change_env("standin-cli", standin_cli, tmp_path)
+    monkeypatch.setenv("STANDIN_KEY_CACHE", str(key_cache))
+    return copy_change_env(change_templates("standin-cli"), tmp_path / "env")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
-
-sys.path.insert(0, str(Path(__file__).parent / "standin"))
-import passphrase  # noqa: E402
+from servers.pulumi.standin import passphrase
 
 SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 PASSPHRASE = "correct horse battery staple"
@@ -91,8 +88,12 @@ def build_resources(project: str, stack: str, n: int, key: bytes) -> list[dict[s
     return resources
 
 
+# One salt for every fixture stack (Pulumi allows any salt per stack): one key derivation in all.
+FIXTURE_SALT = b"sophia-1"
+
+
 def write_stack(root: Path, projects_dir: Path, spec: StackSpec, *, pending_delete: bool = False) -> None:
-    salt_state, key = passphrase.new_salt_state(PASSPHRASE)
+    salt_state, key = passphrase.new_salt_state(PASSPHRASE, FIXTURE_SALT)
     project_dir = projects_dir / spec.project
     project_dir.mkdir(parents=True, exist_ok=True)
     if not (project_dir / "Pulumi.yaml").exists():

@@ -534,13 +534,23 @@ class PulumiClient:
                 async for change in receive:
                     await sink(change)
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pump)
+        outcome: list[T] = []
+        failure: list[Exception] = []
+
+        async def work() -> None:
             try:
-                result = await anyio.to_thread.run_sync(lambda: run(push))
+                outcome.append(await anyio.to_thread.run_sync(lambda: run(push)))
+            except Exception as exc:  # noqa: BLE001 - re-raised below, outside the task group's ExceptionGroup
+                failure.append(exc)
             finally:
                 send.close()
-        return result
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            await work()
+        if failure:
+            raise failure[0]
+        return outcome[0]
 
     def _pulumi_command(self) -> Any:
         path = self.require_cli("this operation")

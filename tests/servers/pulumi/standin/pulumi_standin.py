@@ -32,9 +32,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import yaml  # type: ignore[import-untyped]
-
-sys.path.insert(0, str(Path(__file__).parent))
-import passphrase  # noqa: E402
+from servers.pulumi.standin import passphrase
 
 VERSION = "3.200.0"
 SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -270,7 +268,9 @@ def stack_init(backend: Backend, stack: str) -> None:
     if pw is None:
         raise CliError("passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE")
     doc = backend.stack_config(stack)
-    doc["encryptionsalt"], _ = passphrase.new_salt_state(pw)
+    # STANDIN_SALT (tests only) fixes the salt so the key cache serves every test's new stack.
+    fixed = os.environ.get("STANDIN_SALT")
+    doc["encryptionsalt"], _ = passphrase.new_salt_state(pw, fixed.encode() if fixed else None)
     backend.save_stack_config(stack, doc)
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = {"stack": f"organization/{backend.project}/{stack}", "latest": None}
@@ -372,8 +372,8 @@ def run_program(backend: Backend, stack: str, preview: bool) -> tuple[list[dict[
             urn: str = super().make_urn(parent, type_, name)
             return urn
 
-        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
-            response = super().RegisterResource(request)
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
             registered.append(
                 {"urn": response.urn, "type": request.type, "name": request.name, "custom": request.custom,
                  "parent": request.parent or None, "dependencies": list(request.dependencies)}
@@ -385,12 +385,15 @@ def run_program(backend: Backend, stack: str, preview: bool) -> tuple[list[dict[
     config, secret_keys = plain_config(backend, stack, reveal=True)
     set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}, secret_keys)
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(backend.main), run_name="__main__")))
+        def program() -> None:
+            runpy.run_path(str(backend.main), run_name="__main__")
+
+        _sync_await(run_pulumi_func(program))
     except Exception as exc:
         print(f"error: an unhandled error occurred: program failed: {exc}")
         raise CliError("an unhandled error occurred: the program failed") from exc
     outputs: dict[str, Any] = {}
-    root = ps.get_root_resource()
+    root: Any = ps.get_root_resource()
     for name, value in root.outputs.items():
         out = pulumi.Output.from_input(value)
         outputs[name] = (_sync_await(out.future()), bool(_sync_await(out.is_secret())))
@@ -439,10 +442,13 @@ def desired_state(
     return desired
 
 
-def diff(current: list[dict[str, Any]], desired: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
+Step = tuple[str, dict[str, Any], dict[str, Any] | None]
+
+
+def diff(current: list[dict[str, Any]], desired: list[dict[str, Any]]) -> list[Step]:
     """(op, resource, old) for every resource: same / create / update / replace / delete."""
     old_by_urn = {r["urn"]: r for r in current if not r.get("delete")}
-    steps: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    steps: list[Step] = []
     for res in desired:
         old = old_by_urn.pop(res["urn"], None)
         if old is None:
@@ -490,14 +496,14 @@ class EventLog:
             self.fh.close()
 
 
-def counts_of(steps: list[tuple[str, dict[str, Any], dict[str, Any] | None]]) -> dict[str, int]:
+def counts_of(steps: list[Step]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for op, _, _ in steps:
         counts[op] = counts.get(op, 0) + 1
     return counts
 
 
-def write_plan(path: str, steps: list[tuple[str, dict[str, Any], dict[str, Any] | None]], config: dict[str, Any]) -> None:
+def write_plan(path: str, steps: list[Step], config: dict[str, Any]) -> None:
     plans = {}
     for op, res, _ in steps:
         plans[res["urn"]] = {
@@ -514,7 +520,7 @@ def write_plan(path: str, steps: list[tuple[str, dict[str, Any], dict[str, Any] 
     Path(path).write_text(json.dumps(doc, indent=2))
 
 
-def check_plan(path: str, steps: list[tuple[str, dict[str, Any], dict[str, Any] | None]]) -> None:
+def check_plan(path: str, steps: list[Step]) -> None:
     plan = json.loads(Path(path).read_text())
     planned = plan.get("resourcePlans") or {}
     for op, res, _ in steps:

@@ -5,6 +5,8 @@ runs for real. With config `customResources: false` it uses component resources 
 no provider plugin (none can be downloaded on our machines).
 """
 
+from typing import Any
+
 import pulumi
 
 cfg = pulumi.Config()
@@ -15,17 +17,17 @@ custom = True if custom is None else custom
 
 
 class Widget(pulumi.CustomResource):
-    def __init__(self, name: str, props: dict, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sophia:test:Widget", name, props, opts)
 
 
 class Part(pulumi.ComponentResource):
-    def __init__(self, name: str, props: dict, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("sophia:test:Part", name, props, opts)
         self.register_outputs({})
 
 
-def leaf(name: str, props: dict, opts: pulumi.ResourceOptions | None = None) -> pulumi.Resource:
+def leaf(name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> pulumi.Resource:
     return Widget(name, props, opts) if custom else Part(name, props, opts)
 
 

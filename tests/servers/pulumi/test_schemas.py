@@ -1,0 +1,71 @@
+"""Every tool's schema, annotations and role, snapshotted so a change is a reviewable diff.
+
+Regenerate after an intended change: SOPHIA_UPDATE_SNAPSHOTS=1 pytest tests/servers/pulumi/test_schemas.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from sophia_pulumi.settings import PulumiSettings
+from sophia_pulumi.tools import build_server
+from sophia_shared.server import Principal, Role
+from sophia_shared.testing import connect
+
+pytestmark = pytest.mark.anyio
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
+
+
+async def listed_tools() -> list[Any]:
+    server = build_server(PulumiSettings())
+    with anyio.fail_after(10):
+        async with connect(server, principal=Principal("ada", Role.ADMIN, kind="test")) as client:
+            return await client.list_tools()
+
+
+async def test_tool_schemas_match_the_snapshot() -> None:
+    current = {
+        tool.name: {
+            "description": tool.description,
+            "input": tool.input_schema,
+            "output": tool.output_schema,
+            "annotations": tool.annotations.model_dump(mode="json", exclude_none=True) if tool.annotations else None,
+            "meta": tool.meta,
+        }
+        for tool in await listed_tools()
+    }
+    text = json.dumps(current, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("SOPHIA_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(text)
+    assert SNAPSHOT.read_text() == text, "tool schemas changed: review, then regenerate the snapshot"
+
+
+async def test_every_tool_states_role_and_all_four_annotations() -> None:
+    tools = await listed_tools()
+    assert len(tools) == 10
+    for tool in tools:
+        hints = tool.annotations
+        assert hints is not None, tool.name
+        for hint in (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint, hints.open_world_hint):
+            assert isinstance(hint, bool), tool.name
+        assert (tool.meta or {})["sophia"]["role"] in {"viewer", "devops", "admin"}, tool.name
+        assert tool.output_schema is not None, tool.name
+        properties = tool.input_schema["properties"]
+        for name, schema in properties.items():
+            assert schema.get("description"), f"{tool.name}.{name} has no description"
+
+
+async def test_change_tools_are_confirmed_and_destroy_is_admin_only() -> None:
+    tools = {t.name: t for t in await listed_tools()}
+    for name in ("pulumi_up", "pulumi_refresh", "pulumi_destroy"):
+        assert "confirmation_token" in tools[name].input_schema["properties"], name
+        assert tools[name].meta["sophia"]["confirm"] is True  # type: ignore[index]
+    assert tools["pulumi_destroy"].meta["sophia"]["role"] == "admin"  # type: ignore[index]
+    assert "confirmation_token" not in tools["pulumi_preview"].input_schema["properties"]
