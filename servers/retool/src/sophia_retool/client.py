@@ -67,6 +67,10 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
+class NoAnswerInTime(Unavailable):
+    """The request was sent whole but no answer came before the read timeout."""
+
+
 class RealClock:
     def now(self) -> float:
         return time.monotonic()
@@ -188,21 +192,19 @@ class RetoolClient:
         ceiling = min(30.0, self.settings.retry_base_s * (2.0**attempt))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
-    async def _send(
-        self, method: str, url: str, *, what: str, retry_unsafe_5xx: bool = False, **kwargs: Any
-    ) -> httpx.Response:
+    async def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
         """Send with throttling and retries; return the final response (any status) or raise."""
         import httpx
 
         attempts = self.settings.max_retries + 1
-        idempotent = method in IDEMPOTENT_METHODS or retry_unsafe_5xx
+        idempotent = method in IDEMPOTENT_METHODS
         last: httpx.Response | None = None
         for attempt in range(attempts):
             await self.limiter.acquire()
             self.requests_sent += 1
             try:
                 response = await self._client().request(method, url, **kwargs)
-            except httpx.ConnectError as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Nothing reached Retool, so any method may be retried.
                 if attempt + 1 < attempts:
                     await self.clock.sleep(self._backoff(attempt, None))
@@ -211,16 +213,14 @@ class RetoolClient:
                     f"cannot reach Retool at {_origin_of(url)} to {what}; check SOPHIA_RETOOL_BASE_URL and the network",
                     detail=str(exc),
                 ) from None
-            except httpx.TimeoutException as exc:
+            except httpx.TransportError as exc:
+                # The request may have arrived: only reads are safe to send again.
                 if idempotent and attempt + 1 < attempts:
                     await self.clock.sleep(self._backoff(attempt, None))
                     continue
-                outcome = "" if idempotent else "; the change may or may not have been applied, check first"
-                raise Unavailable(
-                    f"Retool at {_origin_of(url)} did not answer in time to {what}{outcome}", detail=str(exc)
-                ) from None
-            except httpx.HTTPError as exc:
-                raise Unavailable(f"talking to Retool at {_origin_of(url)} failed to {what}", detail=str(exc)) from None
+                outcome = "" if idempotent else "; the change may or may not have been applied, check before retrying"
+                kind = NoAnswerInTime if isinstance(exc, httpx.ReadTimeout) else Unavailable
+                raise kind(f"Retool at {_origin_of(url)} did not answer to {what}{outcome}", detail=str(exc)) from None
             if response.status_code not in RETRY_STATUSES:
                 return response
             last = response
@@ -466,7 +466,7 @@ class RetoolClient:
                 data={"settings": ["SOPHIA_RETOOL_BASE_URL"]},
             )
         url = f"{base}/v1/workflows/{workflow_id}/startTrigger"
-        started = self.clock.now()
+        started = time.perf_counter()
         try:
             response = await self._send(
                 "POST",
@@ -476,12 +476,10 @@ class RetoolClient:
                 headers={"Content-Type": "application/json", "X-Workflow-Api-Key": key.get_secret_value()},
                 timeout=httpx.Timeout(wait_s, connect=10.0),
             )
-        except Unavailable as exc:
-            if "did not answer in time" not in exc.message:
-                raise
+        except NoAnswerInTime:
             # The request went out whole; Retool is running the workflow and holding the answer for
             # its Response block. The run continues in Retool after we stop waiting.
-            return TriggerResult("still_running", None, None, round(self.clock.now() - started, 3))
+            return TriggerResult("still_running", None, None, round(time.perf_counter() - started, 3))
         status = response.status_code
         if status in (401, 403):
             raise NotConfigured(
@@ -496,7 +494,7 @@ class RetoolClient:
             )
         if status == 429:
             raise LimitExceeded(f"Retool kept answering 429 to the webhook of workflow {workflow_id}; try later")
-        return TriggerResult("responded", status, _json_body(response), round(self.clock.now() - started, 3))
+        return TriggerResult("responded", status, _json_body(response), round(time.perf_counter() - started, 3))
 
     async def _one(
         self,

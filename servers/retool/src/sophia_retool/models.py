@@ -5,13 +5,19 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from sophia_shared.redact import sanitize_untrusted
 
 
 def _text(value: Any, cap: int = 300) -> str | None:
+    """Upstream text, stripped of control and bidi characters and cut to `cap`."""
     if value is None:
         return None
-    text = str(value)
+    text = sanitize_untrusted(str(value))
     return text if len(text) <= cap else text[: cap - 1] + "…"
+
+
+def _name(value: Any) -> str:
+    return _text(value, 300) or ""
 
 
 class AppSummary(BaseModel):
@@ -27,7 +33,7 @@ class AppSummary(BaseModel):
     def of(cls, app: dict[str, Any]) -> AppSummary:
         return cls(
             id=str(app.get("id")),
-            name=str(app.get("name", "")),
+            name=_name(app.get("name")),
             folder_id=_text(app.get("folder_id")),
             description=_text(app.get("description")),
             protected=app.get("protected"),
@@ -74,7 +80,7 @@ class Folder(BaseModel):
     def of(cls, folder: dict[str, Any]) -> Folder:
         return cls(
             id=str(folder.get("id")),
-            name=str(folder.get("name", "")),
+            name=_name(folder.get("name")),
             folder_type=_text(folder.get("folder_type"), 20),
             parent_folder_id=_text(folder.get("parent_folder_id"), 40),
             is_system_folder=folder.get("is_system_folder"),
@@ -102,7 +108,7 @@ class UserSummary(BaseModel):
     def of(cls, user: dict[str, Any]) -> UserSummary:
         return cls(
             id=str(user.get("id")),
-            email=str(user.get("email", "")),
+            email=_name(user.get("email")),
             first_name=_text(user.get("first_name"), 100),
             last_name=_text(user.get("last_name"), 100),
             active=user.get("active"),
@@ -132,7 +138,7 @@ class UserDetail(UserSummary):
     @classmethod
     def of(cls, user: dict[str, Any]) -> UserDetail:
         groups = [
-            GroupRef(id=int(g["id"]), name=str(g.get("name", "")))
+            GroupRef(id=int(g["id"]), name=_name(g.get("name")))
             for g in user.get("groups") or []
             if isinstance(g, dict) and isinstance(g.get("id"), int)
         ]
@@ -178,7 +184,7 @@ class GroupSummary(BaseModel):
     def of(cls, group: dict[str, Any]) -> GroupSummary:
         return cls(
             id=int(group.get("id", 0)),
-            name=str(group.get("name", "")),
+            name=_name(group.get("name")),
             member_count=len(group.get("members") or []),
             universal_app_access=_text(group.get("universal_app_access"), 10),
             universal_resource_access=_text(group.get("universal_resource_access"), 10),
@@ -333,7 +339,7 @@ class Environment(BaseModel):
     def of(cls, env: dict[str, Any]) -> Environment:
         return cls(
             id=str(env.get("id")),
-            name=str(env.get("name", "")),
+            name=_name(env.get("name")),
             description=_text(env.get("description")),
             color=_text(env.get("color"), 20),
             default=env.get("default"),
@@ -357,7 +363,7 @@ class WorkflowSummary(BaseModel):
     def of(cls, wf: dict[str, Any], keyed: bool) -> WorkflowSummary:
         return cls(
             id=str(wf.get("id")),
-            name=str(wf.get("name", "")),
+            name=_name(wf.get("name")),
             is_enabled=wf.get("is_enabled"),
             folder_id=_text(wf.get("folder_id"), 40),
             crontab=_text(wf.get("crontab"), 100),

@@ -20,6 +20,7 @@ _RESOURCE = re.compile(RESOURCE_REF)
 
 SubjectType = Literal["user", "group"]
 ObjectType = Literal["app", "folder", "resource", "workflow"]
+GrantObjectType = Literal["app", "folder", "resource"]
 
 
 def subject(subject_type: SubjectType, subject_id: str) -> dict[str, Any]:

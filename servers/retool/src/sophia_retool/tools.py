@@ -422,11 +422,15 @@ def build_server(settings: RetoolSettings, *, client: RetoolClient | None = None
         )
 
     async def preview_grant(
-        subject_type: str, subject_id: str, object_type: str, object_id: str, access_level: str
+        subject_type: policy.SubjectType,
+        subject_id: str,
+        object_type: policy.GrantObjectType,
+        object_id: str,
+        access_level: str,
     ) -> Preview:
         # Refuse malformed ids before anyone is asked to approve them.
-        policy.subject(subject_type, subject_id)  # type: ignore[arg-type]
-        policy.object_ref(object_type, object_id)  # type: ignore[arg-type]
+        policy.subject(subject_type, subject_id)
+        policy.object_ref(object_type, object_id)
         return Preview(
             summary=(
                 f"Grant {access_level} access on {object_type} {object_id} to {subject_type} {subject_id}"
@@ -465,9 +469,11 @@ def build_server(settings: RetoolSettings, *, client: RetoolClient | None = None
             granted=True,
         )
 
-    async def preview_revoke(subject_type: str, subject_id: str, object_type: str, object_id: str) -> Preview:
-        policy.subject(subject_type, subject_id)  # type: ignore[arg-type]
-        policy.object_ref(object_type, object_id)  # type: ignore[arg-type]
+    async def preview_revoke(
+        subject_type: policy.SubjectType, subject_id: str, object_type: policy.GrantObjectType, object_id: str
+    ) -> Preview:
+        policy.subject(subject_type, subject_id)
+        policy.object_ref(object_type, object_id)
         return Preview(
             summary=f"Revoke the direct grant on {object_type} {object_id} from {subject_type} {subject_id}",
             details={"subject": [subject_type, subject_id], "object": [object_type, object_id]},
