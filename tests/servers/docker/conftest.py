@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from sophia_docker.settings import DockerSettings
-
-from tests.servers.docker.engine import (
+from servers.docker.engine import (
     TEST_IMAGE,
     Engine,
     EngineUnavailable,
@@ -26,6 +24,7 @@ from tests.servers.docker.engine import (
     start_engine,
     start_registry,
 )
+from sophia_docker.settings import DockerSettings
 
 
 def _unavailable(reason: str) -> NoReturn:

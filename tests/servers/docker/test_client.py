@@ -8,12 +8,11 @@ from typing import Any
 
 import anyio
 import pytest
+from servers.docker.conftest import ContainerFactory
+from servers.docker.engine import start_engine
 from sophia_docker.client import DockerClient, _frames, _TailBuffer
 from sophia_docker.settings import DockerSettings
 from sophia_shared.errors import Conflict, InvalidArgument, NotFound, Unavailable
-
-from tests.servers.docker.conftest import ContainerFactory
-from tests.servers.docker.engine import start_engine
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 

@@ -36,12 +36,12 @@ def refusal(exc: pytest.ExceptionInfo[Forbidden]) -> tuple[str, str | None]:
 @pytest.mark.parametrize(
     ("request_", "rule"),
     [
-        (RunRequest(image_refs=("x",), privileged=True), "no_privileged"),
-        (RunRequest(image_refs=("x",), cap_add=("SYS_ADMIN",)), "no_cap_add"),
-        (RunRequest(image_refs=("x",), devices=("/dev/sda",)), "no_devices"),
-        (RunRequest(image_refs=("x",), network="host"), "no_host_namespaces"),
-        (RunRequest(image_refs=("x",), pid_mode="host"), "no_host_namespaces"),
-        (RunRequest(image_refs=("x",), ipc_mode="host"), "no_host_namespaces"),
+        (RunRequest(privileged=True), "no_privileged"),
+        (RunRequest(cap_add=("SYS_ADMIN",)), "no_cap_add"),
+        (RunRequest(devices=("/dev/sda",)), "no_devices"),
+        (RunRequest(network="host"), "no_host_namespaces"),
+        (RunRequest(pid_mode="host"), "no_host_namespaces"),
+        (RunRequest(ipc_mode="host"), "no_host_namespaces"),
     ],
 )
 def test_fixed_rules_refuse_and_say_no_setting_relaxes_them(tmp_path: Path, request_: RunRequest, rule: str) -> None:
@@ -54,7 +54,7 @@ def test_fixed_rules_refuse_and_say_no_setting_relaxes_them(tmp_path: Path, requ
 
 def test_defaults_applied_when_no_limits_requested(tmp_path: Path) -> None:
     limits, mounts = check_run(
-        RunRequest(image_refs=("x",)),
+        RunRequest(),
         settings(tmp_path, default_memory_mb=128, default_cpus=0.5, default_pids_limit=64),
     )
     assert (limits.memory_mb, limits.cpus, limits.pids_limit) == (128, 0.5, 64)
@@ -64,14 +64,14 @@ def test_defaults_applied_when_no_limits_requested(tmp_path: Path) -> None:
 def test_requested_limits_above_maximum_are_refused_naming_the_setting(tmp_path: Path) -> None:
     config = settings(tmp_path, max_memory_mb=1024, max_cpus=1.0, max_pids_limit=100)
     for request_, setting in [
-        (RunRequest(image_refs=("x",), memory_mb=2048), "SOPHIA_DOCKER_MAX_MEMORY_MB"),
-        (RunRequest(image_refs=("x",), cpus=1.5), "SOPHIA_DOCKER_MAX_CPUS"),
-        (RunRequest(image_refs=("x",), pids_limit=101), "SOPHIA_DOCKER_MAX_PIDS_LIMIT"),
+        (RunRequest(memory_mb=2048), "SOPHIA_DOCKER_MAX_MEMORY_MB"),
+        (RunRequest(cpus=1.5), "SOPHIA_DOCKER_MAX_CPUS"),
+        (RunRequest(pids_limit=101), "SOPHIA_DOCKER_MAX_PIDS_LIMIT"),
     ]:
         with pytest.raises(Forbidden) as exc:
             check_run(request_, config)
         assert refusal(exc) == ("resource_limits", setting)
-    limits, _ = check_run(RunRequest(image_refs=("x",), memory_mb=1024, cpus=1.0, pids_limit=100), config)
+    limits, _ = check_run(RunRequest(memory_mb=1024, cpus=1.0, pids_limit=100), config)
     assert (limits.memory_mb, limits.cpus, limits.pids_limit) == (1024, 1.0, 100)
 
 
@@ -162,13 +162,13 @@ def test_relative_bind_source_is_invalid(tmp_path: Path) -> None:
 )
 def test_malformed_mounts_are_invalid(tmp_path: Path, mount: MountSpec) -> None:
     with pytest.raises(InvalidArgument):
-        check_run(RunRequest(image_refs=("x",), mounts=(mount,)), settings(tmp_path))
+        check_run(RunRequest(mounts=(mount,)), settings(tmp_path))
 
 
 def test_bind_mount_in_run_request_is_checked(tmp_path: Path) -> None:
     with pytest.raises(Forbidden) as exc:
         check_run(
-            RunRequest(image_refs=("x",), mounts=(MountSpec(type="bind", source="/etc", target="/h"),)),
+            RunRequest(mounts=(MountSpec(type="bind", source="/etc", target="/h"),)),
             settings(tmp_path),
         )
     assert refusal(exc)[0] == "bind_allow_list"
@@ -176,18 +176,26 @@ def test_bind_mount_in_run_request_is_checked(tmp_path: Path) -> None:
 
 def test_reserved_labels_are_invalid(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument):
-        check_run(RunRequest(image_refs=("x",), labels={"sophia.principal": "someone-else"}), settings(tmp_path))
+        check_run(RunRequest(labels={"sophia.principal": "someone-else"}), settings(tmp_path))
 
 
 def test_image_allow_list(tmp_path: Path) -> None:
     config = settings(tmp_path, allowed_images=["127.0.0.1:5000/*", "docker.io/library/busybox:*"])
     check_image(["busybox"], config)
     check_image(["127.0.0.1:5000/team/app:2"], config)
-    check_image(["sha256:abc", "busybox:1.36"], config)
+    check_image(["busybox:1.36", "127.0.0.1:5000/team/app@sha256:" + "0" * 64], config)
     with pytest.raises(Forbidden) as exc:
         check_image(["alpine:3"], config)
     assert refusal(exc) == ("image_allow_list", "SOPHIA_DOCKER_ALLOWED_IMAGES")
     check_image(["anything:at-all"], settings(tmp_path, allowed_images=[]))
+
+
+def test_image_ids_never_match_a_name_pattern(tmp_path: Path) -> None:
+    config = settings(tmp_path, allowed_images=["docker.io/library/*", "*:latest"])
+    for image_id in ("sha256:" + "ab" * 32, "abcdef012345"):
+        assert normalized_image_names(image_id) == {image_id}
+        with pytest.raises(Forbidden):
+            check_image([image_id], config)
 
 
 def test_image_names_normalised_like_the_engine() -> None:

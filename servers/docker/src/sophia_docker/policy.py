@@ -28,6 +28,7 @@ ENGINE_SOCKET_NAMES = frozenset({"docker.sock", "containerd.sock", "podman.sock"
 WELL_KNOWN_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock")
 HOST_MODES = frozenset({"host"})
 _N = TypeVar("_N", int, float)
+_IMAGE_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
 _VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -46,9 +47,8 @@ class MountSpec(BaseModel):
 
 @dataclass(frozen=True)
 class RunRequest:
-    """The security-relevant part of a run request."""
+    """The security-relevant part of a run request (the image is checked on its own, once resolved)."""
 
-    image_refs: tuple[str, ...]
     privileged: bool = False
     cap_add: tuple[str, ...] = ()
     devices: tuple[str, ...] = ()
@@ -80,6 +80,8 @@ def refuse(rule: str, message: str, setting: str | None) -> Forbidden:
 def normalized_image_names(reference: str) -> set[str]:
     """The forms of an image reference an allow-list pattern may be written against."""
     names = {reference}
+    if _IMAGE_ID.match(reference):
+        return names
     name, digest = ([*reference.split("@", 1), ""])[:2]
     last = name.rsplit("/", 1)[-1]
     tagged = name if (":" in last or digest) else f"{name}:latest"
@@ -193,7 +195,6 @@ def check_run(request: RunRequest, settings: DockerSettings) -> tuple[Limits, tu
             raise refuse("no_host_namespaces", f"the host {kind} namespace is refused", None)
     check_labels(request.labels)
     mounts = tuple(check_mount(mount, settings) for mount in request.mounts)
-    check_image(request.image_refs, settings)
     limits = Limits(
         memory_mb=_within_max(
             request.memory_mb, settings.default_memory_mb, settings.max_memory_mb, "memory_mb", "MEMORY_MB"

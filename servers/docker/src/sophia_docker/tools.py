@@ -308,7 +308,6 @@ def build_server(settings: DockerSettings) -> SophiaServer:
     ) -> tuple[dict[str, Any], Any, tuple[MountSpec, ...]]:
         """Policy first (nothing reaches the engine if it refuses), then the image must exist locally."""
         request = RunRequest(
-            image_refs=(image,),
             privileged=privileged,
             cap_add=tuple(cap_add or ()),
             devices=tuple(devices or ()),
@@ -321,14 +320,15 @@ def build_server(settings: DockerSettings) -> SophiaServer:
             pids_limit=pids_limit,
             labels=dict(labels or {}),
         )
-        check_run(request, settings)
+        limits, checked = check_run(request, settings)
         try:
             found = await client.inspect_image(image)
         except NotFound:
+            check_image([image], settings)
             raise NotFound(f"image {image!r} not found on the engine; pull it first with docker_pull_image") from None
-        # The image may have been named by id: the allow-list is checked against its tags too.
-        check_image([image, *(found.get("RepoTags") or [])], settings)
-        limits, checked = check_run(request, settings)
+        # The allow-list applies to what the image is (its tags and digests), not to how the
+        # caller named it: a name or id prefix must not smuggle in an image outside the list.
+        check_image([*(found.get("RepoTags") or []), *(found.get("RepoDigests") or [])], settings)
         return found, limits, checked
 
     async def preview_run(**arguments: Any) -> Preview:
