@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -330,3 +331,24 @@ async def test_not_configured_lists_tools_and_names_the_settings(retool: Retool,
     assert error_code(result) == "not_configured"
     assert error_data(result)["settings"] == ["SOPHIA_RETOOL_BASE_URL", "SOPHIA_RETOOL_API_TOKEN"]
     assert retool.server.log == []
+
+
+async def test_burst_of_tool_calls_is_throttled_at_the_default_rate(retool: Retool, make_server: MakeServer) -> None:
+    """60 concurrent tool calls at the default 45/min against a server allowing 50/min (virtual time)."""
+    retool.server.rate_limit = 50
+    uid = retool.user(9)
+    async with connect(make_server(rate_limit_per_minute=45), principal=VIEWER) as client:
+        results: list[str] = []
+
+        async def one() -> None:
+            results.append(structured(await client.call("retool_get_user", {"user_id": uid}))["id"])
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(60):
+                    tg.start_soon(one)
+    assert results == [uid] * 60
+    log = retool.server.records("/api/v2/users")
+    assert [r.status for r in log] == [200] * 60
+    start = min(r.at for r in log)
+    assert sorted(Counter(r.at - start for r in log).items()) == [(0.0, 45), (60.0, 15)]
