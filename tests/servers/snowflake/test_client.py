@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -195,3 +196,87 @@ async def test_cancel_of_nothing_running_is_false() -> None:
     assert await client.cancel("0b0c7f52-5d2e-4a43-9a43-1f6f6f6f6f6f", principal="a", any_principal=True) is False
     assert client.running() == []
 
+
+
+class _RecordingProxy:
+    """A loopback HTTP proxy in front of fakesnow that records what the real connector sends.
+
+    fakesnow accepts but ignores session and statement parameters, so the server-side guards
+    are checked on the wire: what Snowflake would receive.
+    """
+
+    def __init__(self, upstream: FakesnowServer) -> None:
+        import gzip
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        recorded = self.requests
+        base = f"http://{upstream.host}:{upstream.port}"
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                raw = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
+                try:
+                    recorded.append((self.path.split("?")[0], json.loads(raw or b"{}")))
+                except ValueError:
+                    recorded.append((self.path.split("?")[0], {}))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in {"host", "content-length"}}
+                forward = urllib.request.Request(  # noqa: S310 - loopback fakesnow
+                    base + self.path, data=body, headers=headers, method="POST"
+                )
+                try:
+                    with urllib.request.urlopen(forward, timeout=30) as response:  # noqa: S310 - loopback
+                        status, payload = response.status, response.read()
+                except urllib.error.HTTPError as error:
+                    status, payload = error.code, error.read()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+
+    def __enter__(self) -> _RecordingProxy:
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_server_side_guards_are_sent_on_every_session_and_statement(fakesnow_server: FakesnowServer) -> None:
+    with _RecordingProxy(fakesnow_server) as proxy:
+        proxied = FakesnowServer("127.0.0.1", proxy.port, fakesnow_server.pid)
+        client = SnowflakeClient(settings_for(proxied, "GUARDS", statement_timeout_s=45))
+        try:
+            with anyio.fail_after(60):
+                await client.query_page(
+                    parse_statement("select 1 as one /* ; drop table x */"), principal="alice",
+                    correlation_id="corr-123", offset=0, rows=10, max_chars=10_000,
+                )
+        finally:
+            client.close()
+    logins = [body for path, body in proxy.requests if path == "/session/v1/login-request"]
+    queries = [body for path, body in proxy.requests if path == "/queries/v1/query-request"]
+    assert len(logins) == 1 and len(queries) == 1
+    session = logins[0]["data"]["SESSION_PARAMETERS"]
+    assert session["MULTI_STATEMENT_COUNT"] == 1 and session["STATEMENT_TIMEOUT_IN_SECONDS"] == 45
+    assert json.loads(session["QUERY_TAG"]) == {"app": "sophia"}
+    statement = queries[0]
+    assert statement["sqlText"] == "SELECT 1 AS one LIMIT 11"  # re-rendered from the checked tree
+    parameters = statement["parameters"]
+    assert int(parameters["MULTI_STATEMENT_COUNT"]) == 1
+    assert int(parameters["STATEMENT_TIMEOUT_IN_SECONDS"]) == 45
+    tag = json.loads(parameters["QUERY_TAG"])
+    assert tag["principal"] == "alice" and tag["correlation_id"] == "corr-123" and tag["tool"] == "snowflake_query"

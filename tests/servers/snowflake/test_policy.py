@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sophia_snowflake.policy import (
     DML_KINDS,
     READ_KINDS,
@@ -410,3 +412,29 @@ def test_show_is_not_pageable() -> None:
     statement: GuardedStatement = parse_statement("show tables")
     assert not statement.pageable
     assert page_sql(statement, 10, 5) == statement.sql
+
+
+_SQL_PIECES = [
+    "select", "from", "where", "delete", "drop", "insert", "into", "with", "as", "(", ")", ";", "'", '"', "$$",
+    "/*", "*/", "--", "//", "\n", " ", "1", "t", "@s", "*", ",", "commit", "call", "explain", "show", "tables",
+    "execute", "immediate", "begin", "end", "union", "all", "limit", "offset", "\u202e", "е", "=", "||", "::",
+]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=200), st.lists(st.sampled_from(_SQL_PIECES), max_size=30).map(" ".join)))
+def test_the_guard_never_crashes_and_never_lets_a_write_through(text: str) -> None:
+    try:
+        statement = parse_statement(text)
+        authorise(statement, "admin", read_tool=True)
+    except (SqlRefused, SqlSyntaxError):
+        return
+    # whatever passed is a read, and what runs re-parses to the same single read
+    assert statement.is_read
+    again = parse_statement(statement.sql)
+    assert again.kind is statement.kind
+
+
+def test_deeply_nested_input_is_refused_not_crashed() -> None:
+    with pytest.raises((SqlRefused, SqlSyntaxError)):
+        parse_statement("select " + "(" * 5000 + "1" + ")" * 5000)

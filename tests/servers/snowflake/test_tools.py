@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,6 +19,46 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 VIEWER = Principal("vera", Role.VIEWER, kind="test")
 DEVOPS = Principal("dmitri", Role.DEVOPS, kind="test")
 ADMIN = Principal("ada", Role.ADMIN, kind="test")
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
+# The catalogue needs no warehouse: building the server never connects.
+OFFLINE = SnowflakeSettings(account="offline", user="u", password="p")
+
+
+async def test_every_tool_declares_role_and_all_annotations() -> None:
+    server = build_server(OFFLINE)
+    with anyio.fail_after(10):
+        async with connect(server) as client:
+            tools = await client.list_tools()
+    assert len(tools) == 9
+    for tool in tools:
+        hints = tool.annotations
+        assert hints is not None, tool.name
+        for hint in (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint, hints.open_world_hint):
+            assert hint is not None, tool.name
+        assert tool.meta is not None and tool.meta["sophia"]["role"] in {"viewer", "devops"}
+        assert tool.description and tool.output_schema, tool.name
+    by_name = {t.name: t for t in tools}
+    assert {n for n, t in by_name.items() if t.meta and t.meta["sophia"]["confirm"]} == {"snowflake_execute"}
+    assert by_name["snowflake_execute"].meta == {"sophia": {"role": "devops", "toolset": "snowflake", "confirm": True}}
+    read_only = {n for n, t in by_name.items() if t.annotations and t.annotations.read_only_hint}
+    assert read_only == set(by_name) - {"snowflake_execute", "snowflake_cancel"}
+
+
+async def test_tool_schemas_match_the_snapshot() -> None:
+    """Input and output schemas are reviewed as a diff; SOPHIA_UPDATE_SNAPSHOTS=1 rewrites the file."""
+    server = build_server(OFFLINE)
+    with anyio.fail_after(10):
+        async with connect(server) as client:
+            tools = await client.list_tools()
+    current = {
+        t.name: {"input": t.input_schema, "output": t.output_schema, "annotations": t.annotations.model_dump()}
+        for t in sorted(tools, key=lambda t: t.name)
+        if t.annotations is not None
+    }
+    if os.environ.get("SOPHIA_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert json.loads(SNAPSHOT.read_text()) == json.loads(json.dumps(current))
 
 
 async def test_query_returns_typed_json_safe_rows(shop_settings: SnowflakeSettings) -> None:
@@ -104,6 +147,21 @@ async def test_pages_are_cut_by_size_and_say_so(shop_settings: SnowflakeSettings
             )
     assert follow["offset"] == data["row_count"]
     assert follow["rows"][0][0] == data["rows"][-1][0] + 1
+
+
+async def test_a_full_page_stays_under_the_server_result_cap(shop_settings: SnowflakeSettings) -> None:
+    settings = shop_settings.model_copy(update={"max_result_chars": 20_000})
+    server = build_server(settings)
+    sql = "select * from order_items order by order_id, product_id"
+    async with connect(server, principal=VIEWER) as client:
+        with anyio.fail_after(30):
+            result = await client.call("snowflake_query", {"sql": sql, "max_rows": 5_000})
+    assert not result.is_error, result.content
+    data = structured(result)
+    assert data["truncated"] is True and data["next_cursor"]
+    assert 50 < data["row_count"] < 998
+    text = sum(len(getattr(c, "text", "")) for c in result.content)
+    assert 15_000 < text <= 20_000
 
 
 @pytest.mark.parametrize(

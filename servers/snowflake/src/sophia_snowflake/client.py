@@ -209,6 +209,9 @@ class SnowflakeClient:
     def _new_connection(self) -> Any:
         import snowflake.connector
 
+        # The connector logs every login and query at INFO; the server's log is for our events.
+        logging.getLogger("snowflake.connector").setLevel(logging.WARNING)
+
         try:
             connection = snowflake.connector.connect(**self.connect_args())
         except LocalWarehouseError as error:
@@ -538,7 +541,9 @@ def _build_page(
 ) -> QueryPage:
     types = [c.type for c in columns]
     out: list[list[JsonValue]] = []
-    used = 0
+    # Sizes are counted as the request path counts them: the text copy of the result is JSON
+    # indented by 2, with rows nested two levels deep (4 more spaces on every line).
+    used = _indented_size([c.__dict__ for c in columns])
     cut_by_size = cells_cut = False
     for raw in fetched[:rows]:
         row: list[JsonValue] = []
@@ -546,7 +551,7 @@ def _build_page(
             safe, cut = json_safe(value, type_name)
             cells_cut = cells_cut or cut
             row.append(safe)
-        size = len(json.dumps(row, ensure_ascii=False, separators=(",", ":"))) + 1
+        size = _indented_size(row)
         if out and used + size > max_chars:
             cut_by_size = True
             break
@@ -554,6 +559,11 @@ def _build_page(
         used += size
     has_more = cut_by_size or len(fetched) > rows
     return QueryPage(columns, out, offset, has_more, cut_by_size, cells_cut, query_id, request_id)
+
+
+def _indented_size(value: Any) -> int:
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    return len(text) + 4 * (text.count("\n") + 1) + 2
 
 
 def _discard(cursor: Any, count: int) -> None:

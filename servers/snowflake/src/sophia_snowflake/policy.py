@@ -22,7 +22,7 @@ from enum import StrEnum
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import ParseError, SqlglotError, TokenError
 
 DIALECT = "snowflake"
 
@@ -208,6 +208,13 @@ class GuardedStatement:
 
 def parse_statement(sql: str) -> GuardedStatement:
     """Parse and classify exactly one statement; raise SqlSyntaxError or SqlRefused."""
+    try:
+        return _parse_statement(sql)
+    except RecursionError:
+        raise SqlRefused("too_complex", "The statement nests too deeply to check; simplify it.") from None
+
+
+def _parse_statement(sql: str) -> GuardedStatement:
     _screen_characters(sql)
     try:
         parsed = sqlglot.parse(sql, read=DIALECT)
@@ -218,6 +225,8 @@ def parse_statement(sql: str) -> GuardedStatement:
         ) from None
     except TokenError as error:
         raise SqlSyntaxError(f"cannot tokenize the statement: {error}", None, None) from None
+    except SqlglotError as error:
+        raise SqlSyntaxError(f"cannot parse the statement: {error}", None, None) from None
     statements = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
     if not statements:
         raise SqlRefused("empty_statement", "The SQL text holds no statement; send exactly one statement.")
@@ -428,7 +437,7 @@ def _classify_command(tree: exp.Command) -> GuardedStatement:
     raw = f"{name} {rest}".strip()
     if name == "EXPLAIN":
         inner_text = re.sub(r"^\s*USING\s+(?:TABULAR|JSON|TEXT)\b", "", rest, flags=re.IGNORECASE)
-        inner = parse_statement(inner_text)
+        inner = _parse_statement(inner_text)
         if inner.kind is not StatementKind.SELECT:
             raise SqlRefused(
                 "explain_reads_only", f"EXPLAIN is accepted for queries only; this explains {inner.kind.value}."

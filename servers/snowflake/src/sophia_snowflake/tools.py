@@ -59,7 +59,9 @@ class QueryResult(BaseModel):
 
     kind: str = Field(description="statement kind: select, show, describe or explain")
     columns: list[Column]
-    rows: list[list[JsonValue]] = Field(description="one list per row, values in column order, JSON-safe")
+    # Rows are typed loosely in the schema: a per-row, per-cell schema makes clients that validate
+    # output (the SDK does, with jsonschema) spend seconds on a large page. json_safe guarantees JSON.
+    rows: list[Any] = Field(description="one list per row, values in column order, JSON-safe")
     row_count: int = Field(description="rows in this page")
     offset: int = Field(description="index of this page's first row in the whole result")
     truncated: bool = Field(description="more rows exist, or a cell or the page was cut to the size cap")
@@ -315,9 +317,9 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
     server = SophiaServer("snowflake", settings=settings, instructions=INSTRUCTIONS, lifespan=lifespan)
 
     def page_limit(max_chars: int | None) -> int:
-        # The shared request path refuses results over max_result_chars; leave room for the
-        # envelope (columns, cursor, the text copy of the structured content).
-        budget = max(1_000, settings.max_result_chars // 2 - 2_000)
+        # The shared request path refuses results over max_result_chars; the client counts rows
+        # and columns as they are rendered, and this leaves room for the other fields.
+        budget = max(1_000, settings.max_result_chars - 3_000)
         return min(budget, max_chars) if max_chars else budget
 
     def to_result(statement: GuardedStatement, page: QueryPage, sql: str, principal: str) -> QueryResult:
