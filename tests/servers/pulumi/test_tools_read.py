@@ -115,9 +115,16 @@ async def test_list_resources_wildcard_and_name_filter(no_cli_settings: PulumiSe
 
 
 async def test_pending_delete_entries_are_not_listed(no_cli_settings: PulumiSettings) -> None:
-    body = structured(await call(no_cli_settings, "pulumi_list_resources",
-                                 {"project": "webapp", "stack": "dev", "limit": 1000}))
-    urns = [r["urn"] for r in body["resources"]]
+    args: dict[str, Any] = {"project": "webapp", "stack": "dev", "limit": 1000}
+    urns: list[str] = []
+    cursor = None
+    while True:
+        body = structured(await call(no_cli_settings, "pulumi_list_resources",
+                                     {**args, **({"cursor": cursor} if cursor else {})}))
+        urns += [r["urn"] for r in body["resources"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
     assert len(urns) == len(set(urns)) == 250 + 3 + 25
 
 
@@ -204,3 +211,17 @@ async def test_read_only_mode_hides_change_tools(no_cli_settings: PulumiSettings
     assert names == {"pulumi_list_stacks", "pulumi_stack_outputs", "pulumi_list_resources",
                      "pulumi_stack_history", "pulumi_get_config", "pulumi_preview"}
     assert error_code(refused) == "forbidden"
+
+
+async def test_large_pages_are_cut_by_size_with_a_cursor(no_cli_settings: PulumiSettings) -> None:
+    small_cap = no_cli_settings.model_copy(update={"max_result_chars": 30_000})
+    args: dict[str, Any] = {"project": "webapp", "stack": "prod", "limit": 1000}
+    first = structured(await call(small_cap, "pulumi_list_resources", args))
+    assert 0 < len(first["resources"]) < 443 and first["truncated"] and first["matched"] == 443
+    seen = [r["urn"] for r in first["resources"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = structured(await call(small_cap, "pulumi_list_resources", {**args, "cursor": cursor}))
+        seen += [r["urn"] for r in page["resources"]]
+        cursor = page["next_cursor"]
+    assert len(seen) == len(set(seen)) == 443

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import re
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
@@ -171,21 +172,28 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         rows = await client.resources(project, stack)
         if type is not None:
             if "*" in type or "?" in type:
-                rows = tuple(r for r in rows if fnmatch.fnmatchcase(r.type, type))
+                matches = re.compile(fnmatch.translate(type)).match
+                rows = tuple(r for r in rows if matches(r.type))
             else:
                 rows = tuple(r for r in rows if r.type == type)
         if name_contains is not None:
             needle = name_contains.lower()
             rows = tuple(r for r in rows if needle in r.name.lower())
-        page = rows[offset : offset + limit]
-        more = offset + limit < len(rows)
+        # A page also stops at a size budget, well under the server's result cap: URNs of deeply
+        # nested resources are long, and a cut page with a cursor beats a limit_exceeded error.
+        budget = settings.max_result_chars // 3
+        items: list[ResourceItem] = []
+        for r in rows[offset : offset + limit]:
+            budget -= len(r.urn) + len(r.type) + len(r.name) + len(r.provider or "") + len(r.parent or "") + 80
+            if budget < 0 and items:
+                break
+            items.append(ResourceItem(urn=r.urn, type=r.type, name=r.name, provider=r.provider, parent=r.parent))
+        end = offset + len(items)
+        more = end < len(rows)
         return ResourcePage(
             project=project, stack=stack, matched=len(rows),
-            resources=[
-                ResourceItem(urn=r.urn, type=r.type, name=r.name, provider=r.provider, parent=r.parent)
-                for r in page
-            ],
-            next_cursor=_encode_cursor(offset + limit) if more else None,
+            resources=items,
+            next_cursor=_encode_cursor(end) if more else None,
             truncated=more,
             source="state" if client.reads_from_state() else "cli",
         )
