@@ -188,6 +188,10 @@ async def test_gong_daily_cap_is_reported_not_waited_for(gong: GongContractServe
     await client.aclose()
     assert capped.value.data["retry_after_s"] > 60 and capped.value.data["request_id"]
     assert client.budget.remaining() == 0
+    # Another process on the same SOPHIA_HOME stays away too, without sending anything.
+    sibling = GongClient(gong_settings)
+    with anyio.fail_after(10), pytest.raises(RateLimited):
+        await sibling.list_users()
     assert [e.status for e in gong.requests()] == [200, 429]
 
 

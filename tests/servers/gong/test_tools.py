@@ -9,7 +9,8 @@ import anyio
 import pytest
 from servers.gong.gong_contract_server import GongContractServer
 from sophia_gong.settings import GongSettings
-from sophia_gong.tools import build_server
+from sophia_gong.tools import build_server, check
+from sophia_shared.errors import NotConfigured, Unavailable
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import connect, error_code, error_data, structured
 
@@ -198,3 +199,18 @@ async def test_upstream_refusal_carries_the_request_id(gong: GongContractServer,
 async def test_sync_needs_developer_role(gong_settings: GongSettings) -> None:
     result = await call(gong_settings, "gong_sync", {})
     assert error_code(result) == "forbidden"
+
+
+async def test_check_reports_connectivity_or_what_is_missing(
+    gong: GongContractServer, gong_settings: GongSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with anyio.fail_after(10):
+        line = await check(gong_settings)
+    assert "2 workspaces" in line and gong.base_url in line
+    for name in ("ACCESS_KEY", "ACCESS_KEY_SECRET", "OAUTH_TOKEN", "OAUTH_REFRESH_TOKEN"):
+        monkeypatch.delenv(f"SOPHIA_GONG_{name}", raising=False)
+    with anyio.fail_after(10), pytest.raises(NotConfigured):
+        await check(GongSettings(base_url=gong.base_url))
+    with anyio.fail_after(10), pytest.raises(Unavailable) as down:
+        await check(gong_settings.model_copy(update={"base_url": "http://127.0.0.1:9", "max_retries": 0}))
+    assert "127.0.0.1:9" in down.value.message

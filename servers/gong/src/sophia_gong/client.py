@@ -179,11 +179,18 @@ class DailyBudget:
     def used(self) -> int:
         return int(self._read().get("used", 0))
 
+    def blocked_for(self) -> float:
+        """Seconds Gong told us to stay away (a long Retry-After, e.g. its daily cap), 0 if none."""
+        until = self._read().get("blocked_until")
+        return max(0.0, float(until) - time.time()) if isinstance(until, int | float) else 0.0
+
     def remaining(self) -> int:
+        if self.blocked_for() > 0:
+            return 0
         return max(0, self.limit - self.used())
 
     def spend(self, path: str) -> None:
-        """Count one request, or raise BudgetExhausted without sending it."""
+        """Count one request, or raise BudgetExhausted/RateLimited without sending it."""
         with _file_lock(self._lock_path):
             data = self._read()
             used = int(data.get("used", 0))
@@ -193,14 +200,21 @@ class DailyBudget:
                     "(raise SOPHIA_GONG_DAILY_BUDGET only if Gong raised your company's limit)",
                     data={"used": used, "limit": self.limit, "path": path},
                 )
+            until = data.get("blocked_until")
+            if isinstance(until, int | float) and until > time.time():
+                when = datetime.fromtimestamp(until, UTC).strftime("%H:%M UTC")
+                raise RateLimited(
+                    f"Gong asked for no requests until {when} (its request limit was reached); try again then",
+                    data={"retry_after_s": round(until - time.time(), 1), "path": path},
+                )
             data["used"] = used + 1
             write_private(self.path, data)
 
-    def mark_exhausted(self) -> None:
-        """Gong said the company's daily cap is reached (other integrations share it)."""
+    def block(self, seconds: float) -> None:
+        """Gong answered 429 with a long Retry-After: every process sharing this home stays away."""
         with _file_lock(self._lock_path):
             data = self._read()
-            data["used"] = max(int(data.get("used", 0)), self.limit)
+            data["blocked_until"] = time.time() + seconds
             write_private(self.path, data)
 
 
@@ -495,10 +509,10 @@ class GongClient:
                 if retry_after is not None:
                     data["retry_after_s"] = round(retry_after, 1)
                 if wait > s.max_retry_after_s:
-                    self.budget.mark_exhausted()
+                    self.budget.block(wait)
                     raise RateLimited(
-                        f"Gong's request limit is reached for about {wait / 3600:.1f} h (the company's "
-                        "daily cap); try again later",
+                        f"Gong asked for no requests for {wait / 60:.0f} min (its request limit, likely the "
+                        "company's daily cap); try again later",
                         detail=text,
                         data=data,
                     )

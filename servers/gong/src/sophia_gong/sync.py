@@ -154,6 +154,10 @@ async def run_sync(
         reason: str | None = None
         known: set[str] | None = None
         while True:
+            blocked = client.budget.blocked_for()
+            if blocked > 0:
+                reason = f"Gong asked for no requests for {blocked / 60:.0f} min; run gong_sync again then to resume"
+                break
             if client.budget.remaining() < REQUESTS_PER_PAGE:
                 reason = (
                     f"daily Gong budget nearly spent ({client.budget.remaining()} left of "
