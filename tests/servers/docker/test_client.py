@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,14 @@ def test_tail_buffer_keeps_newest_bytes_and_drops_partial_first_line() -> None:
     assert result.text == "third\n"
     assert result.bytes_seen == len(b"first\nsecond\nthird\n")
     assert buffer.size <= 10
+
+
+def test_tail_buffer_cut_on_a_line_boundary_keeps_the_first_whole_line() -> None:
+    buffer = _TailBuffer(limit=12)
+    for line in (b"aaaaa\n", b"bbbbb\n", b"ccccc\n"):
+        buffer.add(line)
+    assert buffer.result().text == "bbbbb\nccccc\n"
+    assert buffer.result().truncated
 
 
 def test_tail_buffer_under_limit_is_untouched() -> None:
@@ -75,21 +84,21 @@ async def test_removing_running_container_without_force_is_conflict(
         await client.remove_container(sleeper, force=False, volumes=False)
 
 
-async def test_logs_are_capped_to_the_newest_bytes(
+async def test_whole_log_of_a_long_log_is_read_by_growing_tails(
     docker_settings: DockerSettings, make_container: ContainerFactory
 ) -> None:
+    """Whole-log requests stop once the cap is filled; the result is the same newest bytes either way."""
     name = make_container(["seq", "1", "100000"])
     client = DockerClient(docker_settings)
-    with anyio.fail_after(60):
-        output = await client.logs(
-            name, stdout=True, stderr=True, tail=None, since=None, until=None, timestamps=False, max_bytes=5000
-        )
-    assert output.truncated
-    assert len(output.text.encode()) <= 5000
-    assert output.text.endswith("100000\n")
-    assert output.bytes_seen == sum(len(f"{i}\n") for i in range(1, 100001))
-    first = output.text.splitlines()[0]
-    assert int(first) > 99000
+    kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "since": None, "timestamps": False}
+    with anyio.fail_after(120):
+        whole = await client.logs(name, tail=None, until=None, max_bytes=5000, **kwargs)
+        # With `until` the log is read from its start: the reference for the same newest bytes.
+        reference = await client.logs(name, tail=None, until=time.time() + 3600, max_bytes=5000, **kwargs)
+        small = await client.logs(name, tail=None, until=None, max_bytes=10_000_000, **kwargs)
+    assert whole.truncated and whole.text == reference.text and whole.text.endswith("100000\n")
+    assert whole.bytes_seen < reference.bytes_seen == sum(len(f"{i}\n") for i in range(1, 100001))
+    assert not small.truncated and small.text.startswith("1\n2\n") and small.text.endswith("100000\n")
 
 
 async def test_tty_logs_are_read_raw(docker_settings: DockerSettings, make_container: ContainerFactory) -> None:

@@ -222,7 +222,7 @@ async def test_logs_tail_streams_redaction_and_cap(
     assert "sk_live_abcdefghijklmnop" not in head["logs"] and "[REDACTED]" in head["logs"]
     assert err_only["logs"] == "err-1\n"
     assert capped["truncated"] and len(capped["logs"]) <= 1000 and "2000" in capped["logs"].splitlines()
-    assert capped["bytes_read"] > 8000
+    assert capped["bytes_read"] > 1000
     assert future["logs"] == "" and future["lines"] == 0
     assert stamped["lines"] == 1 and re.match(r"^20\d\d-\d\d-\d\dT[\d:.]+Z ", stamped["logs"])
 

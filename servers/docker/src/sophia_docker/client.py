@@ -39,6 +39,8 @@ ProgressCallback = Callable[[float, float | None, str], None]
 
 _FRAME_HEADER = 8
 _CHUNK = 64 * 1024
+_FIRST_TAIL = 1_000
+_MAX_TAIL = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class _TailBuffer:
         self.size = 0
         self.seen = 0
         self.dropped = False
+        self.last_dropped = b"\n"
 
     def add(self, data: bytes) -> None:
         if not data:
@@ -82,16 +85,20 @@ class _TailBuffer:
             if len(first) <= excess:
                 self.chunks.popleft()
                 self.size -= len(first)
+                self.last_dropped = first[-1:]
             else:
                 self.chunks[0] = first[excess:]
                 self.size -= excess
+                self.last_dropped = first[excess - 1 : excess]
 
-    def result(self) -> CappedOutput:
+    def result(self, older_exist: bool = False) -> CappedOutput:
         text = b"".join(self.chunks).decode("utf-8", errors="replace")
-        if self.dropped and "\n" in text:
+        if self.dropped and self.last_dropped != b"\n" and "\n" in text:
             # The cut fell inside a line: drop the fragment rather than show half a line.
             text = text.split("\n", 1)[1]
-        return CappedOutput(text=sanitize_untrusted(redact(text)), truncated=self.dropped, bytes_seen=self.seen)
+        return CappedOutput(
+            text=sanitize_untrusted(redact(text)), truncated=self.dropped or older_exist, bytes_seen=self.seen
+        )
 
 
 def _frames(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -238,18 +245,23 @@ class DockerClient:
         timestamps: bool,
         max_bytes: int,
     ) -> CappedOutput:
-        """A container's logs, newest `max_bytes` kept, read in chunks so memory stays bounded."""
+        """A container's logs, newest `max_bytes` kept, read in chunks so memory stays bounded.
+
+        For the whole log (tail=None) the engine is asked for ever longer tails until the cap is
+        filled or the log is exhausted: the engine reads a tail backwards from the end of its log
+        file, so the newest 64 KB of a 100 MB log cost one short read instead of all 100 MB. With
+        `until` or one stream only, the newest entries may all be filtered out, so the log is read
+        from the start.
+        """
         deadline = self._settings.timeout_s
 
-        def read(api: APIClient) -> CappedOutput:
-            info = api.inspect_container(ref)
-            tty = bool(info.get("Config", {}).get("Tty"))
+        def read_tail(api: APIClient, container_id: str, tty: bool, lines: int | None) -> tuple[_TailBuffer, int]:
             params: dict[str, Any] = {
                 "stdout": int(stdout),
                 "stderr": int(stderr),
                 "timestamps": int(timestamps),
                 "follow": 0,
-                "tail": "all" if tail is None else str(tail),
+                "tail": "all" if lines is None else str(lines),
             }
             if since is not None:
                 params["since"] = since
@@ -257,22 +269,42 @@ class DockerClient:
                 params["until"] = until
             # The SDK's streaming helper reads tty logs one byte per call; reading 64 KiB chunks
             # and parsing frames here keeps a 100 MB log to seconds and constant memory.
-            response = api._get(api._url("/containers/{0}/logs", info["Id"]), params=params, stream=True)
+            response = api._get(api._url("/containers/{0}/logs", container_id), params=params, stream=True)
             try:
                 api._raise_for_status(response)
                 buffer = _TailBuffer(max_bytes)
+                entries = 0
                 started = time.monotonic()
                 chunks: Iterator[bytes] = response.iter_content(chunk_size=_CHUNK)
                 for payload in chunks if tty else _frames(chunks):
                     buffer.add(payload)
+                    entries += payload.count(b"\n") if tty else 1
                     if time.monotonic() - started > deadline:
                         raise ToolTimeout(
                             f"container {ref!r}: reading logs took longer than {deadline:g}s; "
                             "narrow them with tail, since or until"
                         )
-                return buffer.result()
+                return buffer, entries
             finally:
                 response.close()
+
+        def read(api: APIClient) -> CappedOutput:
+            info = api.inspect_container(ref)
+            tty = bool(info.get("Config", {}).get("Tty"))
+            # The engine counts a tail over both streams before filtering by stream and `until`,
+            # so a short tail proves the log exhausted only without those filters.
+            if tail is not None or until is not None or not (stdout and stderr):
+                return read_tail(api, info["Id"], tty, tail)[0].result()
+            lines = max(_FIRST_TAIL, max_bytes // 64)
+            while lines <= _MAX_TAIL:
+                buffer, entries = read_tail(api, info["Id"], tty, lines)
+                if entries < lines:
+                    return buffer.result()
+                if buffer.seen >= max_bytes:
+                    # The cap is filled and older entries exist beyond this tail: that is a cut.
+                    return buffer.result(older_exist=True)
+                lines *= 8
+            return read_tail(api, info["Id"], tty, None)[0].result()
 
         return await self.run(f"container {ref!r}", read)
 
