@@ -109,7 +109,7 @@ async def test_cli_outside_a_bin_directory_is_refused(tmp_path: Path) -> None:
     cli.chmod(0o755)
     client = PulumiClient(PulumiSettings(cli=cli, projects_dir=tmp_path))
     with pytest.raises(Unavailable, match="bin/"):
-        client._pulumi_command()
+        client.pulumi_command()
 
 
 def test_backend_url_defaults_to_sophia_home(sophia_home: Path) -> None:

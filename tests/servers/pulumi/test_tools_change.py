@@ -9,6 +9,7 @@ installed on our machines). The program is a real Python Pulumi program (program
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -46,7 +47,7 @@ async def confirmed_up(client: SophiaTestClient) -> dict[str, Any]:
     return structured(done)
 
 
-async def test_preview_lists_changes_and_streams_engine_events(change_env: ChangeEnv) -> None:
+async def test_preview_lists_changes_and_streams_engine_events(change_env: ChangeEnv, sophia_home: Path) -> None:
     server = build_server(change_env.settings)
     messages: list[str] = []
 
@@ -64,6 +65,8 @@ async def test_preview_lists_changes_and_streams_engine_events(change_env: Chang
     assert len(body["plan_hash"]) == 64
     assert {m.split(" ", 1)[1] for m in messages} == {c["urn"] for c in body["creates"]}
     assert resource_urns(change_env) == []  # a preview changes nothing
+    plans = list((sophia_home / "pulumi" / "plans" / "app" / "dev").glob("*.json"))
+    assert [p.stem for p in plans] == [body["plan_hash"]]
 
 
 async def test_up_needs_a_confirmation_bound_to_the_plan(change_env: ChangeEnv) -> None:
@@ -88,7 +91,7 @@ async def test_up_needs_a_confirmation_bound_to_the_plan(change_env: ChangeEnv) 
     assert values == {"url": "https://web.example.test", "replicas": 2, "api_key": "[secret]"}
 
 
-async def test_a_changed_plan_invalidates_the_token(change_env: ChangeEnv) -> None:
+async def test_a_changed_plan_invalidates_the_token(change_env: ChangeEnv, sophia_home: Path) -> None:
     server = build_server(change_env.settings)
     with anyio.fail_after(TIMEOUT):
         async with connect(server, principal=DEVOPS) as client:
@@ -104,6 +107,8 @@ async def test_a_changed_plan_invalidates_the_token(change_env: ChangeEnv) -> No
             done = structured(await client.call("pulumi_up", {**STACK, "confirmation_token": retry}))
     assert done["result"] == "succeeded"
     assert any(u.endswith("::web-w2") for u in resource_urns(change_env))
+    # The applied plan is gone, and so is the superseded one from before the config change.
+    assert list((sophia_home / "pulumi" / "plans" / "app" / "dev").iterdir()) == []
 
 
 async def test_up_with_a_stale_saved_plan_applies_nothing(change_env: ChangeEnv) -> None:

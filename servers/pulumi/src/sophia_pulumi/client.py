@@ -125,13 +125,14 @@ class PulumiClient:
         root = self.file_root
         if root is None:
             raise Unavailable(
-                f"backend {self._safe_backend()} is not a file backend; reading it needs the Pulumi CLI",
+                f"backend {self.safe_backend()} is not a file backend; reading it needs the Pulumi CLI",
             )
         if self._backend is None or self._backend.root != root:
             self._backend = FileBackend(root)
         return self._backend
 
-    def _safe_backend(self) -> str:
+    def safe_backend(self) -> str:
+        """The backend URL with any credentials redacted."""
         return redact(self.backend_url)
 
     def cli_path(self) -> Path | None:
@@ -442,6 +443,10 @@ class PulumiClient:
             digest = plan_hash(json.loads(scratch.read_text()))
             final = folder / f"{digest}.json"
             scratch.replace(final)
+            # Only the newest plan of a stack can be applied; older ones are dead weight.
+            for old in folder.glob("*.json"):
+                if old != final and not old.name.startswith("pending-"):
+                    old.unlink(missing_ok=True)
         finally:
             scratch.unlink(missing_ok=True)
         return _op_counts(result.change_summary), changes, SavedPlan(digest, final)
@@ -552,7 +557,8 @@ class PulumiClient:
             raise failure[0]
         return outcome[0]
 
-    def _pulumi_command(self) -> Any:
+    def pulumi_command(self) -> Any:
+        """The Automation API's PulumiCommand for the CLI in use (runs `pulumi version` once)."""
         path = self.require_cli("this operation")
         if self._command is None or self._command.command != str(path):
             from pulumi.automation import PulumiCommand
@@ -575,7 +581,7 @@ class PulumiClient:
             work_dir=str(self.project_dir(project)),
             pulumi_home=str(self.settings.pulumi_home) if self.settings.pulumi_home else None,
             env_vars=self.cli_env(),
-            pulumi_command=self._pulumi_command(),
+            pulumi_command=self.pulumi_command(),
         )
 
     def _select(self, project: str, stack: str) -> Any:

@@ -45,4 +45,3 @@ class PulumiSettings(ServerSettings):
         description="Read tools: 'state' reads file-backend JSON, 'cli' uses the Automation API, "
         "'auto' reads state for file backends and uses the CLI otherwise.",
     )
-    operation_timeout_s: float = Field(default=1800.0, gt=0, le=86_400)

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 from sophia_shared.audit import AuditEvent
-from sophia_shared.errors import Conflict, Forbidden, InvalidArgument, Unavailable
+from sophia_shared.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from sophia_shared.redact import sanitize_untrusted
 from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
 
 from .client import PulumiClient
@@ -113,8 +114,6 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         """List the stacks of one project (or of all projects) with last update time and resource count."""
         stacks = await client.list_stacks(project)
         if project is not None and not stacks and project not in client.known_projects():
-            from sophia_shared.errors import NotFound
-
             raise NotFound(
                 f"project {project!r} not found; known projects: " + (", ".join(client.known_projects()) or "none")
             )
@@ -211,7 +210,7 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         page = entries[offset : offset + limit]
         more = len(entries) > offset + limit
         for entry in page:
-            entry.message = entry.message[:500]
+            entry.message = sanitize_untrusted(entry.message)[:500]
         return HistoryPage(
             project=project, stack=stack, entries=page,
             next_cursor=_encode_cursor(offset + limit) if more else None, truncated=more,
@@ -347,17 +346,14 @@ async def check(settings: PulumiSettings) -> str:
     client = PulumiClient(settings)
     cli = client.cli_path()
     if client.file_root is None and cli is None:
-        client.require_cli(f"backend {client._safe_backend()}")
-    parts = [f"backend {client._safe_backend()}"]
+        client.require_cli(f"backend {client.safe_backend()}")
+    parts = [f"backend {client.safe_backend()}"]
     if client.file_root is not None:
         stacks = await anyio.to_thread.run_sync(client.state_stacks, None)
         parts.append(f"{len(stacks)} stacks in file state")
     if cli is None:
         parts.append("no Pulumi CLI (read tools only; change tools answer unavailable)")
     else:
-        try:
-            command = await anyio.to_thread.run_sync(client._pulumi_command)
-        except Unavailable:
-            raise
+        command = await anyio.to_thread.run_sync(client.pulumi_command)
         parts.append(f"pulumi CLI {command.version} at {cli}")
     return "; ".join(parts)
