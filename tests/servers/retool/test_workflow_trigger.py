@@ -71,14 +71,15 @@ async def test_keys_come_only_from_settings(retool: Retool, make_server: MakeSer
     async with connect(wrong, principal=DEVOPS) as client:
         with anyio.fail_after(20):
             refused = await confirmed(client, "retool_trigger_workflow", args)
-            smuggled = await client.call("retool_trigger_workflow", {**args, "api_key": "retool_wk_sync00001"})
+            # The right key passed as an argument is dropped: the settings' (wrong) key is what is sent.
+            smuggled = await confirmed(client, "retool_trigger_workflow", {**args, "api_key": "retool_wk_sync00001"})
     assert set(tool.input_schema["properties"]) == {"workflow_id", "payload", "wait_seconds", "confirmation_token"}
     assert error_code(missing) == "not_configured"
     assert error_data(missing)["settings"] == ["SOPHIA_RETOOL_WORKFLOW_KEYS"]
     assert error_code(refused) == "not_configured" and "SOPHIA_RETOOL_WORKFLOW_KEYS" in refused.content[0].text  # type: ignore[union-attr]
-    assert error_code(smuggled) in {"invalid_argument", "confirmation_required"}
+    assert error_code(smuggled) == "not_configured"
     assert retool.org.hooks[wid].runs == []
-    assert [r.status for r in retool.server.records("/v1/workflows")] == [401]
+    assert [r.status for r in retool.server.records("/v1/workflows")] == [401, 401]
 
 
 async def test_unpublished_workflow_and_bad_input(retool: Retool, make_server: MakeServer) -> None:
