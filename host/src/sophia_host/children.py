@@ -127,13 +127,14 @@ class Child:
             started = time.monotonic()
             try:
                 await self._serve_once()
-            except ChildFailed as exc:
-                self.last_error = str(exc)
-                self._set(State.failed)
-                await self.on_change(self)
-                return
             except Exception as exc:  # noqa: BLE001 - a child's failure stays with the child: log it and restart
-                self.last_error = redact(f"{type(exc).__name__}: {exc}")[:300]
+                root = _root_cause(exc)
+                if isinstance(root, ChildFailed):
+                    self.last_error = str(root)
+                    self._set(State.failed)
+                    await self.on_change(self)
+                    return
+                self.last_error = redact(f"{type(root).__name__}: {root}")[:300]
                 log.warning("server %s: %s", self.name, self.last_error)
             self.client = None
             if self._stop.is_set():
@@ -163,7 +164,8 @@ class Child:
         exited: anyio.Event | None = None
         # The deadline covers spawn + initialize + the first listing, then is lifted: a child that
         # never answers initialize is cancelled (and killed on the way out).
-        with anyio.CancelScope(deadline=anyio.current_time() + self.settings.start_timeout_s) as start:
+        start_timeout = self.entry.start_timeout_s or self.settings.start_timeout_s
+        with anyio.CancelScope(deadline=anyio.current_time() + start_timeout) as start:
             async with AsyncExitStack() as stack:
                 transport: Any
                 if self.entry.remote:
@@ -195,7 +197,7 @@ class Child:
                 finally:
                     self.client = None
         if start.cancelled_caught:
-            raise TimeoutError(f"did not answer initialize within {self.settings.start_timeout_s:g} s")
+            raise TimeoutError(f"did not answer initialize within {start_timeout:g} s")
         if exited is not None and exited.is_set() and not self._stop.is_set():
             code = self.process.returncode if self.process is not None else None
             raise ConnectionError(f"the process exited (code {code})")
@@ -315,6 +317,15 @@ class Child:
             kept = {k: v for k, v in result.meta.items() if not k.startswith("io.modelcontextprotocol/")}
             result.meta = kept or None  # type: ignore[assignment]
         return result
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The exception inside task-group wrappers, preferring a ChildFailed wherever it sits."""
+    if isinstance(exc, BaseExceptionGroup):
+        inner = [_root_cause(e) for e in exc.exceptions]
+        failed = [e for e in inner if isinstance(e, ChildFailed)]
+        return failed[0] if failed else inner[0]
+    return exc
 
 
 def toolset_of(tool: types.Tool, server: str) -> str:

@@ -53,6 +53,8 @@ class ServerEntry(BaseModel):
     # The environment variable holding the bearer token for a remote server; the token itself
     # never sits in sophia.toml.
     token_env: str | None = None
+    # Overrides [host] start_timeout_s for a server that is slow (or quick) to start.
+    start_timeout_s: float | None = Field(default=None, gt=0)
 
     @field_validator("command", mode="before")
     @classmethod

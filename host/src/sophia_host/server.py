@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -99,8 +99,11 @@ class HostServer(SophiaServer):
         self.status_file = StatusFile()
         self._routes: dict[str, Child] = {}
         self._listed: list[types.Tool] = []
-        self._legacy_sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Handshake-era connections that listed tools: they hear tools/list_changed on their own
+        # stream (2026-era clients hear it on their subscriptions/listen stream instead).
+        self._legacy_connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._started = time.time()
+        self._changed = anyio.Event()
         self._register_own_tools()
         self._own_specs = dict(self.specs)
         self._own_tools: list[types.Tool] = []
@@ -139,31 +142,41 @@ class HostServer(SophiaServer):
         self.status_file.remove()
 
     async def _wait_stopped(self) -> None:
-        while any(c.state not in (State.stopped, State.failed) for c in self.children):
-            await anyio.sleep(0.05)
+        await self.until(lambda: all(c.state in (State.stopped, State.failed) for c in self.children))
 
     async def wait_ready(self) -> None:
         """Return once every child has come up or failed once (for callers that want to wait)."""
-        while any(c.state is State.starting and c.restarts == 0 for c in self.children):
-            await anyio.sleep(0.02)
+        await self.until(lambda: not any(c.state is State.starting and c.restarts == 0 for c in self.children))
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until `predicate()` holds, re-checking whenever a child changes state or tools."""
+        while not predicate():
+            await self._changed.wait()
 
     async def _status_loop(self) -> None:
         while True:
             self.write_status()
             await anyio.sleep(2.0)
 
+    def children_status(self) -> list[dict[str, Any]]:
+        return [c.status() for c in self.children]
+
     def write_status(self) -> None:
         self.status_file.write({
             "pid": _own_pid(), "started": self._started, "updated": time.time(),
             "tools": len(self._routes) + len(self._own_specs), "listed": len(self._listed) + len(self._own_tools),
-            "fatal": self.fatal, "servers": [c.status() for c in self.children],
+            "fatal": self.fatal, "servers": self.children_status(),
         })
 
     # -- the registry of forwarded tools ----------------------------------------------------
 
     async def _child_changed(self, child: Child) -> None:
-        if child.state is State.ready:
-            self._check_collisions(child)
+        try:
+            if child.state is State.ready:
+                self._check_collisions(child)
+        finally:
+            self._changed.set()
+            self._changed = anyio.Event()
         before = [t.name for t in self._listed]
         self._rebuild()
         self.write_status()
@@ -203,7 +216,7 @@ class HostServer(SophiaServer):
                 specs[tool.name] = spec
                 entries.append(Entry(name=tool.name, server=child.name, toolset=spec.toolset,
                                      description=tool.description or "", title=tool.title))
-                if self.visible(spec) and (not exposed or spec.toolset in exposed):
+                if not exposed or spec.toolset in exposed:
                     listed.append(tool)
         self._routes = routes
         self.specs = specs
@@ -212,19 +225,23 @@ class HostServer(SophiaServer):
 
     async def _announce_tools_changed(self) -> None:
         await self._subscriptions.publish(ToolsListChanged())
-        for session in list(self._legacy_sessions):
-            try:
-                await session.send_tool_list_changed()
-            except Exception:  # noqa: BLE001 - a session that went away must not stop the others hearing of it
-                self._legacy_sessions.discard(session)
+        for connection in list(self._legacy_connections):
+            # Best effort by design: Connection.notify drops what a closed stream cannot carry.
+            await connection.notify("notifications/tools/list_changed", None)
 
     async def list_tools(self) -> list[Any]:
-        return [*self._own_tools, *self._listed]
+        if not self.read_only:
+            return [*self._own_tools, *self._listed]
+        return [*self._own_tools, *(t for t in self._listed if self.visible(self.specs[t.name]))]
 
     async def _handle_list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         version = getattr(ctx, "protocol_version", None)
         if version is not None and not is_version_at_least(version, _INPUT_REQUIRED_VERSION):
-            self._legacy_sessions.add(ctx.session)
+            # The request's ServerSession dies with the request; its connection lives on. The SDK
+            # exposes it to handlers only through this private attribute.
+            connection = getattr(ctx.session, "_connection", None)
+            if connection is not None:
+                self._legacy_connections.add(connection)
         return types.ListToolsResult(tools=await self.list_tools())
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
@@ -348,14 +365,8 @@ def _own_description(server: HostServer, name: str) -> str:
 
 
 def _progress_forwarder(context: Context[Any, Any] | None) -> Any:
-    """Forward the child's progress to the caller, only when the caller asked for progress."""
+    """Forward the child's progress to the caller (a no-op when the caller asked for none)."""
     if context is None:
-        return None
-    try:
-        meta: Mapping[str, Any] = context.request_context.meta or {}
-    except (ValueError, AttributeError, LookupError):
-        return None
-    if meta.get("progress_token") is None and meta.get("progressToken") is None:
         return None
 
     async def forward(progress: float, total: float | None, message: str | None) -> None:

@@ -1,0 +1,326 @@
+"""bench/host: the host against mcp-proxy (PyPI 0.13.0, the reference gateway), both in front of the same
+trivial child (bench/host/child.py, a bare MCPServer with one `add` tool), in one run.
+
+1. hop overhead over stdio: `add` called directly on the child and through `sophia up --transport stdio`,
+   sequentially, interleaved in blocks so both see the same machine load (mcp-proxy has no stdio→stdio
+   mode; its hop is measured over HTTP in 2).
+2. latency over streamable HTTP: sequential calls through the host and through mcp-proxy.
+3. capacity: closed-loop calls/s over streamable HTTP with W concurrent SDK clients, host vs mcp-proxy.
+4. many clients: 1,000 SDK clients held open against the host over streamable HTTP, an open-loop offered
+   load of 300 calls/s spread across them for 60 s; latency counted from each call's scheduled time.
+
+Targets (issue 6): hop adds ≤ 0.5 ms p50 and ≤ 2 ms p99; capacity ≥ 3× mcp-proxy; many clients: 0 errors,
+p99 ≤ 200 ms, peak RSS reported. Loopback only; the host runs with bearer tokens and audit on, as shipped.
+mcp-proxy needs mcp<2, so it lives in its own venv (bench/.venv-mcp-proxy, gitignored), made here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import psutil
+from anyio.abc import Process
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from bench.common import peak_rss_mb, percentiles, write_result
+
+ROOT = Path(__file__).resolve().parents[2]
+PROXY_VENV = ROOT / "bench" / ".venv-mcp-proxy"
+PROXY_VERSION = "0.13.0"
+SOPHIA = str(Path(sys.executable).with_name("sophia"))
+CHILD = [sys.executable, "-m", "bench.host.child"]
+
+CALLS = int(os.environ.get("BENCH_CALLS", "2000"))
+HTTP_CALLS = int(os.environ.get("BENCH_HTTP_CALLS", "1000"))
+CAPACITY_S = float(os.environ.get("BENCH_CAPACITY_S", "12"))
+WORKERS = [int(w) for w in os.environ.get("BENCH_WORKERS", "8,32,96").split(",")]
+MANY_CLIENTS = int(os.environ.get("BENCH_MANY_CLIENTS", "1000"))
+MANY_RATE = float(os.environ.get("BENCH_MANY_RATE", "300"))
+MANY_S = float(os.environ.get("BENCH_MANY_S", "60"))
+BLOCK = 200
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _env(home: Path, config: Path | None = None) -> dict[str, str]:
+    env = {**os.environ, "SOPHIA_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    if config is not None:
+        env["SOPHIA_CONFIG"] = str(config)
+    return env
+
+
+def _ensure_proxy() -> Path:
+    binary = PROXY_VENV / "bin" / "mcp-proxy"
+    if not binary.exists():
+        subprocess.run(["uv", "venv", "-q", str(PROXY_VENV)], check=True)
+        subprocess.run(["uv", "pip", "install", "-q", "--python", str(PROXY_VENV / "bin" / "python"),
+                        f"mcp-proxy=={PROXY_VERSION}"], check=True)
+    return binary
+
+
+def _config(directory: Path) -> Path:
+    path = directory / "sophia.toml"
+    path.write_text(
+        "[host]\nsemantic_search = false\n\n[servers.bench]\n"
+        f"command = {json.dumps(CHILD)}\nenv = {{ PYTHONPATH = {json.dumps(str(ROOT))} }}\n"
+    )
+    return path
+
+
+async def _until_listed(client: Client, tool: str = "add", timeout: float = 120) -> None:
+    with anyio.fail_after(timeout):
+        while tool not in {t.name for t in (await client.list_tools(cache_mode="bypass")).tools}:
+            await anyio.sleep(0.2)
+
+
+async def _sequential(client: Client, n: int) -> list[float]:
+    samples = []
+    for i in range(n):
+        start = time.perf_counter()
+        result = await client.call_tool("add", {"a": i, "b": 1})
+        samples.append(time.perf_counter() - start)
+        if result.is_error:
+            raise RuntimeError(f"add failed: {result.content}")
+    return samples
+
+
+async def hop_over_stdio(home: Path, config: Path) -> dict[str, Any]:
+    direct = Client(StdioServerParameters(command=CHILD[0], args=CHILD[1:], env=_env(home)))
+    hosted = Client(StdioServerParameters(command=SOPHIA, args=["up", "--transport", "stdio"],
+                                          env=_env(home, config)))
+    samples: dict[str, list[float]] = {"direct": [], "host": []}
+    async with direct, hosted:
+        await _until_listed(hosted)
+        for client in (direct, hosted):
+            await _sequential(client, 100)  # warm-up
+        for _ in range(max(1, CALLS // BLOCK)):
+            samples["direct"] += await _sequential(direct, BLOCK)
+            samples["host"] += await _sequential(hosted, BLOCK)
+    d, h = percentiles(samples["direct"]), percentiles(samples["host"])
+    return {
+        "direct": d, "host": h,
+        "added_p50_ms": round(h["p50_ms"] - d["p50_ms"], 4), "added_p99_ms": round(h["p99_ms"] - d["p99_ms"], 4),
+    }
+
+
+@asynccontextmanager
+async def host_http(home: Path, config: Path) -> AsyncIterator[tuple[str, dict[str, str], Process]]:
+    from sophia_shared.auth import Role, TokenStore
+
+    os.environ["SOPHIA_HOME"] = str(home)
+    _record, token = TokenStore(home / "tokens.json").create(f"bench-{time.time_ns()}", Role.DEVELOPER)
+    port = _port()
+    process = await anyio.open_process([SOPHIA, "up", "--port", str(port)], env=_env(home, config),
+                                       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        assert process.stderr is not None
+        seen = b""
+        with anyio.fail_after(120):
+            async for chunk in process.stderr:
+                seen += chunk
+                if b"serving on" in seen:
+                    break
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with _client(url, headers) as client:
+            await _until_listed(client)
+        yield url, headers, process
+    finally:
+        process.terminate()
+        with anyio.move_on_after(30):
+            await process.wait()
+
+
+@asynccontextmanager
+async def proxy_http(home: Path) -> AsyncIterator[tuple[str, dict[str, str], Process]]:
+    binary = _ensure_proxy()
+    port = _port()
+    process = await anyio.open_process(
+        [str(binary), "--port", str(port), "--host", "127.0.0.1", "--log-level", "WARNING", "--pass-environment",
+         "--", *CHILD], env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        with anyio.fail_after(120):
+            while True:
+                try:
+                    async with _client(url, {}) as client:
+                        await _until_listed(client)
+                        break
+                except (OSError, httpx2.HTTPError, RuntimeError, ExceptionGroup):
+                    await anyio.sleep(0.3)
+        yield url, {}, process
+    finally:
+        process.terminate()
+        with anyio.move_on_after(30):
+            await process.wait()
+
+
+@asynccontextmanager
+async def _client(url: str, headers: dict[str, str]) -> AsyncIterator[Client]:
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60.0)) as http, \
+            Client(streamable_http_client(url, http_client=http), cache=None) as client:
+        yield client
+
+
+async def http_latency(url: str, headers: dict[str, str]) -> dict[str, float]:
+    async with _client(url, headers) as client:
+        await _sequential(client, 100)
+        return percentiles(await _sequential(client, HTTP_CALLS))
+
+
+async def capacity(url: str, headers: dict[str, str], workers: int) -> dict[str, Any]:
+    count = 0
+    errors = 0
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(_client(url, headers)) for _ in range(workers)]
+        deadline = anyio.current_time() + CAPACITY_S
+
+        async def work(client: Client) -> None:
+            nonlocal count, errors
+            i = 0
+            while anyio.current_time() < deadline:
+                i += 1
+                try:
+                    result = await client.call_tool("add", {"a": i, "b": 1})
+                    errors += result.is_error
+                except Exception:  # a gateway falling over counts as an error, not a crash of the bench
+                    errors += 1
+                count += 1
+
+        started = anyio.current_time()
+        async with anyio.create_task_group() as tg:
+            for client in clients:
+                tg.start_soon(work, client)
+        elapsed = anyio.current_time() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    load_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    return {"workers": workers, "calls": count, "errors": errors, "calls_per_s": round(count / elapsed, 1),
+            "load_generator_cpu_share": round(load_cpu / elapsed, 2)}
+
+
+def _tree_rss_mb(pid: int) -> tuple[float, float]:
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+        own = root.memory_info().rss
+        total = 0
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        return own / 2**20, total / 2**20
+    except psutil.Error:
+        return 0.0, 0.0
+
+
+async def many_clients(url: str, headers: dict[str, str], host_pid: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    peak = {"host": 0.0, "tree": 0.0}
+    async with AsyncExitStack() as stack:
+        connect_started = time.perf_counter()
+        clients = [await stack.enter_async_context(_client(url, headers)) for _ in range(MANY_CLIENTS)]
+        connect_s = time.perf_counter() - connect_started
+        total = int(MANY_RATE * MANY_S)
+
+        async def one(client: Client, at: float, i: int) -> None:
+            nonlocal errors
+            try:
+                result = await client.call_tool("add", {"a": i, "b": 1})
+                if result.is_error:
+                    errors += 1
+                    return
+            except Exception:  # a failed call is a result of this benchmark
+                errors += 1
+                return
+            latencies.append(anyio.current_time() - at)
+
+        async def sample_rss(done: anyio.Event) -> None:
+            while not done.is_set():
+                own, tree = _tree_rss_mb(host_pid)
+                peak["host"], peak["tree"] = max(peak["host"], own), max(peak["tree"], tree)
+                with anyio.move_on_after(0.5):
+                    await done.wait()
+
+        done = anyio.Event()
+        started = anyio.current_time() + 0.5
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sample_rss, done)
+            async with anyio.create_task_group() as calls:
+                for i in range(total):
+                    at = started + i / MANY_RATE
+                    delay = at - anyio.current_time()
+                    if delay > 0:
+                        await anyio.sleep(delay)
+                    calls.start_soon(one, clients[i % len(clients)], at, i)
+            done.set()
+        elapsed = anyio.current_time() - started
+    return {
+        "clients": MANY_CLIENTS, "offered_per_s": MANY_RATE, "seconds": MANY_S, "calls": total, "errors": errors,
+        "achieved_per_s": round(len(latencies) / elapsed, 1), "latency": percentiles(latencies or [0.0]),
+        "connect_all_s": round(connect_s, 2), "peak_rss_mb": {"host": round(peak["host"], 1),
+                                                             "host_and_children": round(peak["tree"], 1)},
+    }
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        config = _config(Path(tmp))
+        result: dict[str, Any] = {"calls": CALLS, "http_calls": HTTP_CALLS}
+        print("hop over stdio ...", file=sys.stderr)
+        result["hop_stdio"] = await hop_over_stdio(home, config)
+        print("http latency and capacity ...", file=sys.stderr)
+        async with host_http(home, config) as (url, headers, process):
+            result["http_latency_host"] = await http_latency(url, headers)
+            result["capacity_host"] = [await capacity(url, headers, w) for w in WORKERS]
+            print("many clients ...", file=sys.stderr)
+            result["many_clients"] = await many_clients(url, headers, process.pid)
+        async with proxy_http(home) as (url, headers, _process):
+            result["http_latency_mcp_proxy"] = await http_latency(url, headers)
+            result["capacity_mcp_proxy"] = [await capacity(url, headers, w) for w in WORKERS]
+    best_host = max(c["calls_per_s"] for c in result["capacity_host"])
+    best_proxy = max(c["calls_per_s"] for c in result["capacity_mcp_proxy"])
+    result["capacity_ratio"] = round(best_host / best_proxy, 2) if best_proxy else None
+    result["mcp_proxy_version"] = PROXY_VERSION
+    result["bench_process_peak_rss_mb"] = peak_rss_mb()
+    result["targets"] = {"added_p50_ms": 0.5, "added_p99_ms": 2.0, "capacity_ratio": 3.0,
+                         "many_clients_errors": 0, "many_clients_p99_ms": 200}
+    hop = result["hop_stdio"]
+    many = result["many_clients"]
+    summary = (
+        f"stdio hop +{hop['added_p50_ms']:.3f} ms p50 / +{hop['added_p99_ms']:.3f} ms p99; "
+        f"HTTP p50 host {result['http_latency_host']['p50_ms']:.2f} vs mcp-proxy "
+        f"{result['http_latency_mcp_proxy']['p50_ms']:.2f} ms; capacity {best_host:.0f} vs {best_proxy:.0f} calls/s "
+        f"(×{result['capacity_ratio']}); {many['clients']} clients @ {many['offered_per_s']:.0f}/s: "
+        f"{many['errors']} errors, p99 {many['latency']['p99_ms']:.1f} ms, host RSS {many['peak_rss_mb']['host']} MB"
+    )
+    write_result("host", result, summary)
+
+
+if __name__ == "__main__":
+    anyio.run(main)

@@ -1,0 +1,219 @@
+"""End to end: `sophia up` as a real process, over stdio and streamable HTTP with the real SDK client,
+and the MCP Inspector CLI (npm) listing and calling tools through it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from anyio.abc import Process
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import ServerNotification, ToolListChangedNotification
+from sophia_shared.audit import AuditLog
+from sophia_shared.auth import Role, TokenStore
+
+from .conftest import CHILD, START_S
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+SOPHIA = str(Path(sys.executable).with_name("sophia"))
+# The newest Inspector that runs on Node 20 (0.16 and later need Node 22); its CLI sends no headers,
+# so it meets the host over loopback HTTP without tokens.
+INSPECTOR_VERSION = "0.15.0"
+
+
+def write_config(directory: Path, *names: str) -> Path:
+    lines = ["[host]", "semantic_search = false", "backoff_initial_s = 0.1", ""]
+    for name in names:
+        lines += [f"[servers.{name}]", f"command = {json.dumps([sys.executable, str(CHILD), name])}", ""]
+    path = directory / "sophia.toml"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def host_env(config: Path, home: Path) -> dict[str, str]:
+    return {**os.environ, "SOPHIA_CONFIG": str(config), "SOPHIA_HOME": str(home)}
+
+
+async def wait_for_tool(client: Client, name: str, changed: anyio.Event | None) -> set[str]:
+    """List until `name` shows up, waking on tools/list_changed (children start after the host)."""
+    with anyio.fail_after(START_S):
+        while True:
+            names = {t.name for t in (await client.list_tools(cache_mode="bypass")).tools}
+            if name in names or changed is None:
+                return names
+            await changed.wait()
+            changed = anyio.Event() if changed.is_set() else changed
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_stdio_end_to_end(tmp_path: Path, sophia_home: Path, mode: str) -> None:
+    config = write_config(tmp_path, "alpha", "beta")
+    changed = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, ToolListChangedNotification) and isinstance(message, ServerNotification):
+            changed.set()
+
+    params = StdioServerParameters(command=SOPHIA, args=["up", "--transport", "stdio"],
+                                   env=host_env(config, sophia_home))
+    with anyio.fail_after(START_S):
+        async with Client(params, mode=mode, message_handler=on_message) as client:
+            if mode == "auto":
+                async with client.listen(tools_list_changed=True) as subscription:
+
+                    async def follow() -> None:
+                        async for _ in subscription:
+                            changed.set()
+
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(follow)
+                        names = await wait_for_tool(client, "beta_echo", changed)
+                        names = await wait_for_tool(client, "alpha_echo", anyio.Event()) if "alpha_echo" not in names \
+                            else names
+                        tg.cancel_scope.cancel()
+            else:
+                names = await wait_for_tool(client, "beta_echo", changed)
+            await _check_tools(client, names)
+            status = subprocess.run([SOPHIA, "status", "--json"], env=host_env(config, sophia_home),
+                                    capture_output=True, text=True, timeout=60, check=True)
+            servers = {s["name"]: s for s in json.loads(status.stdout)["servers"]}
+            assert set(servers) == {"alpha", "beta"}
+            assert all(s["pid"] for s in servers.values() if s["state"] == "ready")
+    # The host removed its status when it left: `sophia status` says nothing runs.
+    after = subprocess.run([SOPHIA, "status"], env=host_env(config, sophia_home), capture_output=True,
+                           text=True, timeout=60)
+    assert after.returncode == 1 and "no host is running" in after.stderr
+
+
+async def _check_tools(client: Client, names: set[str]) -> None:
+    if "alpha_echo" not in names:
+        names = await wait_for_tool(client, "alpha_echo", None)
+    assert {"sophia_find_tools", "beta_echo"} <= names
+    result = await client.call_tool("beta_echo", {"text": "over stdio"})
+    assert not result.is_error
+    assert result.structured_content is not None and result.structured_content["text"] == "over stdio"
+    missing = await client.call_tool("beta_echo", {"text": "missing"})
+    assert missing.is_error and missing.structured_content is not None
+    assert missing.structured_content["error"]["code"] == "not_found"
+
+
+@asynccontextmanager
+async def http_host(config: Path, home: Path, port: int, *flags: str) -> AsyncIterator[Process]:
+    """`sophia up` over streamable HTTP; yields once it printed that the port is bound."""
+    process = await anyio.open_process([SOPHIA, "up", "--port", str(port), *flags], env=host_env(config, home),
+                                       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        assert process.stderr is not None
+        seen = b""
+        with anyio.fail_after(START_S):
+            async for chunk in process.stderr:
+                seen += chunk
+                if b"sophia: serving on" in seen:
+                    break
+        assert b"serving on" in seen, seen.decode(errors="replace")
+        yield process
+    finally:
+        process.terminate()
+        with anyio.fail_after(60):
+            await process.wait()
+
+
+async def test_streamable_http_end_to_end_with_tokens_and_roles(tmp_path: Path, sophia_home: Path,
+                                                                free_port: int) -> None:
+    config = write_config(tmp_path, "alpha")
+    _record, dev_token = TokenStore().create("dana", Role.DEVELOPER)
+    _record, viewer_token = TokenStore().create("vic", Role.VIEWER)
+    url = f"http://127.0.0.1:{free_port}/mcp"
+    async with http_host(config, sophia_home, free_port):
+        async with httpx2.AsyncClient() as http:
+            refused = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+            assert refused.status_code == 401
+            assert "www-authenticate" in {k.lower() for k in refused.headers}
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {dev_token}"}) as http, \
+                Client(streamable_http_client(url, http_client=http)) as client:
+            names = await _wait_http(client, "alpha_echo")
+            assert "sophia_find_tools" in names
+            result = await client.call_tool("alpha_echo", {"text": "over http"})
+            assert result.structured_content is not None
+            # The child's view of the caller is the token's principal, forwarded by the host.
+            assert (result.structured_content["principal"], result.structured_content["role"]) == ("dana", "developer")
+            first = await client.call_tool("alpha_delete", {"item": "x"})
+            assert first.structured_content is not None
+            assert first.structured_content["error"]["code"] == "confirmation_required"
+            token = first.structured_content["error"]["data"]["confirmation_token"]
+            done = await client.call_tool("alpha_delete", {"item": "x", "confirmation_token": token})
+            assert not done.is_error
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {viewer_token}"}) as http, \
+                Client(streamable_http_client(url, http_client=http)) as client:
+            denied = await client.call_tool("alpha_delete", {"item": "x"})
+            assert denied.structured_content is not None
+            assert denied.structured_content["error"]["code"] == "forbidden"
+    who = {(r["server"], r["principal"]) for r in AuditLog().records() if r["tool"] == "alpha_echo"}
+    assert who == {("sophia", "dana"), ("alpha", "dana")}
+
+
+async def _wait_http(client: Client, name: str) -> set[str]:
+    # Over stateless HTTP there is no standing stream unless listened to; listen, then list.
+    changed = anyio.Event()
+    async with client.listen(tools_list_changed=True) as subscription, anyio.create_task_group() as tg:
+
+        async def follow() -> None:
+            async for _ in subscription:
+                changed.set()
+
+        tg.start_soon(follow)
+        with anyio.fail_after(START_S):
+            while True:
+                names = {t.name for t in (await client.list_tools(cache_mode="bypass")).tools}
+                if name in names:
+                    tg.cancel_scope.cancel()
+                    return names
+                await changed.wait()
+                changed = anyio.Event()
+    raise AssertionError(f"{name} never showed up")
+
+
+@pytest.fixture(scope="session")
+def inspector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """The MCP Inspector CLI from npm, installed into this test session's temp dir."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is not installed; the Inspector CLI test needs Node 20 and npm (see ENVIRONMENT.md)")
+    prefix = tmp_path_factory.mktemp("inspector")
+    subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix),
+         f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}"],
+        check=True, capture_output=True, timeout=600,
+    )
+    yield [str(prefix / "node_modules" / ".bin" / "mcp-inspector"), "--cli"]
+
+
+async def test_inspector_cli_lists_and_calls_tools_through_the_host(inspector: list[str], tmp_path: Path,
+                                                                    sophia_home: Path, free_port: int) -> None:
+    config = write_config(tmp_path, "alpha")
+    url = f"http://127.0.0.1:{free_port}/mcp"
+    target = [url, "--transport", "http"]
+    async with http_host(config, sophia_home, free_port, "--allow-unauthenticated"):
+        async with Client(url) as client:
+            await _wait_http(client, "alpha_echo")
+        listed = await anyio.run_process([*inspector, *target, "--method", "tools/list"])
+        names = {t["name"] for t in json.loads(listed.stdout)["tools"]}
+        assert {"sophia_find_tools", "alpha_echo", "alpha_delete"} <= names
+        called = await anyio.run_process([*inspector, *target, "--method", "tools/call", "--tool-name", "alpha_echo",
+                                          "--tool-arg", "text=inspected"])
+        body = json.loads(called.stdout)
+        assert body.get("isError") in (None, False)
+        assert body["structuredContent"]["text"] == "inspected"

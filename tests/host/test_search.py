@@ -1,0 +1,79 @@
+"""Tool search ranking: keyword (BM25 over name, toolset, description) and the shared MiniLM model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sophia_host.search import Entry, ToolIndex, words
+from sophia_shared.memory.embeddings import local_embedder
+
+ENTRIES = [
+    Entry("snowflake_query", "snowflake", "snowflake",
+          "Run one read-only SQL statement against the data warehouse and return a page of rows."),
+    Entry("docker_ps", "docker", "containers", "List the containers running on the Docker engine."),
+    Entry("docker_logs", "docker", "containers", "Read the last lines a container wrote to stdout and stderr."),
+    Entry("memory_search", "memory", "memory", "Search the long-term memory for notes similar to a query."),
+    Entry("pulumi_preview", "pulumi", "pulumi",
+          "Preview the changes a stack update would make to cloud infrastructure."),
+    Entry("gong_calls", "gong", "gong", "List recorded sales calls with their participants."),
+]
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One models directory for the module: the ONNX graph is built once from the shipped weights."""
+    yield tmp_path_factory.mktemp("models")
+
+
+def keyword_index() -> ToolIndex:
+    index = ToolIndex()
+    index.rebuild(ENTRIES)
+    return index
+
+
+def test_words_fold_plurals_and_drop_stopwords() -> None:
+    assert words("List the running Containers") == ["list", "runn", "container"]
+    assert words("containers") == words("container")
+
+
+def test_keyword_ranking_prefers_names_over_descriptions() -> None:
+    hits, semantic = keyword_index().search("docker containers", 3, semantic=False)
+    assert not semantic
+    assert [h.entry.name for h in hits[:2]] == ["docker_logs", "docker_ps"] or \
+        [h.entry.name for h in hits[:2]] == ["docker_ps", "docker_logs"]
+    assert all(h.entry.server == "docker" for h in hits[:2])
+    top, _ = keyword_index().search("sql warehouse rows", 2, semantic=False)
+    assert top[0].entry.name == "snowflake_query"
+    assert top[0].score == 1.0
+
+
+def test_no_match_returns_nothing_and_k_bounds_the_answer() -> None:
+    index = keyword_index()
+    assert index.search("zzzz qqqq", 5, semantic=False)[0] == []
+    assert len(index.search("list", 1, semantic=False)[0]) == 1
+
+
+def test_a_missing_model_falls_back_to_keywords() -> None:
+    def no_model() -> ToolIndex:
+        raise FileNotFoundError("no weights here")
+
+    index = ToolIndex(embedder_factory=no_model)
+    index.rebuild(ENTRIES)
+    hits, semantic = index.search("sql rows", 3, semantic=True)
+    assert not semantic
+    assert hits[0].entry.name == "snowflake_query"
+
+
+def test_semantic_ranking_finds_tools_that_share_no_word_with_the_query(models_dir: Path) -> None:
+    index = ToolIndex(embedder_factory=lambda: local_embedder(models_dir))
+    index.rebuild(ENTRIES)
+    query = "recall what we decided yesterday"
+    assert keyword_index().search(query, 3, semantic=False)[0] == []
+    hits, semantic = index.search(query, 3, semantic=True)
+    assert semantic
+    assert hits[0].entry.name == "memory_search"
+    assert hits[0].semantic is not None and hits[0].keyword == 0.0
+    sales, _ = index.search("customer conversations with prospects", 2, semantic=True)
+    assert sales[0].entry.name == "gong_calls"
