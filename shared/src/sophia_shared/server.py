@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import logging
 import time
 import typing
 import uuid
@@ -104,6 +105,9 @@ class SophiaServer(MCPServer[Any]):
         audit: AuditLog | None = None,
     ) -> None:
         super().__init__(name=name, instructions=instructions, version=version, lifespan=lifespan)
+        # httpx logs every request URL at INFO; URLs carry search values (e-mails, names).
+        for noisy in ("httpx", "httpcore", "httpx2"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         self.server_settings = settings
         self.suite = suite or SuiteSettings()
         self.read_only = settings.read_only
