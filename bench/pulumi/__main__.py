@@ -37,8 +37,13 @@ from sophia_shared.testing import connect, structured
 from bench.common import peak_rss_mb, percentiles, write_result
 
 SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
-TYPES = ["aws:s3/bucket:Bucket", "aws:ec2/instance:Instance", "aws:iam/role:Role",
-         "aws:lambda/function:Function", "random:index/randomPassword:RandomPassword"]
+TYPES = [
+    "aws:s3/bucket:Bucket",
+    "aws:ec2/instance:Instance",
+    "aws:iam/role:Role",
+    "aws:lambda/function:Function",
+    "random:index/randomPassword:RandomPassword",
+]
 HEAVY = """
 import json, sys, time, anyio
 t0 = time.perf_counter()
@@ -61,16 +66,27 @@ def write_stack(root: Path, n: int) -> Path:
     """Checkpoint v3 of project `bench`, stack `big`, with `n` custom resources."""
     prefix = "urn:pulumi:big::bench::"
     stack_urn = f"{prefix}pulumi:pulumi:Stack::bench-big"
-    resources: list[dict[str, Any]] = [{
-        "urn": stack_urn, "custom": False, "type": "pulumi:pulumi:Stack",
-        "outputs": {"url": "https://bench.example.test", "token": {**SIG, "ciphertext": "v1:AAAA:BBBB"}},
-    }]
+    resources: list[dict[str, Any]] = [
+        {
+            "urn": stack_urn,
+            "custom": False,
+            "type": "pulumi:pulumi:Stack",
+            "outputs": {"url": "https://bench.example.test", "token": {**SIG, "ciphertext": "v1:AAAA:BBBB"}},
+        }
+    ]
     providers = {}
     for pkg in ("aws", "random"):
         urn = f"{prefix}pulumi:providers:{pkg}::default"
         providers[pkg] = f"{urn}::{pkg}-provider-id"
-        resources.append({"urn": urn, "custom": True, "id": f"{pkg}-provider-id",
-                          "type": f"pulumi:providers:{pkg}", "parent": stack_urn})
+        resources.append(
+            {
+                "urn": urn,
+                "custom": True,
+                "id": f"{pkg}-provider-id",
+                "type": f"pulumi:providers:{pkg}",
+                "parent": stack_urn,
+            }
+        )
     component = stack_urn
     for i in range(n):
         if i % 10 == 0:
@@ -78,26 +94,43 @@ def write_stack(root: Path, n: int) -> Path:
             resources.append({"urn": component, "custom": False, "type": "my:app:Service", "parent": stack_urn})
         rtype = TYPES[i % len(TYPES)]
         name = f"{rtype.rsplit(':', 1)[-1].lower()}-{i}"
-        resources.append({
-            "urn": f"{prefix}my:app:Service${rtype}::{name}", "custom": True, "id": f"{name}-id",
-            "type": rtype, "parent": component, "provider": providers[rtype.split(":", 1)[0]],
-            "inputs": {"name": name, "tags": {"team": "platform", "index": str(i)}},
-            "outputs": {"name": name, "arn": f"arn:aws:bench:{i}", "tags": {"team": "platform"},
-                        "secret": {**SIG, "ciphertext": "v1:AAAA:BBBB"}},
-            "dependencies": [], "created": "2026-11-21T00:00:00Z", "modified": "2026-11-21T00:00:00Z",
-        })
-    latest = {"manifest": {"time": "2026-11-21T00:00:00Z", "magic": "", "version": "v3.200.0"},
-              "secrets_providers": {"type": "passphrase", "state": {"salt": "v1:AAAA:v1:BBBB:CCCC"}},
-              "resources": resources, "pending_operations": []}
+        resources.append(
+            {
+                "urn": f"{prefix}my:app:Service${rtype}::{name}",
+                "custom": True,
+                "id": f"{name}-id",
+                "type": rtype,
+                "parent": component,
+                "provider": providers[rtype.split(":", 1)[0]],
+                "inputs": {"name": name, "tags": {"team": "platform", "index": str(i)}},
+                "outputs": {
+                    "name": name,
+                    "arn": f"arn:aws:bench:{i}",
+                    "tags": {"team": "platform"},
+                    "secret": {**SIG, "ciphertext": "v1:AAAA:BBBB"},
+                },
+                "dependencies": [],
+                "created": "2026-11-21T00:00:00Z",
+                "modified": "2026-11-21T00:00:00Z",
+            }
+        )
+    latest = {
+        "manifest": {"time": "2026-11-21T00:00:00Z", "magic": "", "version": "v3.200.0"},
+        "secrets_providers": {"type": "passphrase", "state": {"salt": "v1:AAAA:v1:BBBB:CCCC"}},
+        "resources": resources,
+        "pending_operations": [],
+    }
     path = root / ".pulumi" / "stacks" / "bench" / "big.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"version": 3, "checkpoint": {"stack": "organization/bench/big", "latest": latest}},
-                               indent=4))
+    path.write_text(
+        json.dumps({"version": 3, "checkpoint": {"stack": "organization/bench/big", "latest": latest}}, indent=4)
+    )
     return path
 
 
-async def timed_calls(settings: PulumiSettings, cases: dict[str, dict[str, Any]], iterations: int,
-                      state_file: Path) -> dict[str, Any]:
+async def timed_calls(
+    settings: PulumiSettings, cases: dict[str, dict[str, Any]], iterations: int, state_file: Path
+) -> dict[str, Any]:
     server = build_server(settings)
     out: dict[str, Any] = {}
     async with connect(server, principal=Principal("bench", Role.VIEWER, kind="test")) as client:
@@ -156,12 +189,15 @@ async def cold_start(runs: int, home: Path) -> dict[str, Any]:
             tools = (await client.list_tools()).tools
         samples.append(time.perf_counter() - t0)
         assert len(tools) == 10
-    probe = subprocess.run([sys.executable, "-c", HEAVY], env=env, capture_output=True, text=True, check=True,
-                           timeout=120)
+    probe = subprocess.run(
+        [sys.executable, "-c", HEAVY], env=env, capture_output=True, text=True, check=True, timeout=120
+    )
     report = json.loads(probe.stdout.strip().splitlines()[-1])
-    return {"stdio_spawn_to_tools_list": percentiles(samples),
-            "in_process_import_to_tools_list_s": round(report["s"], 3),
-            "heavy_modules_loaded_after_tools_list": report["heavy"]}
+    return {
+        "stdio_spawn_to_tools_list": percentiles(samples),
+        "in_process_import_to_tools_list_s": round(report["s"], 3),
+        "heavy_modules_loaded_after_tools_list": report["heavy"],
+    }
 
 
 async def run(resources: int, iterations: int, cold_runs: int) -> None:
@@ -169,8 +205,9 @@ async def run(resources: int, iterations: int, cold_runs: int) -> None:
         base = Path(tmp)
         os.environ["SOPHIA_HOME"] = str(base / "home")
         state_file = write_stack(base / "state", resources)
-        settings = PulumiSettings(backend_url=(base / "state").as_uri(), projects_dir=base / "projects",
-                                  cli=base / "none" / "bin" / "pulumi")
+        settings = PulumiSettings(
+            backend_url=(base / "state").as_uri(), projects_dir=base / "projects", cli=base / "none" / "bin" / "pulumi"
+        )
         cases: dict[str, dict[str, Any]] = {
             "first_page_100": {"limit": 100},
             "type_exact_page_100": {"type": "aws:iam/role:Role", "limit": 100},
@@ -180,8 +217,14 @@ async def run(resources: int, iterations: int, cold_runs: int) -> None:
         state_mb = round(state_file.stat().st_size / 1e6, 2)
         listing = await timed_calls(settings, cases, iterations, state_file)
         cold = await cold_start(cold_runs, base / "home")
-    result = {"resources_in_stack": resources, "state_file_mb": state_mb, "listing": listing, "cold_start": cold,
-              "peak_rss_mb": peak_rss_mb(), "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
+    result = {
+        "resources_in_stack": resources,
+        "state_file_mb": state_mb,
+        "listing": listing,
+        "cold_start": cold,
+        "peak_rss_mb": peak_rss_mb(),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+    }
     summary = (
         f"{resources} resources: first page of 100 via MCP client p50 {listing['first_page_100']['p50_ms']} ms / "
         f"p99 {listing['first_page_100']['p99_ms']} ms (server side p50 "

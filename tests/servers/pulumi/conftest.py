@@ -101,7 +101,10 @@ def change_templates(
 
 @pytest.fixture
 def change_env(
-    cli_kind: str, change_templates: Callable[[str], ChangeEnv], tmp_path: Path, key_cache: Path,
+    cli_kind: str,
+    change_templates: Callable[[str], ChangeEnv],
+    tmp_path: Path,
+    key_cache: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ChangeEnv]:
     # The server's CLI processes inherit this process's environment, as in a real deployment.

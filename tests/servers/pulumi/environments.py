@@ -42,8 +42,13 @@ class ChangeEnv:
     def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the CLI directly (fixture set-up and out-of-band changes, never the server's path)."""
         return subprocess.run(
-            [str(self.cli), "--non-interactive", *args], cwd=self.backend.projects / "app",
-            env={**os.environ, **self.env}, capture_output=True, text=True, timeout=120, check=True,
+            [str(self.cli), "--non-interactive", *args],
+            cwd=self.backend.projects / "app",
+            env={**os.environ, **self.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
 
 
@@ -65,9 +70,15 @@ def make_change_env(kind: str, cli: Path, base: Path, key_cache: Path) -> Change
         "STANDIN_SALT": "sophia-2",
     }
     change = ChangeEnv(
-        kind=kind, cli=cli, backend=backend, env=env,
+        kind=kind,
+        cli=cli,
+        backend=backend,
+        env=env,
         settings=PulumiSettings(
-            cli=cli, backend_url=backend.url, projects_dir=backend.projects, pulumi_home=pulumi_home,
+            cli=cli,
+            backend_url=backend.url,
+            projects_dir=backend.projects,
+            pulumi_home=pulumi_home,
             passphrase=SecretStr(PASSPHRASE),
         ),
     )

@@ -22,8 +22,13 @@ from servers.pulumi.standin import passphrase
 SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 PASSPHRASE = "correct horse battery staple"
 EPOCH = 1_763_000_000  # fixed, so fixtures are reproducible
-TYPES = ["aws:s3/bucket:Bucket", "aws:ec2/instance:Instance", "aws:iam/role:Role",
-         "aws:lambda/function:Function", "random:index/randomPassword:RandomPassword"]
+TYPES = [
+    "aws:s3/bucket:Bucket",
+    "aws:ec2/instance:Instance",
+    "aws:iam/role:Role",
+    "aws:lambda/function:Function",
+    "random:index/randomPassword:RandomPassword",
+]
 
 
 @dataclass(frozen=True)
@@ -49,42 +54,66 @@ def build_resources(project: str, stack: str, n: int, key: bytes) -> list[dict[s
     prefix = f"urn:pulumi:{stack}::{project}::"
     stack_urn = f"{prefix}pulumi:pulumi:Stack::{project}-{stack}"
     providers = {}
-    resources: list[dict[str, Any]] = [{
-        "urn": stack_urn, "custom": False, "type": "pulumi:pulumi:Stack",
-        "outputs": {
-            "url": f"https://{project}-{stack}.example.test",
-            "bucket_names": [f"{project}-{stack}-assets-{i}" for i in range(3)],
-            "replicas": 3,
-            "db_password": secret(key, f"pw-{project}-{stack}"),
-            "db": {"host": f"db.{stack}.internal", "password": secret(key, "nested-secret")},
-        },
-        "created": iso(EPOCH), "modified": iso(EPOCH),
-    }]
+    resources: list[dict[str, Any]] = [
+        {
+            "urn": stack_urn,
+            "custom": False,
+            "type": "pulumi:pulumi:Stack",
+            "outputs": {
+                "url": f"https://{project}-{stack}.example.test",
+                "bucket_names": [f"{project}-{stack}-assets-{i}" for i in range(3)],
+                "replicas": 3,
+                "db_password": secret(key, f"pw-{project}-{stack}"),
+                "db": {"host": f"db.{stack}.internal", "password": secret(key, "nested-secret")},
+            },
+            "created": iso(EPOCH),
+            "modified": iso(EPOCH),
+        }
+    ]
     for pkg, version in (("aws", "6_0_0"), ("random", "4_16_0")):
         urn = f"{prefix}pulumi:providers:{pkg}::default_{version}"
         pid = str(uuid.uuid5(uuid.NAMESPACE_URL, urn))
         providers[pkg] = f"{urn}::{pid}"
-        resources.append({"urn": urn, "custom": True, "id": pid, "type": f"pulumi:providers:{pkg}",
-                          "inputs": {"version": version.replace("_", ".")}, "outputs": {},
-                          "parent": stack_urn})
+        resources.append(
+            {
+                "urn": urn,
+                "custom": True,
+                "id": pid,
+                "type": f"pulumi:providers:{pkg}",
+                "inputs": {"version": version.replace("_", ".")},
+                "outputs": {},
+                "parent": stack_urn,
+            }
+        )
     component = None
     for i in range(n):
         if i % 10 == 0:
             component = f"{prefix}my:app:Service::svc-{i // 10}"
-            resources.append({"urn": component, "custom": False, "type": "my:app:Service",
-                              "parent": stack_urn, "outputs": {}})
+            resources.append(
+                {"urn": component, "custom": False, "type": "my:app:Service", "parent": stack_urn, "outputs": {}}
+            )
         rtype = TYPES[i % len(TYPES)]
         name = f"{rtype.rsplit(':', 1)[-1].lower()}-{i}"
         urn = f"{prefix}my:app:Service${rtype}::{name}"
         outputs: dict[str, Any] = {"arn": f"arn:aws:{i}", "tags": {"stack": stack}}
         if rtype.startswith("random:"):
             outputs["result"] = secret(key, f"generated-{i}")
-        resources.append({
-            "urn": urn, "custom": True, "id": f"{name}-{i:05d}", "type": rtype,
-            "inputs": {"name": name}, "outputs": outputs, "parent": component,
-            "provider": providers[rtype.split(":", 1)[0]], "dependencies": [], "propertyDependencies": {},
-            "created": iso(EPOCH + i), "modified": iso(EPOCH + i),
-        })
+        resources.append(
+            {
+                "urn": urn,
+                "custom": True,
+                "id": f"{name}-{i:05d}",
+                "type": rtype,
+                "inputs": {"name": name},
+                "outputs": outputs,
+                "parent": component,
+                "provider": providers[rtype.split(":", 1)[0]],
+                "dependencies": [],
+                "propertyDependencies": {},
+                "created": iso(EPOCH + i),
+                "modified": iso(EPOCH + i),
+            }
+        )
     return resources
 
 
@@ -138,10 +167,13 @@ def write_stack(root: Path, projects_dir: Path, spec: StackSpec, *, pending_dele
         start = EPOCH + 3600 * n
         kind = "update" if n % 3 != 2 else "refresh"
         info = {
-            "kind": kind, "startTime": start, "message": f"change #{n + 1}",
+            "kind": kind,
+            "startTime": start,
+            "message": f"change #{n + 1}",
             "environment": {"exec.kind": "cli"},
             "config": {f"{spec.project}:region": {"string": "eu-west-1", "secret": False, "object": False}},
-            "result": "failed" if n == 1 else "succeeded", "endTime": start + 42,
+            "result": "failed" if n == 1 else "succeeded",
+            "endTime": start + 42,
             "resourceChanges": {"create": spec.resources} if n == 0 else {"same": spec.resources, "update": n},
         }
         stamp = start * 1_000_000_000

@@ -41,8 +41,9 @@ anyio.run(main)
 def test_tools_list_does_not_load_the_pulumi_sdk(tmp_path: Path) -> None:
     """In a fresh interpreter (this one has long imported the SDK): initialize + tools/list."""
     env = {**os.environ, "SOPHIA_HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", COLD_START], env=env, capture_output=True, text=True,
-                         timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", COLD_START], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report == {"tools": 10, "heavy": []}
 
@@ -61,8 +62,9 @@ async def test_stdio_entry_point_serves_read_tools(read_backend: Backend, tmp_pa
     with anyio.fail_after(60):
         async with Client(params) as client:
             tools = (await client.list_tools()).tools
-            result = await client.call_tool("pulumi_list_resources",
-                                            {"project": "webapp", "stack": "prod", "type": "aws:iam/*"})
+            result = await client.call_tool(
+                "pulumi_list_resources", {"project": "webapp", "stack": "prod", "type": "aws:iam/*"}
+            )
     assert len(tools) == 10
     body: dict[str, Any] = dict(result.structured_content or {})
     assert body["matched"] == 80 and len(body["resources"]) == 80
@@ -75,8 +77,14 @@ def test_check_command_reports_state_and_missing_cli(read_backend: Backend, tmp_
         "SOPHIA_PULUMI_BACKEND_URL": read_backend.url,
         "SOPHIA_PULUMI_CLI": str(tmp_path / "none" / "bin" / "pulumi"),
     }
-    out = subprocess.run([sys.executable, "-m", "sophia_pulumi", "check"], env=env, capture_output=True,
-                         text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "sophia_pulumi", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert "ok:" in out.stdout and "5 stacks in file state" in out.stdout and "no Pulumi CLI" in out.stdout
 
 

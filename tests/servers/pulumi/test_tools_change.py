@@ -166,8 +166,9 @@ async def test_set_config_stores_secrets_as_secrets(change_env: ChangeEnv) -> No
     server = build_server(change_env.settings)
     with anyio.fail_after(TIMEOUT):
         async with connect(server, principal=DEVOPS) as client:
-            secret = await client.call("pulumi_set_config",
-                                       {**STACK, "key": "app:dbPassword", "secret_value": "hunter2-secret"})
+            secret = await client.call(
+                "pulumi_set_config", {**STACK, "key": "app:dbPassword", "secret_value": "hunter2-secret"}
+            )
             plain = await client.call("pulumi_set_config", {**STACK, "key": "size", "value": "medium"})
             shown = structured(await client.call("pulumi_get_config", STACK))
             malformed = await client.call("pulumi_set_config", {**STACK, "key": "a:b:c", "value": "x"})
@@ -228,5 +229,3 @@ async def test_read_tools_through_the_automation_api(change_env: ChangeEnv) -> N
     assert history["entries"][0]["kind"] == "update" and history["source"] == "cli"
     assert {e["key"]: e["secret"] for e in config["entries"]}["app:apiKey"] is True
     assert "key-123" not in json.dumps([outputs, config])
-
-

@@ -35,8 +35,13 @@ async def test_list_stacks_reads_every_project_from_state(no_cli_settings: Pulum
     body = structured(result)
     assert body["source"] == "state"
     got = {(s["project"], s["name"]): s for s in body["stacks"]}
-    assert set(got) == {("webapp", "dev"), ("webapp", "staging"), ("webapp", "prod"),
-                        ("network", "dev"), ("network", "sandbox")}
+    assert set(got) == {
+        ("webapp", "dev"),
+        ("webapp", "staging"),
+        ("webapp", "prod"),
+        ("network", "dev"),
+        ("network", "sandbox"),
+    }
     # 400 custom resources + stack + 2 providers + 40 components; the gzip stack is read too.
     assert got[("webapp", "prod")]["resource_count"] == 443
     assert got[("network", "dev")]["resource_count"] == 60 + 3 + 6
@@ -56,8 +61,12 @@ async def test_outputs_are_redacted_including_nested_secrets(no_cli_settings: Pu
     body = structured(await call(no_cli_settings, "pulumi_stack_outputs", {"project": "webapp", "stack": "prod"}))
     outputs = {o["name"]: o for o in body["outputs"]}
     assert body["revealed"] is False
-    assert outputs["url"] == {"name": "url", "value": "https://webapp-prod.example.test", "secret": False,
-                              "truncated": False}
+    assert outputs["url"] == {
+        "name": "url",
+        "value": "https://webapp-prod.example.test",
+        "secret": False,
+        "truncated": False,
+    }
     assert outputs["db_password"]["value"] == "[secret]" and outputs["db_password"]["secret"]
     assert outputs["db"]["value"] == {"host": "db.prod.internal", "password": "[secret]"}
     assert outputs["db"]["secret"] is True
@@ -75,8 +84,9 @@ async def test_reveal_is_admin_only(no_cli_settings: PulumiSettings) -> None:
 async def test_reveal_without_cli_is_unavailable_and_names_where_it_looked(
     no_cli_settings: PulumiSettings,
 ) -> None:
-    result = await call(no_cli_settings, "pulumi_stack_outputs",
-                        {"project": "webapp", "stack": "prod", "reveal_secrets": True}, ADMIN)
+    result = await call(
+        no_cli_settings, "pulumi_stack_outputs", {"project": "webapp", "stack": "prod", "reveal_secrets": True}, ADMIN
+    )
     assert error_code(result) == "unavailable"
     assert "SOPHIA_PULUMI_CLI=" in error_data(result)["looked_for"]
 
@@ -100,18 +110,44 @@ async def test_list_resources_filters_pages_and_projects(no_cli_settings: Pulumi
 
 
 async def test_list_resources_wildcard_and_name_filter(no_cli_settings: PulumiSettings) -> None:
-    body = structured(await call(no_cli_settings, "pulumi_list_resources",
-                                 {"project": "webapp", "stack": "dev", "type": "aws:*", "limit": 1000}))
+    body = structured(
+        await call(
+            no_cli_settings,
+            "pulumi_list_resources",
+            {"project": "webapp", "stack": "dev", "type": "aws:*", "limit": 1000},
+        )
+    )
     assert body["matched"] == 200 and not body["truncated"] and body["next_cursor"] is None
     assert all(r["type"].startswith("aws:") for r in body["resources"])
-    named = structured(await call(no_cli_settings, "pulumi_list_resources",
-                                  {"project": "webapp", "stack": "dev", "name_contains": "ROLE-1"}))
-    assert {r["name"] for r in named["resources"]} == {"role-12", "role-17", "role-102", "role-107",
-                                                       "role-112", "role-117", "role-122", "role-127",
-                                                       "role-132", "role-137", "role-142", "role-147",
-                                                       "role-152", "role-157", "role-162", "role-167",
-                                                       "role-172", "role-177", "role-182", "role-187",
-                                                       "role-192", "role-197"}
+    named = structured(
+        await call(
+            no_cli_settings, "pulumi_list_resources", {"project": "webapp", "stack": "dev", "name_contains": "ROLE-1"}
+        )
+    )
+    assert {r["name"] for r in named["resources"]} == {
+        "role-12",
+        "role-17",
+        "role-102",
+        "role-107",
+        "role-112",
+        "role-117",
+        "role-122",
+        "role-127",
+        "role-132",
+        "role-137",
+        "role-142",
+        "role-147",
+        "role-152",
+        "role-157",
+        "role-162",
+        "role-167",
+        "role-172",
+        "role-177",
+        "role-182",
+        "role-187",
+        "role-192",
+        "role-197",
+    }
 
 
 async def test_pending_delete_entries_are_not_listed(no_cli_settings: PulumiSettings) -> None:
@@ -119,8 +155,9 @@ async def test_pending_delete_entries_are_not_listed(no_cli_settings: PulumiSett
     urns: list[str] = []
     cursor = None
     while True:
-        body = structured(await call(no_cli_settings, "pulumi_list_resources",
-                                     {**args, **({"cursor": cursor} if cursor else {})}))
+        body = structured(
+            await call(no_cli_settings, "pulumi_list_resources", {**args, **({"cursor": cursor} if cursor else {})})
+        )
         urns += [r["urn"] for r in body["resources"]]
         cursor = body["next_cursor"]
         if cursor is None:
@@ -129,13 +166,13 @@ async def test_pending_delete_entries_are_not_listed(no_cli_settings: PulumiSett
 
 
 async def test_bad_cursor_and_bad_names_are_invalid_arguments(no_cli_settings: PulumiSettings) -> None:
-    bad_cursor = await call(no_cli_settings, "pulumi_list_resources",
-                            {"project": "webapp", "stack": "dev", "cursor": "not-ours"})
+    bad_cursor = await call(
+        no_cli_settings, "pulumi_list_resources", {"project": "webapp", "stack": "dev", "cursor": "not-ours"}
+    )
     assert error_code(bad_cursor) == "invalid_argument"
     bad_name = await call(no_cli_settings, "pulumi_stack_outputs", {"project": "../etc", "stack": "dev"})
     assert error_code(bad_name) == "invalid_argument"
-    too_big = await call(no_cli_settings, "pulumi_list_resources", {"project": "webapp", "stack": "dev",
-                                                                     "limit": 5000})
+    too_big = await call(no_cli_settings, "pulumi_list_resources", {"project": "webapp", "stack": "dev", "limit": 5000})
     assert error_code(too_big) == "invalid_argument"
 
 
@@ -149,14 +186,19 @@ async def test_unknown_stack_and_project_are_not_found(no_cli_settings: PulumiSe
 
 
 async def test_history_newest_first_with_pages(no_cli_settings: PulumiSettings) -> None:
-    body = structured(await call(no_cli_settings, "pulumi_stack_history",
-                                 {"project": "webapp", "stack": "prod", "limit": 4}))
+    body = structured(
+        await call(no_cli_settings, "pulumi_stack_history", {"project": "webapp", "stack": "prod", "limit": 4})
+    )
     assert [e["version"] for e in body["entries"]] == [6, 5, 4, 3]
     assert body["entries"][0]["message"] == "change #6"
     assert body["entries"][2]["kind"] == "update" and body["entries"][3]["kind"] == "refresh"
-    rest = structured(await call(no_cli_settings, "pulumi_stack_history",
-                                 {"project": "webapp", "stack": "prod", "limit": 4,
-                                  "cursor": body["next_cursor"]}))
+    rest = structured(
+        await call(
+            no_cli_settings,
+            "pulumi_stack_history",
+            {"project": "webapp", "stack": "prod", "limit": 4, "cursor": body["next_cursor"]},
+        )
+    )
     assert [e["version"] for e in rest["entries"]] == [2, 1]
     assert rest["entries"][0]["result"] == "failed"
     assert rest["entries"][1]["resource_changes"] == {"create": 400}
@@ -208,8 +250,14 @@ async def test_read_only_mode_hides_change_tools(no_cli_settings: PulumiSettings
         async with connect(server, principal=ADMIN) as client:
             names = {t.name for t in await client.list_tools()}
             refused = await client.call("pulumi_up", {"project": "webapp", "stack": "dev"})
-    assert names == {"pulumi_list_stacks", "pulumi_stack_outputs", "pulumi_list_resources",
-                     "pulumi_stack_history", "pulumi_get_config", "pulumi_preview"}
+    assert names == {
+        "pulumi_list_stacks",
+        "pulumi_stack_outputs",
+        "pulumi_list_resources",
+        "pulumi_stack_history",
+        "pulumi_get_config",
+        "pulumi_preview",
+    }
     assert error_code(refused) == "forbidden"
 
 

@@ -169,9 +169,7 @@ class PulumiClient:
     def known_projects(self) -> list[str]:
         names: set[str] = set()
         if self.projects_dir.is_dir():
-            names.update(
-                p.name for p in self.projects_dir.iterdir() if (p / "Pulumi.yaml").is_file()
-            )
+            names.update(p.name for p in self.projects_dir.iterdir() if (p / "Pulumi.yaml").is_file())
         if self.file_root is not None:
             names.update(self.backend().projects())
         return sorted(names)
@@ -221,8 +219,7 @@ class PulumiClient:
     def _raise_unknown(self, project: str, stack: str, known: list[str]) -> NoReturn:
         if not known and project not in self.known_projects():
             raise NotFound(
-                f"project {project!r} not found; known projects: "
-                + (", ".join(self.known_projects()) or "none"),
+                f"project {project!r} not found; known projects: " + (", ".join(self.known_projects()) or "none"),
                 data={"project": project},
             )
         raise NotFound(
@@ -279,9 +276,7 @@ class PulumiClient:
             "stack export",
         )
         doc = json.loads(result.stdout)
-        return parse_checkpoint(
-            {"version": 3, "checkpoint": {"stack": st.name, "latest": doc.get("deployment") or {}}}
-        )
+        return parse_checkpoint({"version": 3, "checkpoint": {"stack": st.name, "latest": doc.get("deployment") or {}}})
 
     async def outputs(self, project: str, stack: str, reveal: bool) -> tuple[list[OutputValue], bool]:
         """Outputs, masked unless `reveal`; returns (outputs, from_state)."""
@@ -306,13 +301,12 @@ class PulumiClient:
             "stack output",
         )
         masked = json.loads(result.stdout or "{}")
-        return [
-            OutputValue(name=k, value=v, secret=v == SECRET_MASK) for k, v in sorted(masked.items())
-        ]
+        return [OutputValue(name=k, value=v, secret=v == SECRET_MASK) for k, v in sorted(masked.items())]
 
     async def history(self, project: str, stack: str, want: int) -> tuple[list[HistoryEntry], bool]:
         """Up to `want` newest history entries; returns (entries, from_state)."""
         if self.reads_from_state():
+
             def read() -> list[HistoryEntry]:
                 self.state_snapshot(project, stack)  # unknown stack -> not_found
                 rows = self.backend().history(project, stack)[:want]
@@ -340,21 +334,18 @@ class PulumiClient:
 
     async def config(self, project: str, stack: str) -> tuple[list[ConfigEntry], bool]:
         if self.reads_from_state():
+
             def read() -> list[ConfigEntry]:
                 self.state_snapshot(project, stack)
                 project_dir = self.projects_dir / project
                 try:
                     raw = read_stack_config(project_dir, stack) or {}
                 except (StateError, ValueError) as exc:
-                    raise UpstreamError(
-                        f"the config file of stack {stack!r} cannot be read", detail=str(exc)
-                    ) from exc
+                    raise UpstreamError(f"the config file of stack {stack!r} cannot be read", detail=str(exc)) from exc
                 entries = []
                 for key, value in sorted(raw.items()):
                     secure = isinstance(value, dict) and set(value) == {"secure"}
-                    entries.append(
-                        ConfigEntry(key=str(key), value=None if secure else value, secret=secure)
-                    )
+                    entries.append(ConfigEntry(key=str(key), value=None if secure else value, secret=secure))
                 return entries
 
             return await anyio.to_thread.run_sync(read), True
@@ -396,9 +387,7 @@ class PulumiClient:
         self.require_cli("pulumi_preview")
         key = self.qualified(project, stack)
         with self.guard.hold(key, "preview"):
-            counts, changes, saved = await self._with_events(
-                lambda push: self._cli_preview(project, stack, push), sink
-            )
+            counts, changes, saved = await self._with_events(lambda push: self._cli_preview(project, stack, push), sink)
         self._plans[key] = saved
         by_op: dict[str, list[ResourceChange]] = {"create": [], "update": [], "delete": [], "replace": []}
         for change in changes:
@@ -613,9 +602,7 @@ class PulumiClient:
                     "Nothing outside the plan was applied; run pulumi_preview again",
                     detail=redact(sanitize_untrusted(text[-2000:])),
                 ) from exc
-            raise UpstreamError(
-                f"pulumi {what} failed", detail=redact(sanitize_untrusted(text[-2000:]))
-            ) from exc
+            raise UpstreamError(f"pulumi {what} failed", detail=redact(sanitize_untrusted(text[-2000:]))) from exc
         except auto_errors.InvalidVersionError as exc:
             raise Unavailable(f"the Pulumi CLI version is not supported: {exc}") from exc
         except FileNotFoundError as exc:

@@ -37,9 +37,7 @@ class PulumiSettings(ServerSettings):
     passphrase: SecretStr | None = Field(
         default=None, description="PULUMI_CONFIG_PASSPHRASE for stacks using the passphrase secrets provider."
     )
-    access_token: SecretStr | None = Field(
-        default=None, description="PULUMI_ACCESS_TOKEN for Pulumi Cloud backends."
-    )
+    access_token: SecretStr | None = Field(default=None, description="PULUMI_ACCESS_TOKEN for Pulumi Cloud backends.")
     read_via: Literal["auto", "state", "cli"] = Field(
         default="auto",
         description="Read tools: 'state' reads file-backend JSON, 'cli' uses the Automation API, "

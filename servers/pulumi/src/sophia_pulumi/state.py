@@ -241,9 +241,7 @@ class FileBackend:
                     "message": str(info.get("message", "")),
                     "start_time": _unix_to_iso(info.get("startTime")),
                     "end_time": _unix_to_iso(info.get("endTime")),
-                    "resource_changes": {
-                        str(k): int(v) for k, v in (info.get("resourceChanges") or {}).items()
-                    },
+                    "resource_changes": {str(k): int(v) for k, v in (info.get("resourceChanges") or {}).items()},
                 }
             )
         records.reverse()

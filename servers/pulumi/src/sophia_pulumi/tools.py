@@ -46,8 +46,12 @@ Project = Annotated[
 ]
 Stack = Annotated[
     str,
-    Field(description="Stack name within the project, e.g. 'dev' (not org-qualified).",
-          min_length=1, max_length=100, pattern=NAME_PATTERN),
+    Field(
+        description="Stack name within the project, e.g. 'dev' (not org-qualified).",
+        min_length=1,
+        max_length=100,
+        pattern=NAME_PATTERN,
+    ),
 ]
 Cursor = Annotated[
     str | None, Field(description="`next_cursor` of the previous page; omit for the first page.", max_length=64)
@@ -107,8 +111,12 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
     async def pulumi_list_stacks(
         project: Annotated[
             str | None,
-            Field(description="Only this project's stacks; omit for every project.",
-                  min_length=1, max_length=100, pattern=NAME_PATTERN),
+            Field(
+                description="Only this project's stacks; omit for every project.",
+                min_length=1,
+                max_length=100,
+                pattern=NAME_PATTERN,
+            ),
         ] = None,
     ) -> StackList:
         """List the stacks of one project (or of all projects) with last update time and resource count."""
@@ -147,8 +155,12 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         if reveal_secrets:
             _audit_reveal(server, project, stack, [v.name for v in values if v.secret])
         return StackOutputs(
-            project=project, stack=stack, outputs=capped, revealed=reveal_secrets,
-            truncated=len(values) > OUTPUTS_CAP, source="state" if from_state else "cli",
+            project=project,
+            stack=stack,
+            outputs=capped,
+            revealed=reveal_secrets,
+            truncated=len(values) > OUTPUTS_CAP,
+            source="state" if from_state else "cli",
         )
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
@@ -157,8 +169,12 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         stack: Stack,
         type: Annotated[
             str | None,
-            Field(description="Only resources of this type token, e.g. 'aws:s3/bucket:Bucket'; "
-                  "'*' wildcards allowed, e.g. 'aws:s3/*'.", min_length=1, max_length=300),
+            Field(
+                description="Only resources of this type token, e.g. 'aws:s3/bucket:Bucket'; "
+                "'*' wildcards allowed, e.g. 'aws:s3/*'.",
+                min_length=1,
+                max_length=300,
+            ),
         ] = None,
         name_contains: Annotated[
             str | None, Field(description="Only resources whose name contains this text.", min_length=1, max_length=200)
@@ -190,7 +206,9 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         end = offset + len(items)
         more = end < len(rows)
         return ResourcePage(
-            project=project, stack=stack, matched=len(rows),
+            project=project,
+            stack=stack,
+            matched=len(rows),
             resources=items,
             next_cursor=_encode_cursor(end) if more else None,
             truncated=more,
@@ -212,8 +230,11 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         for entry in page:
             entry.message = sanitize_untrusted(entry.message)[:500]
         return HistoryPage(
-            project=project, stack=stack, entries=page,
-            next_cursor=_encode_cursor(offset + limit) if more else None, truncated=more,
+            project=project,
+            stack=stack,
+            entries=page,
+            next_cursor=_encode_cursor(offset + limit) if more else None,
+            truncated=more,
             source="state" if from_state else "cli",
         )
 
@@ -222,7 +243,10 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         """A stack's configuration; secret values are never shown (value is null, secret is true)."""
         entries, from_state = await client.config(project, stack)
         return StackConfig(
-            project=project, stack=stack, entries=entries[:CONFIG_CAP], truncated=len(entries) > CONFIG_CAP,
+            project=project,
+            stack=stack,
+            entries=entries[:CONFIG_CAP],
+            truncated=len(entries) > CONFIG_CAP,
             source="state" if from_state else "cli",
         )
 
@@ -248,8 +272,9 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
             binding=saved.digest,
         )
 
-    @server.tool(role=Role.DEVOPS, read_only=False, destructive=True, idempotent=False, open_world=True,
-                 preview=preview_up)
+    @server.tool(
+        role=Role.DEVOPS, read_only=False, destructive=True, idempotent=False, open_world=True, preview=preview_up
+    )
     async def pulumi_up(project: Project, stack: Stack, ctx: Context[Any, Any]) -> OperationResult:
         """Apply the stack's program with `up --plan`, only after the user confirmed that exact saved plan.
         The confirmation is bound to the plan's hash: if the stack or program changed since, it is refused."""
@@ -269,8 +294,15 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
             details={"resources": len(rows)},
         )
 
-    @server.tool(role=Role.DEVOPS, read_only=False, destructive=False, idempotent=True, open_world=True,
-                 confirm=True, preview=preview_refresh)
+    @server.tool(
+        role=Role.DEVOPS,
+        read_only=False,
+        destructive=False,
+        idempotent=True,
+        open_world=True,
+        confirm=True,
+        preview=preview_refresh,
+    )
     async def pulumi_refresh(project: Project, stack: Stack, ctx: Context[Any, Any]) -> OperationResult:
         """Refresh a stack's state from the real resources (confirmed first; cloud resources are untouched)."""
         return await client.refresh(project, stack, progress_sink(ctx))
@@ -288,8 +320,9 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
             binding=urns_hash(doomed),
         )
 
-    @server.tool(role=Role.ADMIN, read_only=False, destructive=True, idempotent=False, open_world=True,
-                 preview=preview_destroy)
+    @server.tool(
+        role=Role.ADMIN, read_only=False, destructive=True, idempotent=False, open_world=True, preview=preview_destroy
+    )
     async def pulumi_destroy(project: Project, stack: Stack, ctx: Context[Any, Any]) -> OperationResult:
         """Delete every resource of a stack (admin, confirmed; the confirmation lists every resource).
         The stack itself and its history remain."""
@@ -300,17 +333,23 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         project: Project,
         stack: Stack,
         key: Annotated[
-            str, Field(description="Config key, 'name' (the project's namespace) or 'namespace:name'.",
-                       min_length=1, max_length=200)
+            str,
+            Field(
+                description="Config key, 'name' (the project's namespace) or 'namespace:name'.",
+                min_length=1,
+                max_length=200,
+            ),
         ],
         value: Annotated[
-            str | None, Field(description="Plain value (stored in clear). Give this or secret_value.",
-                              max_length=10_000)
+            str | None,
+            Field(description="Plain value (stored in clear). Give this or secret_value.", max_length=10_000),
         ] = None,
         secret_value: Annotated[
             str | None,
-            Field(description="Secret value, stored encrypted by the stack's secrets provider and never echoed.",
-                  max_length=10_000),
+            Field(
+                description="Secret value, stored encrypted by the stack's secrets provider and never echoed.",
+                max_length=10_000,
+            ),
         ] = None,
     ) -> ConfigSetResult:
         """Set one configuration value on a stack; secret values are stored as secrets."""
@@ -331,10 +370,16 @@ def _audit_reveal(server: SophiaServer, project: str, stack: str, secret_names: 
     principal = current_principal()
     server.audit.append(
         AuditEvent(
-            principal=principal.name, principal_kind=principal.kind, role=principal.role.label,
-            server=server.name, tool="pulumi_stack_outputs#reveal_secrets",
+            principal=principal.name,
+            principal_kind=principal.kind,
+            role=principal.role.label,
+            server=server.name,
+            tool="pulumi_stack_outputs#reveal_secrets",
             arguments={"project": project, "stack": stack, "revealed_outputs": secret_names[:100]},
-            outcome="ok", error_code=None, duration_ms=0.0, correlation_id=current_correlation_id(),
+            outcome="ok",
+            error_code=None,
+            duration_ms=0.0,
+            correlation_id=current_correlation_id(),
         )
     )
 

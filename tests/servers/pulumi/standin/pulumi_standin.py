@@ -39,8 +39,19 @@ SIG_KEY = "4dabf18193072939515e22adb298388d"
 SIG = "1b47061264138c4ac30d75fd1eb44270"
 STACK_TYPE = "pulumi:pulumi:Stack"
 VALUE_FLAGS = {
-    "--stack", "--save-plan", "--plan", "--event-log", "--exec-kind", "--message", "--page-size",
-    "--page", "--client", "--color", "--parallel", "--secrets-provider", "--file",
+    "--stack",
+    "--save-plan",
+    "--plan",
+    "--event-log",
+    "--exec-kind",
+    "--message",
+    "--page-size",
+    "--page",
+    "--client",
+    "--color",
+    "--parallel",
+    "--secrets-provider",
+    "--file",
 }
 DATETIME = "%Y-%m-%dT%H:%M:%S.000000Z"
 
@@ -206,7 +217,7 @@ def cmd_config(backend: Backend, pos: list[str], values: dict[str, str], flags: 
         config = doc.setdefault("config", {})
         if "--secret" in flags:
             if "encryptionsalt" not in doc:
-                salt = ((backend.load(stack)["checkpoint"].get("latest") or {}).get("secrets_providers") or {})
+                salt = (backend.load(stack)["checkpoint"].get("latest") or {}).get("secrets_providers") or {}
                 doc["encryptionsalt"] = salt.get("state", {}).get("salt")
             backend.save_stack_config(stack, doc)
             config[name] = {"secure": passphrase.encrypt(backend.key(stack), value)}
@@ -323,9 +334,14 @@ def cmd_stack(backend: Backend, pos: list[str], values: dict[str, str], flags: s
                 config[k] = item
             out.append(
                 {
-                    "version": version, "kind": info["kind"], "startTime": now_iso(info["startTime"]),
-                    "message": info.get("message", ""), "environment": info.get("environment") or {},
-                    "config": config, "result": info["result"], "endTime": now_iso(info["endTime"]),
+                    "version": version,
+                    "kind": info["kind"],
+                    "startTime": now_iso(info["startTime"]),
+                    "message": info.get("message", ""),
+                    "environment": info.get("environment") or {},
+                    "config": config,
+                    "result": info["result"],
+                    "endTime": now_iso(info["endTime"]),
                     "resourceChanges": info.get("resourceChanges") or {},
                 }
             )
@@ -375,8 +391,14 @@ def run_program(backend: Backend, stack: str, preview: bool) -> tuple[list[dict[
         def RegisterResource(self, request: Any) -> Any:
             response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
             registered.append(
-                {"urn": response.urn, "type": request.type, "name": request.name, "custom": request.custom,
-                 "parent": request.parent or None, "dependencies": list(request.dependencies)}
+                {
+                    "urn": response.urn,
+                    "type": request.type,
+                    "name": request.name,
+                    "custom": request.custom,
+                    "parent": request.parent or None,
+                    "dependencies": list(request.dependencies),
+                }
             )
             return response
 
@@ -385,6 +407,7 @@ def run_program(backend: Backend, stack: str, preview: bool) -> tuple[list[dict[
     config, secret_keys = plain_config(backend, stack, reveal=True)
     set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}, secret_keys)
     try:
+
         def program() -> None:
             runpy.run_path(str(backend.main), run_name="__main__")
 
@@ -424,8 +447,11 @@ def desired_state(
             desired.append({"urn": stack_urn, "custom": False, "type": STACK_TYPE, "outputs": stored})
             continue
         entry: dict[str, Any] = {
-            "urn": reg["urn"], "custom": bool(reg["custom"]), "type": reg["type"],
-            "inputs": reg["inputs"], "parent": reg["parent"] or stack_urn,
+            "urn": reg["urn"],
+            "custom": bool(reg["custom"]),
+            "type": reg["type"],
+            "inputs": reg["inputs"],
+            "parent": reg["parent"] or stack_urn,
             "dependencies": reg["dependencies"],
         }
         if reg["custom"]:
@@ -433,8 +459,16 @@ def desired_state(
             purn = f"urn:pulumi:{stack}::{backend.project}::pulumi:providers:{package}::default"
             if purn not in providers:
                 providers[purn] = str(uuid.uuid5(uuid.NAMESPACE_URL, purn))
-                desired.append({"urn": purn, "custom": True, "id": providers[purn],
-                                "type": f"pulumi:providers:{package}", "inputs": {}, "outputs": {}})
+                desired.append(
+                    {
+                        "urn": purn,
+                        "custom": True,
+                        "id": providers[purn],
+                        "type": f"pulumi:providers:{package}",
+                        "inputs": {},
+                        "outputs": {},
+                    }
+                )
             entry["provider"] = f"{purn}::{providers[purn]}"
             entry["id"] = f"{reg['name']}-{uuid.uuid5(uuid.NAMESPACE_URL, reg['urn']).hex[:8]}"
             entry["outputs"] = dict(reg["inputs"], id=entry["id"])
@@ -481,16 +515,29 @@ class EventLog:
         def meta(r: dict[str, Any] | None) -> dict[str, Any] | None:
             if r is None:
                 return None
-            return {"type": r["type"], "urn": r["urn"], "id": r.get("id", ""), "parent": r.get("parent") or "",
-                    "provider": r.get("provider") or "", "custom": r.get("custom", False)}
+            return {
+                "type": r["type"],
+                "urn": r["urn"],
+                "id": r.get("id", ""),
+                "parent": r.get("parent") or "",
+                "provider": r.get("provider") or "",
+                "custom": r.get("custom", False),
+            }
 
-        metadata = {"op": op, "urn": res["urn"], "type": res["type"], "provider": res.get("provider") or "",
-                    "old": meta(old), "new": None if op == "delete" else meta(res)}
+        metadata = {
+            "op": op,
+            "urn": res["urn"],
+            "type": res["type"],
+            "provider": res.get("provider") or "",
+            "old": meta(old),
+            "new": None if op == "delete" else meta(res),
+        }
         self.emit(resourcePreEvent={"metadata": metadata, "planning": planning})
 
     def close(self, counts: dict[str, int]) -> None:
-        self.emit(summaryEvent={"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": counts,
-                                "PolicyPacks": {}})
+        self.emit(
+            summaryEvent={"maybeCorrupt": False, "durationSeconds": 0, "resourceChanges": counts, "PolicyPacks": {}}
+        )
         self.emit(cancelEvent={})
         if self.fh is not None:
             self.fh.close()
@@ -507,16 +554,25 @@ def write_plan(path: str, steps: list[Step], config: dict[str, Any]) -> None:
     plans = {}
     for op, res, _ in steps:
         plans[res["urn"]] = {
-            "goal": None if op == "delete" else {
-                "type": res["type"], "name": res["urn"].rsplit("::", 1)[-1], "custom": res.get("custom", False),
-                "inputs": res.get("inputs") or {}, "parent": res.get("parent"), "provider": res.get("provider"),
+            "goal": None
+            if op == "delete"
+            else {
+                "type": res["type"],
+                "name": res["urn"].rsplit("::", 1)[-1],
+                "custom": res.get("custom", False),
+                "inputs": res.get("inputs") or {},
+                "parent": res.get("parent"),
+                "provider": res.get("provider"),
             },
             "steps": [op],
             # A fresh seed and time per preview, as the real engine writes: plan identity must ignore them.
             "seed": base64.b64encode(os.urandom(16)).decode(),
         }
-    doc = {"manifest": {"time": now_iso(time.time()), "magic": uuid.uuid4().hex, "version": f"v{VERSION}"},
-           "resourcePlans": plans, "config": config}
+    doc = {
+        "manifest": {"time": now_iso(time.time()), "magic": uuid.uuid4().hex, "version": f"v{VERSION}"},
+        "resourcePlans": plans,
+        "config": config,
+    }
     Path(path).write_text(json.dumps(doc, indent=2))
 
 
@@ -540,8 +596,9 @@ def check_plan(path: str, steps: list[Step]) -> None:
             raise CliError(f"resource {urn} violates plan: planned {expected['steps']} did not happen")
 
 
-def record_history(backend: Backend, stack: str, kind: str, message: str, started: float,
-                   counts: dict[str, int], exec_kind: str) -> None:
+def record_history(
+    backend: Backend, stack: str, kind: str, message: str, started: float, counts: dict[str, int], exec_kind: str
+) -> None:
     folder = backend.history_dir(stack)
     folder.mkdir(parents=True, exist_ok=True)
     raw = backend.stack_config(stack).get("config") or {}
@@ -549,8 +606,16 @@ def record_history(backend: Backend, stack: str, kind: str, message: str, starte
     for k, v in raw.items():
         secure = isinstance(v, dict) and set(v) == {"secure"}
         config[k] = {"string": v["secure"] if secure else str(v), "secret": secure, "object": False}
-    info = {"kind": kind, "startTime": int(started), "message": message, "environment": {"exec.kind": exec_kind},
-            "config": config, "result": "succeeded", "endTime": int(time.time()), "resourceChanges": counts}
+    info = {
+        "kind": kind,
+        "startTime": int(started),
+        "message": message,
+        "environment": {"exec.kind": exec_kind},
+        "config": config,
+        "result": "succeeded",
+        "endTime": int(time.time()),
+        "resourceChanges": counts,
+    }
     stamp = time.time_ns()
     (folder / f"{stack}-{stamp}.history.json").write_text(json.dumps(info, indent=4))
     (folder / f"{stack}-{stamp}.checkpoint.json").write_bytes(backend.stack_path(stack).read_bytes())
@@ -606,8 +671,9 @@ def cmd_operation(backend: Backend, op: str, values: dict[str, str], flags: set[
         doc["checkpoint"]["latest"] = latest
         backend.save(stack, doc)
         kind = {"up": "update", "refresh": "refresh", "destroy": "destroy"}[op]
-        record_history(backend, stack, kind, values.get("--message", ""), started, counts,
-                       values.get("--exec-kind", "cli"))
+        record_history(
+            backend, stack, kind, values.get("--message", ""), started, counts, values.get("--exec-kind", "cli")
+        )
         events.close(counts)
         print(f"{kind} ({stack}) succeeded")
 

@@ -35,8 +35,9 @@ class Service(pulumi.ComponentResource):
     def __init__(self, name: str) -> None:
         super().__init__("sophia:test:Service", name, None, None)
         self.parts = [
-            leaf(f"{name}-w{i}", {"name": f"{name}-w{i}", "size": size, "index": i},
-                 pulumi.ResourceOptions(parent=self))
+            leaf(
+                f"{name}-w{i}", {"name": f"{name}-w{i}", "size": size, "index": i}, pulumi.ResourceOptions(parent=self)
+            )
             for i in range(replicas)
         ]
         self.register_outputs({})
