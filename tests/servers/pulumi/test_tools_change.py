@@ -159,7 +159,21 @@ async def test_refresh_is_confirmed_first(change_env: ChangeEnv) -> None:
             done = structured(await client.call("pulumi_refresh", {**STACK, "confirmation_token": token}))
             history = structured(await client.call("pulumi_stack_history", STACK))
     assert done["kind"] == "refresh" and done["result"] == "succeeded"
+    assert done["changes"] == []  # nothing drifted; per-resource refresh steps are not changes
     assert history["entries"][0]["kind"] == "refresh"
+
+
+async def test_up_confirmed_by_elicitation_applies_the_previewed_plan(change_env: ChangeEnv) -> None:
+    server = build_server(change_env.settings)
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, principal=DEVOPS, elicitation="decline") as client:
+            declined = await client.call("pulumi_up", STACK)
+        assert error_code(declined) == "forbidden"
+        assert resource_urns(change_env) == []
+        async with connect(server, principal=DEVOPS, elicitation="accept") as client:
+            done = structured(await client.call("pulumi_up", STACK))
+    assert done["result"] == "succeeded" and done["resource_changes"]["create"] >= 5
+    assert any(u.endswith("::assets") for u in resource_urns(change_env))
 
 
 async def test_set_config_stores_secrets_as_secrets(change_env: ChangeEnv) -> None:

@@ -73,7 +73,8 @@ def _event_change(event: Any) -> ResourceChange | None:
         return None
     meta = pre.metadata
     op = getattr(meta.op, "value", str(meta.op))
-    if op in ("same", "read"):
+    # A refresh emits a "refresh" step for every resource; its outcome is in the summary counts.
+    if op in ("same", "read", "refresh"):
         return None
     return ResourceChange(op=op, urn=meta.urn, type=meta.type)
 
