@@ -9,7 +9,7 @@ import pytest
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import connect, structured
 from sophia_snowflake.client import SnowflakeClient
-from sophia_snowflake.local import DEMO_TABLES, LocalWarehouse
+from sophia_snowflake.local import DEMO_TABLES
 from sophia_snowflake.settings import SnowflakeSettings
 from sophia_snowflake.tools import build_server
 
@@ -48,23 +48,17 @@ async def test_local_demo_warehouse_starts_on_first_use_and_is_labelled(monkeypa
                 {"sql": "select count(*) from orders o join order_items i on i.order_id = o.id "
                         "join products p on p.id = i.product_id join customers c on c.id = o.customer_id"},
             ))
+        port = client.local.port
+        process = client.local._process
+        assert process is not None and _alive(process.pid)
+        assert client.local.ensure_started() == port  # started once, reused
+    # the server's lifespan closed the client when the session ended: the child is stopped by its PID
+    assert not client.local.running
+    assert process.returncode is not None and not _alive(process.pid)
     assert {t["name"] for t in tables["tables"]} >= set(DEMO_TABLES)
     assert tables["local"] is True
     assert revenue["local"] is True and "local demo warehouse" in revenue["source"]
     assert revenue["row_count"] == 3 and revenue["truncated"] is True
     assert joined["rows"][0][0] > 400
-    port = client.local.port
     assert port is not None and client.address() == f"local fakesnow warehouse on 127.0.0.1:{port}"
-    await anyio.to_thread.run_sync(client.close)
-    assert not client.local.running
-
-
-def test_local_warehouse_stops_by_pid() -> None:
-    warehouse = LocalWarehouse(timeout_s=60)
-    port = warehouse.ensure_started()
-    assert warehouse.ensure_started() == port  # started once
-    process = warehouse._process
-    assert process is not None and _alive(process.pid)
-    warehouse.stop()
-    assert process.returncode is not None and not _alive(process.pid)
-    warehouse.stop()  # idempotent
+    client.local.stop()  # idempotent

@@ -96,8 +96,8 @@ class _Running:
     principal: str
     request_id: str
     sql: str
-    connection: Any
     started: float
+    connection: Any = None
     cancelled: bool = False
 
 
@@ -293,10 +293,21 @@ class SnowflakeClient:
         finally:
             self._release(principal, connection, broken=broken)
 
-    async def _run(self, principal: str, work: Callable[[Any], T], *, request_id: str | None = None) -> T:
-        """Run connector work in a worker thread; a cancelled caller aborts the running statement."""
+    async def _run(
+        self, principal: str, work: Callable[[Any], T], *, request_id: str | None = None, sql: str = ""
+    ) -> T:
+        """Run connector work in a worker thread; a cancelled caller aborts the running statement.
+
+        The statement is registered before the thread starts, so a cancel that arrives while it
+        waits for a connection or logs in is not lost.
+        """
         import snowflake.connector
 
+        running = None
+        if request_id is not None:
+            running = _Running(principal, request_id, sql, time.monotonic())
+            with self._lock:
+                self._running[request_id] = running
         try:
             return await anyio.to_thread.run_sync(
                 partial(self._with_connection, principal, work), abandon_on_cancel=True
@@ -307,10 +318,13 @@ class SnowflakeClient:
                     await anyio.to_thread.run_sync(self._abort, request_id, abandon_on_cancel=True)
             raise
         except snowflake.connector.errors.Error as error:
-            running = self._running.get(request_id or "")
             if running is not None and running.cancelled:
-                raise _cancelled(request_id or "") from None
+                raise _cancelled(running.request_id) from None
             raise _map_error(error, self.address()) from None
+        finally:
+            if request_id is not None:
+                with self._lock:
+                    self._running.pop(request_id, None)
 
     def close(self) -> None:
         """Close every pooled connection and stop the local warehouse."""
@@ -341,22 +355,22 @@ class SnowflakeClient:
         self, connection: Any, sql: str, principal: str, correlation_id: str, tool: str, request_id: str,
         params: Sequence[Any] | None = None,
     ) -> Any:
-        running = _Running(principal, request_id, sql, connection, time.monotonic())
         with self._lock:
-            self._running[request_id] = running
-        try:
-            cursor = connection.cursor()
-            cursor.execute(
-                sql, params, num_statements=1, timeout=self.settings.statement_timeout_s,
-                _statement_params=self._statement_params(principal, correlation_id, tool, request_id),
-            )
-            if running.cancelled:
-                cursor.close()
-                raise _cancelled(request_id)
-            return cursor
-        finally:
-            with self._lock:
-                self._running.pop(request_id, None)
+            running = self._running.get(request_id)
+            if running is not None:
+                running.connection = connection
+                running.sql = sql
+        if running is not None and running.cancelled:
+            raise _cancelled(request_id)
+        cursor = connection.cursor()
+        cursor.execute(
+            sql, params, num_statements=1, timeout=self.settings.statement_timeout_s,
+            _statement_params=self._statement_params(principal, correlation_id, tool, request_id),
+        )
+        if running is not None and running.cancelled:
+            cursor.close()
+            raise _cancelled(request_id)
+        return cursor
 
     async def query_page(
         self, statement: GuardedStatement, *, principal: str, correlation_id: str, offset: int, rows: int,
@@ -379,7 +393,7 @@ class SnowflakeClient:
                 cursor.close()
             return _build_page(columns, fetched, offset, rows, max_chars, query_id, request_id)
 
-        return await self._run(principal, work, request_id=request_id)
+        return await self._run(principal, work, request_id=request_id, sql=sql)
 
     async def execute(
         self, statement: GuardedStatement, *, principal: str, correlation_id: str, request_id: str | None = None,
@@ -401,7 +415,7 @@ class SnowflakeClient:
             finally:
                 cursor.close()
 
-        return await self._run(principal, work, request_id=request_id)
+        return await self._run(principal, work, request_id=request_id, sql=statement.sql)
 
     async def rows(
         self, sql: str, params: Sequence[Any] | None, *, principal: str, correlation_id: str, tool: str,
@@ -417,7 +431,7 @@ class SnowflakeClient:
             finally:
                 cursor.close()
 
-        return await self._run(principal, work, request_id=request_id)
+        return await self._run(principal, work, request_id=request_id, sql=sql)
 
     async def describe_only(self, sql: str, *, principal: str) -> list[ColumnInfo]:
         """The result columns of a query, compiled but not run."""
@@ -461,6 +475,8 @@ class SnowflakeClient:
         if running is None:
             return
         running.cancelled = True
+        if running.connection is None:
+            return  # not sent yet: _execute sees the flag and never sends it
         try:
             # The connector's own abort path (what it sends on a client-side timeout): the REST
             # abort-request naming the statement by the request id we gave it.
