@@ -16,7 +16,7 @@ from servers.pulumi.environments import ChangeEnv
 from sophia_pulumi.client import PulumiClient
 from sophia_pulumi.settings import PulumiSettings
 from sophia_pulumi.tools import build_server
-from sophia_shared.errors import NotFound, Unavailable
+from sophia_shared.errors import NotConfigured, NotFound, Unavailable
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import connect, error_code, structured
 
@@ -120,3 +120,11 @@ def test_backend_url_defaults_to_sophia_home(sophia_home: Path) -> None:
     assert cloud.file_root is None and not cloud.reads_from_state()
     home = PulumiClient(PulumiSettings(backend_url="file://~/pulumi-state"))
     assert home.file_root == Path("~/pulumi-state").expanduser()
+
+
+async def test_missing_passphrase_is_not_configured_naming_the_setting_standin_cli(standin_env: ChangeEnv) -> None:
+    client = PulumiClient(standin_env.settings.model_copy(update={"passphrase": None}))
+    with anyio.fail_after(60), pytest.raises(NotConfigured) as caught:
+        await client.preview("app", "dev", None)
+    assert caught.value.data == {"setting": "SOPHIA_PULUMI_PASSPHRASE"}
+    assert client.guard.running("organization/app/dev") is None

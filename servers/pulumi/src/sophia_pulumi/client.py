@@ -24,6 +24,7 @@ import anyio.lowlevel
 import anyio.to_thread
 from sophia_shared.errors import (
     Conflict,
+    NotConfigured,
     NotFound,
     SophiaError,
     Unavailable,
@@ -59,6 +60,11 @@ T = TypeVar("T")
 EventSink = Callable[[ResourceChange], Awaitable[None]]
 CHANGE_CAP = 500
 _REPLACE_OPS = {"replace", "create-replacement", "delete-replaced"}
+# CLI error text naming a missing credential -> the Sophia setting that supplies it.
+_CREDENTIALS = {
+    "PULUMI_CONFIG_PASSPHRASE": "SOPHIA_PULUMI_PASSPHRASE",
+    "PULUMI_ACCESS_TOKEN": "SOPHIA_PULUMI_ACCESS_TOKEN",
+}
 
 
 @dataclass(frozen=True)
@@ -597,6 +603,12 @@ class PulumiClient:
             ) from exc
         except auto_errors.CommandError as exc:
             text = str(exc)
+            for variable, setting in _CREDENTIALS.items():
+                if variable in text:
+                    raise NotConfigured(
+                        f"pulumi {what} needs {variable}: set {setting} (the stack's secrets or backend need it)",
+                        data={"setting": setting},
+                    ) from exc
             if "violates plan" in text or ("plan" in text and "not allowed" in text):
                 raise Conflict(
                     "the stack changed since the preview: the saved plan no longer holds. "
