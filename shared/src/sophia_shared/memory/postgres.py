@@ -251,12 +251,10 @@ class PostgresBackend:
                     updated_at=now, expires_at=row.expires_at, embedding_model=model,
                 )))
             if inserts:
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        f"INSERT INTO memories ({_COLUMNS}, embedding) "
-                        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::vector)",
-                        inserts,
-                    )
+                # COPY: batches (a sync, a reindex) load an order of magnitude faster than INSERTs.
+                with conn.cursor() as cur, cur.copy(f"COPY memories ({_COLUMNS}, embedding) FROM STDIN") as copy:
+                    for values in inserts:
+                        copy.write_row(values)
         return out
 
     def get(self, tenant: str, memory_id: str) -> Memory | None:

@@ -4,8 +4,10 @@
 
 Vectors are float32 BLOBs on the memory row, so a write is one row in one transaction; FTS5 is kept
 in step by triggers inside the same transaction. Vector search is exact: sqlite-vec's
-`vec_distance_cosine` over the tenant's filtered rows, or, for the common unfiltered case, an
-in-process matrix of the tenant's vectors (see `VectorCache`) kept coherent with the file.
+`vec_distance_cosine` over the tenant's filtered rows for small tenants and selective filters, and
+for large tenants an in-process index of their vectors (`VectorIndex`), kept coherent with the file
+by a per-tenant version that every write bumps: our own writes update the index in place, anyone
+else's make the next search reload it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from .errors import ModelMismatch, StoreUnavailable
 from .retrieval import VectorHit, fts5_query
 from .settings import MemorySettings
 from .validate import CursorKey
+from .vector_index import VectorIndex
+
+# A change to a tenant's vectors: ("upsert" | "remove", rid, namespace, expires_us, vector).
+Delta = tuple[str, int, str | None, float, Vector | None]
 
 MIGRATIONS: list[tuple[int, str]] = [
     (
@@ -201,33 +207,16 @@ def _statements(script: str) -> Iterator[str]:
         yield buffer.strip()
 
 
-class VectorCache:
-    """A tenant's vectors as one float32 matrix, for exact search by matrix product.
-
-    Valid while the tenant's version in the file equals the version it was loaded at; any write
-    by any process bumps that version, and the next search reloads the tenant.
-    """
-
-    def __init__(self, version: int, rids: np.ndarray[Any, Any], matrix: Vector,
-                 namespaces: list[str], expires: np.ndarray[Any, Any]):
-        self.version = version
-        self.rids = rids
-        self.matrix = matrix
-        self.namespaces = np.asarray(namespaces, dtype=object)
-        self.expires = expires
-
-
 class SqliteBackend:
     name: Literal["sqlite", "postgres"] = "sqlite"
 
-    def __init__(self, path: Path, *, cache_min_rows: int = 2_000, cache_max_tenants: int = 4):
+    def __init__(self, path: Path, *, index_min_rows: int = 2_000, index_max_tenants: int = 4):
         self.path = path
         self._conn = connect(path)
         self._lock = threading.RLock()
-        self._model: tuple[str, int] | None = None
-        self._caches: dict[str, VectorCache] = {}
-        self._cache_min_rows = cache_min_rows
-        self._cache_max_tenants = cache_max_tenants
+        self._indexes: dict[str, VectorIndex] = {}
+        self._index_min_rows = index_min_rows
+        self._index_max_tenants = index_max_tenants
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
@@ -278,12 +267,34 @@ class SqliteBackend:
             )
 
     @staticmethod
-    def _bump(conn: Any, tenant: str) -> None:
-        conn.execute(
+    def _version(conn: Any, tenant: str) -> int:
+        row = conn.execute("SELECT version FROM tenant_versions WHERE tenant = ?", (tenant,)).fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _bump(conn: Any, tenant: str) -> int:
+        """Mark the tenant changed; the new version."""
+        return int(conn.execute(
             "INSERT INTO tenant_versions VALUES (?, 1) "
-            "ON CONFLICT (tenant) DO UPDATE SET version = version + 1",
+            "ON CONFLICT (tenant) DO UPDATE SET version = version + 1 RETURNING version",
             (tenant,),
-        )
+        ).fetchone()[0])
+
+    def _apply(self, tenant: str, before: int, after: int, deltas: list[Delta]) -> None:
+        """After a commit: update the tenant's index in place if it saw every earlier write, else drop it."""
+        index = self._indexes.get(tenant)
+        if index is None:
+            return
+        if index.version != before:
+            del self._indexes[tenant]
+            return
+        for kind, rid, namespace, expires, vector in deltas:
+            if kind == "remove":
+                index.remove(rid)
+            else:
+                assert vector is not None and namespace is not None
+                index.upsert(rid, namespace, expires, vector)
+        index.version = after
 
     def put_batch(
         self,
@@ -298,48 +309,81 @@ class SqliteBackend:
     ) -> list[Written]:
         stamp = _us(now)
         out: list[Written] = []
+        deltas: list[Delta] = []
         with self._write() as conn:
             self._ensure_model(conn, model, dims)
+            before = self._version(conn, tenant)
             for namespace, ref in replace_refs:
-                conn.execute(
-                    "DELETE FROM memories WHERE tenant = ? AND namespace = ? AND source_ref = ?",
+                for (rid,) in conn.execute(
+                    "DELETE FROM memories WHERE tenant = ? AND namespace = ? AND source_ref = ? RETURNING rid",
                     (tenant, namespace, ref),
-                )
+                ).fetchall():
+                    deltas.append(("remove", rid, None, 0.0, None))
+            index = self._index_for(conn, tenant) if dedupe_threshold is not None else None
+            batch: list[tuple[int, str, Vector]] = []  # rows of this batch, not in the index yet
             for row in rows:
-                blob = row.embedding.astype(np.float32).tobytes()
+                vector = row.embedding.astype(np.float32)
+                blob = vector.tobytes()
+                expires = float(_us(row.expires_at)) if row.expires_at else np.inf
                 if dedupe_threshold is not None:
-                    near = conn.execute(
-                        "SELECT id, 1.0 - vec_distance_cosine(embedding, ?) AS sim, tags, importance "
-                        "FROM memories WHERE tenant = ? AND namespace = ? "
-                        "AND (expires_us IS NULL OR expires_us > ?) ORDER BY sim DESC LIMIT 1",
-                        (blob, tenant, row.namespace, stamp),
-                    ).fetchone()
+                    near = self._nearest(conn, index, batch, tenant, row.namespace, vector, stamp)
                     if near is not None and near[1] >= dedupe_threshold:
-                        tags = list(dict.fromkeys([*json.loads(near[2]), *row.tags]))
-                        conn.execute(
+                        rid, similarity = near
+                        old_tags, old_importance = conn.execute(
+                            "SELECT tags, importance FROM memories WHERE rid = ?", (rid,)
+                        ).fetchone()
+                        tags = list(dict.fromkeys([*json.loads(old_tags), *row.tags]))
+                        merged = conn.execute(
                             "UPDATE memories SET text = ?, tags = ?, importance = ?, source = coalesce(?, source), "
                             "source_ref = coalesce(?, source_ref), expires_us = ?, updated_us = ?, "
-                            "embedding_model = ?, embedding = ? WHERE tenant = ? AND id = ?",
-                            (row.text, json.dumps(tags), max(near[3], row.importance), row.source, row.source_ref,
-                             _us(row.expires_at) if row.expires_at else None, stamp, model, blob, tenant, near[0]),
-                        )
-                        merged = conn.execute(
-                            f"SELECT {_COLUMNS} FROM memories WHERE tenant = ? AND id = ?", (tenant, near[0])
+                            f"embedding_model = ?, embedding = ? WHERE rid = ? RETURNING {_COLUMNS}",
+                            (row.text, json.dumps(tags), max(old_importance, row.importance), row.source,
+                             row.source_ref, _us(row.expires_at) if row.expires_at else None, stamp, model, blob,
+                             rid),
                         ).fetchone()
-                        out.append(Written("updated", _memory(merged), near[0], round(float(near[1]), 6)))
+                        deltas.append(("upsert", rid, row.namespace, expires, vector))
+                        batch = [(r, ns, v) if r != rid else (r, ns, vector) for r, ns, v in batch]
+                        out.append(Written("updated", _memory(merged), merged[0], round(similarity, 6)))
                         continue
-                conn.execute(
+                rid = conn.execute(
                     f"INSERT INTO memories ({_COLUMNS}, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (row.id, tenant, row.namespace, row.text, json.dumps(row.tags), row.source, row.source_ref,
                      row.importance, stamp, stamp, _us(row.expires_at) if row.expires_at else None, model, blob),
-                )
+                ).lastrowid
+                deltas.append(("upsert", rid, row.namespace, expires, vector))
+                batch.append((rid, row.namespace, vector))
                 out.append(Written("created", Memory(
                     id=row.id, tenant=tenant, namespace=row.namespace, text=row.text, tags=row.tags,
                     source=row.source, source_ref=row.source_ref, importance=row.importance, created_at=_dt(stamp),
                     updated_at=_dt(stamp), expires_at=row.expires_at, embedding_model=model,
                 )))
-            self._bump(conn, tenant)
+            after = self._bump(conn, tenant)
+        self._apply(tenant, before, after, deltas)
         return out
+
+    def _nearest(
+        self, conn: Any, index: VectorIndex | None, batch: list[tuple[int, str, Vector]], tenant: str,
+        namespace: str, vector: Vector, stamp: int,
+    ) -> tuple[int, float] | None:
+        """The most similar live memory in the tenant's namespace, counting this batch's earlier rows."""
+        best: tuple[int, float] | None = None
+        if index is not None:
+            found = index.search(vector, 1, now=float(stamp), namespaces=[namespace], include_expired=False)
+            best = found[0] if found else None
+        else:
+            row = conn.execute(
+                "SELECT rid, 1.0 - vec_distance_cosine(embedding, ?) AS sim FROM memories "
+                "WHERE tenant = ? AND namespace = ? AND (expires_us IS NULL OR expires_us > ?) "
+                "ORDER BY sim DESC LIMIT 1",
+                (vector.tobytes(), tenant, namespace, stamp),
+            ).fetchone()
+            best = (int(row[0]), float(row[1])) if row else None
+        if index is not None:
+            for rid, ns, other in batch:
+                similarity = float(other @ vector)
+                if ns == namespace and (best is None or similarity > best[1]):
+                    best = (rid, similarity)
+        return best
 
     def get(self, tenant: str, memory_id: str) -> Memory | None:
         with self._lock:
@@ -394,52 +438,63 @@ class SqliteBackend:
             elif name == "expires_at":
                 sets.append("expires_us = ?")
                 params.append(_us(value) if value is not None else None)
-            else:
+            elif name in ("text", "source", "source_ref", "importance"):
                 sets.append(f"{name} = ?")
                 params.append(value)
+            else:
+                raise ValueError(f"not an updatable column: {name}")
         with self._write() as conn:
             if embedding is not None:
                 self._ensure_model(conn, model, dims)
                 sets += ["embedding = ?", "embedding_model = ?"]
                 params += [embedding.astype(np.float32).tobytes(), model]
-            cursor = conn.execute(
-                f"UPDATE memories SET {', '.join(sets)} WHERE tenant = ? AND id = ?", (*params, tenant, memory_id)
-            )
-            if cursor.rowcount == 0:
-                return None
-            self._bump(conn, tenant)
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM memories WHERE tenant = ? AND id = ?", (tenant, memory_id)
+                f"UPDATE memories SET {', '.join(sets)} WHERE tenant = ? AND id = ? "
+                f"RETURNING {_COLUMNS}, rid, embedding",
+                (*params, tenant, memory_id),
             ).fetchone()
-        return _memory(row)
+            if row is None:
+                return None
+            before = self._version(conn, tenant)
+            after = self._bump(conn, tenant)
+        memory = _memory(row)
+        expires = float(_us(memory.expires_at)) if memory.expires_at else np.inf
+        vector = np.frombuffer(row[-1], dtype=np.float32)
+        self._apply(tenant, before, after, [("upsert", row[-2], memory.namespace, expires, vector)])
+        return memory
 
     def delete(self, tenant: str, memory_id: str) -> bool:
         with self._write() as conn:
-            deleted = bool(conn.execute(
-                "DELETE FROM memories WHERE tenant = ? AND id = ?", (tenant, memory_id)
-            ).rowcount > 0)
-            if deleted:
-                self._bump(conn, tenant)
-        return deleted
+            row = conn.execute(
+                "DELETE FROM memories WHERE tenant = ? AND id = ? RETURNING rid", (tenant, memory_id)
+            ).fetchone()
+            if row is None:
+                return False
+            before = self._version(conn, tenant)
+            after = self._bump(conn, tenant)
+        self._apply(tenant, before, after, [("remove", row[0], None, 0.0, None)])
+        return True
 
     def forget(self, tenant: str, flt: MemoryFilter, now: datetime) -> int:
         where, params = _where(tenant, flt, now)
         with self._write() as conn:
-            count = int(conn.execute(f"DELETE FROM memories WHERE {where}", params).rowcount)
-            if count:
-                self._bump(conn, tenant)
-        return count
+            rids = [r[0] for r in conn.execute(f"DELETE FROM memories WHERE {where} RETURNING rid", params)]
+            if not rids:
+                return 0
+            before = self._version(conn, tenant)
+            after = self._bump(conn, tenant)
+        self._apply(tenant, before, after, [("remove", rid, None, 0.0, None) for rid in rids])
+        return len(rids)
 
-    def _cache_for(self, conn: Any, tenant: str) -> VectorCache | None:
-        """The tenant's current vector matrix, reloaded if any process wrote since; None if small."""
-        row = conn.execute("SELECT version FROM tenant_versions WHERE tenant = ?", (tenant,)).fetchone()
-        version = row[0] if row else 0
-        cached = self._caches.get(tenant)
-        if cached is not None and cached.version == version:
-            return cached
+    def _index_for(self, conn: Any, tenant: str) -> VectorIndex | None:
+        """The tenant's current vector index, (re)loaded if any process wrote since; None if small."""
+        version = self._version(conn, tenant)
+        index = self._indexes.get(tenant)
+        if index is not None and index.version == version:
+            return index
+        self._indexes.pop(tenant, None)
         count = conn.execute("SELECT count(*) FROM memories WHERE tenant = ?", (tenant,)).fetchone()[0]
-        if count < self._cache_min_rows:
-            self._caches.pop(tenant, None)
+        if count < self._index_min_rows:
             return None
         rids: list[int] = []
         namespaces: list[str] = []
@@ -453,45 +508,37 @@ class SqliteBackend:
             expires.append(float(expires_us) if expires_us is not None else np.inf)
             blobs.append(blob)
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
-        cache = VectorCache(version, np.asarray(rids, dtype=np.int64), matrix, namespaces,
-                            np.asarray(expires, dtype=np.float64))
-        if len(self._caches) >= self._cache_max_tenants:
-            self._caches.pop(next(iter(self._caches)))
-        self._caches[tenant] = cache
-        return cache
+        index = VectorIndex(matrix.shape[1], version, capacity=max(1024, 2 * len(rids)))
+        index.add_many(rids, namespaces, expires, matrix)
+        while len(self._indexes) >= self._index_max_tenants:
+            self._indexes.pop(next(iter(self._indexes)))
+        self._indexes[tenant] = index
+        return index
 
     def vector_search(
         self, tenant: str, vector: Vector, flt: MemoryFilter, n: int, now: datetime
     ) -> builtins.list[VectorHit]:
-        blob = vector.astype(np.float32).tobytes()
-        # The matrix path handles what its columns know (namespace, expiry); other filters go to SQL.
+        vector = vector.astype(np.float32)
+        # The index knows namespace and expiry; other filters are answered exactly in SQL.
         simple = not (flt.tags_any or flt.tags_all or flt.source is not None or flt.source_ref is not None
                       or flt.created_after or flt.created_before)
         with self._read() as conn:
-            cache = self._cache_for(conn, tenant) if simple else None
-            if cache is not None and cache.matrix.shape[1] == vector.shape[0]:
-                scores = cache.matrix @ vector
-                mask = np.ones(len(scores), dtype=bool)
-                if not flt.include_expired:
-                    mask &= cache.expires > float(_us(now))
-                if flt.namespaces:
-                    mask &= np.isin(cache.namespaces, flt.namespaces)
-                scores = np.where(mask, scores, -np.inf)
-                take = min(n, int(mask.sum()))
-                if take == 0:
+            index = self._index_for(conn, tenant) if simple else None
+            if index is not None and index.dims == vector.shape[0]:
+                found = index.search(vector, n, now=float(_us(now)), namespaces=flt.namespaces,
+                                     include_expired=flt.include_expired)
+                if not found:
                     return []
-                top = np.argpartition(-scores, take - 1)[:take]
-                top = top[np.argsort(-scores[top], kind="stable")]
-                rids = [int(r) for r in cache.rids[top]]
                 ids = dict(conn.execute(
-                    f"SELECT rid, id FROM memories WHERE rid IN ({','.join('?' * len(rids))})", rids
+                    f"SELECT rid, id FROM memories WHERE rid IN ({','.join('?' * len(found))})",
+                    [rid for rid, _ in found],
                 ).fetchall())
-                return [VectorHit(ids[r], float(scores[i])) for r, i in zip(rids, top, strict=True) if r in ids]
+                return [VectorHit(ids[rid], similarity) for rid, similarity in found if rid in ids]
             where, params = _where(tenant, flt, now)
             rows = conn.execute(
                 f"SELECT id, 1.0 - vec_distance_cosine(embedding, ?) AS sim FROM memories WHERE {where} "
                 "ORDER BY sim DESC LIMIT ?",
-                (blob, *params, n),
+                (vector.tobytes(), *params, n),
             ).fetchall()
         return [VectorHit(row[0], float(row[1])) for row in rows]
 
@@ -561,12 +608,12 @@ class SqliteBackend:
                 "INSERT INTO store_meta VALUES ('embedding_model', ?), ('dimensions', ?)", (model, str(dims))
             )
             conn.execute("UPDATE tenant_versions SET version = version + 1")
-        self._caches.clear()
+        self._indexes.clear()
         return count
 
     def close(self) -> None:
         with self._lock:
-            self._caches.clear()
+            self._indexes.clear()
             self._conn.close()
 
 
