@@ -9,15 +9,18 @@ installed on our machines). The program is a real Python Pulumi program (program
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
 import yaml  # type: ignore[import-untyped]
+from mcp.client import Client
+from mcp.types import ElicitResult, RequestParamsMeta
 from servers.pulumi.environments import ChangeEnv
 from sophia_pulumi.tools import build_server
-from sophia_shared.server import Principal, Role, SophiaServer
+from sophia_shared.server import PRINCIPAL_META_KEY, Principal, Role, SophiaServer
 from sophia_shared.testing import SophiaTestClient, connect, error_code, error_data, structured
 
 pytestmark = pytest.mark.anyio
@@ -243,3 +246,46 @@ async def test_read_tools_through_the_automation_api(change_env: ChangeEnv) -> N
     assert history["entries"][0]["kind"] == "update" and history["source"] == "cli"
     assert {e["key"]: e["secret"] for e in config["entries"]}["app:apiKey"] is True
     assert "key-123" not in json.dumps([outputs, config])
+
+
+async def test_a_plan_changed_during_the_users_confirmation_is_asked_again(change_env: ChangeEnv) -> None:
+    """While the user looks at plan A, the config changes: plan B is shown and confirmed before it runs."""
+    server = build_server(change_env.settings)
+    asked: list[str] = []
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, principal=DEVOPS) as other:
+
+            async def answer(context: Any, params: Any) -> ElicitResult:
+                asked.append(str(params.message))
+                if len(asked) == 1:
+                    await other.call("pulumi_set_config", {**STACK, "key": "replicas", "value": "3"})
+                return ElicitResult(action="accept", content={"confirm": True})
+
+            async with Client(server, elicitation_callback=answer) as raw:
+                meta = cast(RequestParamsMeta, {PRINCIPAL_META_KEY: DEVOPS.as_meta()})
+                result = await raw.call_tool("pulumi_up", STACK, meta=meta)
+    assert len(asked) == 2
+    first, second = (re.search(r"sha256:([0-9a-f]{64})", m) for m in asked)
+    assert first and second and first.group(1) != second.group(1)
+    assert not result.is_error
+    assert any(u.endswith("::web-w2") for u in resource_urns(change_env))  # plan B, the one shown last
+
+
+async def test_legacy_mid_call_confirmation_voided_by_a_newer_preview(change_env: ChangeEnv) -> None:
+    """Protocol <= 2025-11-25 asks mid-call, once: if another preview saves a newer plan while the
+    user answers, the confirmed plan is no longer the stack's plan and nothing is applied."""
+    server = build_server(change_env.settings)
+    with anyio.fail_after(TIMEOUT):
+        async with connect(server, principal=DEVOPS) as other:
+
+            async def answer(context: Any, params: Any) -> ElicitResult:
+                await other.call("pulumi_set_config", {**STACK, "key": "replicas", "value": "3"})
+                assert not (await other.call("pulumi_preview", STACK)).is_error
+                return ElicitResult(action="accept", content={"confirm": True})
+
+            async with Client(server, mode="legacy", elicitation_callback=answer) as raw:
+                meta = cast(RequestParamsMeta, {PRINCIPAL_META_KEY: DEVOPS.as_meta()})
+                result = await raw.call_tool("pulumi_up", STACK, meta=meta)
+    assert error_code(result) == "conflict"
+    assert "nothing was applied" in structured(result)["error"]["message"]
+    assert resource_urns(change_env) == []

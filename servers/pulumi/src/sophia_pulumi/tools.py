@@ -15,7 +15,7 @@ from sophia_shared.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from sophia_shared.redact import sanitize_untrusted
 from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
 
-from .client import PulumiClient
+from .client import PulumiClient, SavedPlan
 from .models import (
     ChangePreview,
     ConfigSetResult,
@@ -259,13 +259,22 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         preview, _ = await client.preview(project, stack, progress_sink(ctx))
         return preview
 
+    # The plan each pulumi_up call previewed, by the call's correlation id: the body applies exactly
+    # the plan this call's user confirmed, never one a later preview (by anyone) saved meanwhile.
+    previewed: dict[str, SavedPlan] = {}
+
     async def preview_up(project: str, stack: str) -> Preview:
         change, saved = await client.preview(project, stack, None)
+        previewed[current_correlation_id()] = saved
+        while len(previewed) > 64:  # calls that were previewed but never confirmed
+            previewed.pop(next(iter(previewed)))
         counts = ", ".join(f"{k}={v}" for k, v in sorted(change.counts.items())) or "no changes"
         changed = change.creates + change.updates + change.deletes + change.replaces
         return Preview(
             summary=(
-                f"pulumi up on {client.qualified(project, stack)} with saved plan {saved.digest[:12]}: {counts}. "
+                # The full hash is in the text on purpose: an elicitation answer only counts for the
+                # exact question asked, so a changed plan is asked again instead of being applied.
+                f"pulumi up on {client.qualified(project, stack)} with saved plan sha256:{saved.digest}: {counts}. "
                 "Only this plan will be applied; if the stack changes first, the update is refused."
             ),
             details={"plan_hash": saved.digest, "counts": change.counts, "changes": _change_lines(changed)},
@@ -278,9 +287,12 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
     async def pulumi_up(project: Project, stack: Stack, ctx: Context[Any, Any]) -> OperationResult:
         """Apply the stack's program with `up --plan`, only after the user confirmed that exact saved plan.
         The confirmation is bound to the plan's hash: if the stack or program changed since, it is refused."""
-        saved = client.saved_plan(project, stack)
-        if saved is None:
-            raise Conflict("no saved plan for this stack; run pulumi_preview (or call pulumi_up again) first")
+        saved = previewed.pop(current_correlation_id(), None)
+        if saved is None or saved != client.saved_plan(project, stack):
+            raise Conflict(
+                "the plan you confirmed is no longer this stack's latest preview (another preview ran "
+                "meanwhile); nothing was applied. Call pulumi_up again to preview and confirm the current plan"
+            )
         return await client.up(project, stack, saved, progress_sink(ctx))
 
     async def preview_refresh(project: str, stack: str) -> Preview:
