@@ -20,6 +20,7 @@ from servers.docker.engine import (
     EngineUnavailable,
     Registry,
     import_image,
+    make_tls_files,
     push_to_registry,
     start_engine,
     start_registry,
@@ -36,9 +37,10 @@ def _unavailable(reason: str) -> NoReturn:
 
 @pytest.fixture(scope="session")
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """A private dockerd for the whole session, stopped by PID at the end."""
+    """A private dockerd for the whole session (Unix socket, and TCP with TLS), stopped by PID at the end."""
+    data = tmp_path_factory.mktemp("dockerd")
     try:
-        engine = start_engine(tmp_path_factory.mktemp("dockerd"))
+        engine = start_engine(data, tls=make_tls_files(data / "tls"))
     except EngineUnavailable as exc:
         _unavailable(str(exc))
         raise

@@ -54,6 +54,17 @@ class Daemon:
                 os.kill(pid, signal.SIGKILL)
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a TLS-verified engine listener and its client."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
 @dataclass
 class Engine:
     """A running dockerd."""
@@ -61,6 +72,8 @@ class Engine:
     daemon: Daemon
     socket_path: Path
     exec_root: Path
+    tcp_url: str | None = None
+    tls: TlsFiles | None = None
 
     @property
     def url(self) -> str:
@@ -124,10 +137,11 @@ def _spawn_until(argv: list[str], log: Path, ready_marker: str) -> Daemon:
     return daemon
 
 
-def start_engine(data_dir: Path, short: Path | None = None) -> Engine:
+def start_engine(data_dir: Path, short: Path | None = None, tls: TlsFiles | None = None) -> Engine:
     """Start a private dockerd: data under `data_dir`, exec-root and socket under a short /tmp dir.
 
     Passing the `short` dir of an engine stopped earlier restarts it at the same socket path.
+    With `tls`, it also listens on 127.0.0.1 over TCP with TLS, client certificates required.
     """
     dockerd = shutil.which("dockerd")
     if dockerd is None:
@@ -151,8 +165,84 @@ def start_engine(data_dir: Path, short: Path | None = None) -> Engine:
         "--pidfile",
         str(short / "d.pid"),
     ]
+    tcp_url = None
+    if tls is not None:
+        tcp_url = f"tcp://127.0.0.1:{free_port()}"
+        argv += ["-H", tcp_url, "--tlsverify", "--tlscacert", str(tls.ca), "--tlscert", str(tls.server_cert)]
+        argv += ["--tlskey", str(tls.server_key)]
     daemon = _spawn_until(argv, data_dir / "dockerd.log", "API listen on")
-    return Engine(daemon, socket_path, short)
+    return Engine(daemon, socket_path, short, tcp_url, tls)
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def issue(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+        extensions: list[tuple[x509.ExtensionType, bool]],
+    ) -> x509.Certificate:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        issuer_name, issuer_key = issuer or (name, key)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    def write(path: Path, cert: x509.Certificate | None = None, key: ec.EllipticCurvePrivateKey | None = None) -> Path:
+        if cert is not None:
+            path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        if key is not None:
+            path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+            )
+            path.chmod(0o600)
+        return path
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = issue("sophia-test-ca", ca_key, None, [(x509.BasicConstraints(ca=True, path_length=None), True)])
+    ca_name = ca.subject
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = issue(
+        "127.0.0.1", server_key, (ca_name, ca_key),
+        [
+            (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        ],
+    )  # fmt: skip
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = issue(
+        "sophia-test-client", client_key, (ca_name, ca_key),
+        [(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)],
+    )  # fmt: skip
+    return TlsFiles(
+        ca=write(directory / "ca.pem", ca),
+        server_cert=write(directory / "server-cert.pem", server),
+        server_key=write(directory / "server-key.pem", key=server_key),
+        client_cert=write(directory / "cert.pem", client),
+        client_key=write(directory / "key.pem", key=client_key),
+    )
 
 
 def free_port() -> int:

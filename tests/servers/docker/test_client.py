@@ -10,10 +10,10 @@ from typing import Any
 import anyio
 import pytest
 from servers.docker.conftest import ContainerFactory
-from servers.docker.engine import start_engine
+from servers.docker.engine import Engine, start_engine
 from sophia_docker.client import DockerClient, _frames, _TailBuffer
 from sophia_docker.settings import DockerSettings
-from sophia_shared.errors import Conflict, InvalidArgument, NotFound, Unavailable
+from sophia_shared.errors import Conflict, InvalidArgument, NotConfigured, NotFound, Unavailable
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
@@ -155,3 +155,40 @@ async def test_engine_going_away_and_coming_back(tmp_path_factory: pytest.TempPa
             assert await client.ping()
     finally:
         engine.stop()
+
+
+def _tls_settings(engine: Engine, **overrides: Any) -> DockerSettings:
+    assert engine.tcp_url is not None and engine.tls is not None
+    values: dict[str, Any] = {
+        "host": engine.tcp_url,
+        "tls_verify": True,
+        "tls_ca_cert": str(engine.tls.ca),
+        "tls_client_cert": str(engine.tls.client_cert),
+        "tls_client_key": str(engine.tls.client_key),
+        "timeout_s": 10,
+    }
+    values.update(overrides)
+    return DockerSettings(**values)
+
+
+async def test_tcp_with_tls_and_client_certificate(docker_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine's own CA is trusted even where REQUESTS_CA_BUNDLE points elsewhere (it would win in requests)."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    client = DockerClient(_tls_settings(docker_engine))
+    with anyio.fail_after(30):
+        assert await client.ping()
+        assert isinstance(await client.list_containers(all_states=True, filters={}), list)
+
+
+async def test_tls_without_client_certificate_is_unavailable(docker_engine: Engine) -> None:
+    client = DockerClient(_tls_settings(docker_engine, tls_client_cert=None, tls_client_key=None))
+    with anyio.fail_after(30), pytest.raises(Unavailable) as exc:
+        await client.ping()
+    assert str(docker_engine.tcp_url) in exc.value.message
+
+
+async def test_tls_with_missing_files_is_not_configured(docker_engine: Engine, tmp_path: Path) -> None:
+    client = DockerClient(_tls_settings(docker_engine, tls_client_cert=str(tmp_path / "absent.pem")))
+    with anyio.fail_after(30), pytest.raises(NotConfigured) as exc:
+        await client.ping()
+    assert "SOPHIA_DOCKER_TLS_CLIENT_CERT" in exc.value.message

@@ -21,6 +21,7 @@ import anyio.to_thread
 from sophia_shared.errors import (
     Conflict,
     InvalidArgument,
+    NotConfigured,
     NotFound,
     SophiaError,
     ToolTimeout,
@@ -39,6 +40,7 @@ ProgressCallback = Callable[[float, float | None, str], None]
 
 _FRAME_HEADER = 8
 _CHUNK = 64 * 1024
+_MIN_API = "1.24"
 _FIRST_TAIL = 1_000
 _MAX_TAIL = 1_000_000
 
@@ -137,6 +139,7 @@ class DockerClient:
             import docker
             import docker.tls
             import docker.utils
+            import requests.exceptions
 
             settings = self._settings
             kwargs: dict[str, Any] = {}
@@ -144,31 +147,53 @@ class DockerClient:
                 kwargs.update(docker.utils.kwargs_from_env())
             else:
                 kwargs["base_url"] = settings.host
-            if settings.tls_verify or settings.tls_ca_cert or settings.tls_client_cert:
-                client_cert = None
-                if settings.tls_client_cert and settings.tls_client_key:
-                    client_cert = (settings.tls_client_cert, settings.tls_client_key)
-                kwargs["tls"] = docker.tls.TLSConfig(
-                    client_cert=client_cert,
-                    ca_cert=settings.tls_ca_cert,
-                    verify=settings.tls_verify if settings.tls_verify is not None else bool(settings.tls_ca_cert),
-                )
-            kwargs.setdefault("base_url", self.address)
-            if str(kwargs["base_url"]).startswith("ssh://"):
-                kwargs["use_ssh_client"] = settings.use_ssh_client
             try:
-                # version="auto" asks the engine, so an older engine (API 1.41 on Debian 12) works.
-                api = docker.APIClient(version=settings.api_version, timeout=settings.timeout_s, **kwargs)
+                if settings.tls_verify or settings.tls_ca_cert or settings.tls_client_cert:
+                    client_cert = None
+                    if settings.tls_client_cert and settings.tls_client_key:
+                        client_cert = (settings.tls_client_cert, settings.tls_client_key)
+                    verify = settings.tls_verify if settings.tls_verify is not None else bool(settings.tls_ca_cert)
+                    kwargs["tls"] = docker.tls.TLSConfig(
+                        client_cert=client_cert, ca_cert=settings.tls_ca_cert, verify=verify
+                    )
+                kwargs.setdefault("base_url", self.address)
+                if str(kwargs["base_url"]).startswith("ssh://"):
+                    kwargs["use_ssh_client"] = settings.use_ssh_client
+                api = self._open(docker, kwargs)
             except docker.errors.TLSParameterError as exc:
-                raise InvalidArgument(
-                    "the TLS settings are incomplete: set SOPHIA_DOCKER_TLS_CLIENT_CERT and "
-                    "SOPHIA_DOCKER_TLS_CLIENT_KEY together, with SOPHIA_DOCKER_TLS_CA_CERT",
-                    detail=str(exc),
+                raise NotConfigured(
+                    "the TLS settings are incomplete or name missing files: set SOPHIA_DOCKER_TLS_CA_CERT, "
+                    "and SOPHIA_DOCKER_TLS_CLIENT_CERT with SOPHIA_DOCKER_TLS_CLIENT_KEY, to readable PEM files",
+                    detail=redact(str(exc)),
                 ) from exc
-            except docker.errors.DockerException as exc:
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 raise self._unavailable(exc) from exc
             self._api = api
             return api
+
+    def _open(self, docker: Any, kwargs: dict[str, Any]) -> APIClient:
+        """Build the SDK client; with TLS, only the configured CA decides whom to trust.
+
+        requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own CA file, which
+        would make a private engine CA fail verification wherever those are set; so a TLS client
+        ignores the environment, and negotiates the API version itself (the SDK's "auto" does it
+        inside the constructor, before that could be switched off).
+        """
+        settings = self._settings
+        if "tls" not in kwargs:
+            # "auto" asks the engine, so an older engine (API 1.41 on Debian 12) works.
+            return docker.APIClient(version=settings.api_version, timeout=settings.timeout_s, **kwargs)
+        version = settings.api_version
+        if version == "auto":
+            probe = docker.APIClient(version=_MIN_API, timeout=settings.timeout_s, **kwargs)
+            probe.trust_env = False
+            try:
+                version = str(probe.version(api_version=False)["ApiVersion"])
+            finally:
+                probe.close()
+        api = docker.APIClient(version=version, timeout=settings.timeout_s, **kwargs)
+        api.trust_env = False
+        return api
 
     def _unavailable(self, exc: BaseException) -> Unavailable:
         return Unavailable(

@@ -51,6 +51,10 @@ ImageRef = Annotated[
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
     ),
 ]
+NetworkRef = Annotated[
+    str,
+    Field(description="network name or id", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
+]
 ObjectName = Annotated[str, Field(description="name", min_length=1, max_length=128, pattern=NAME_PATTERN)]
 Filters = Annotated[
     dict[str, str | list[str]] | None,
@@ -350,7 +354,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         )
 
     @server.tool(
-        role=Role.DEVOPS,
+        role=Role.DEVELOPER,
         read_only=False,
         destructive=False,
         idempotent=False,
@@ -462,7 +466,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         )
 
     @server.tool(
-        role=Role.DEVOPS,
+        role=Role.DEVELOPER,
         read_only=False,
         destructive=False,
         idempotent=False,
@@ -514,7 +518,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         """Inspect one image: tags, digests, size, platform, command, exposed ports, labels."""
         return models.image_detail(await client.inspect_image(image))
 
-    @server.tool(role=Role.DEVOPS, read_only=False, destructive=False, idempotent=True, open_world=True)
+    @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=True, open_world=True)
     async def docker_pull_image(image: ImageRef, ctx: Context) -> models.ImageDetail:
         """Pull an image from its registry (reports progress per layer). Without a tag, pulls
         ':latest'. The image allow-list (if set) applies."""
@@ -566,7 +570,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         chunk, paging = page(raw, page_size(limit), cursor)
         return models.VolumeList(volumes=[models.volume_summary(v) for v in chunk], **paging)
 
-    @server.tool(role=Role.DEVOPS, read_only=False, destructive=False, idempotent=False, open_world=True)
+    @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=False, open_world=True)
     async def docker_create_volume(name: ObjectName, labels: Labels | None = None) -> models.VolumeSummary:
         """Create a local named volume, labelled with who asked. Driver options are not offered:
         they can bind arbitrary host paths."""
@@ -610,7 +614,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         chunk, paging = page(raw, page_size(limit), cursor)
         return models.NetworkList(networks=[models.network_summary(n) for n in chunk], **paging)
 
-    @server.tool(role=Role.DEVOPS, read_only=False, destructive=False, idempotent=False, open_world=True)
+    @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=False, open_world=True)
     async def docker_create_network(
         name: ObjectName,
         internal: Annotated[bool, Field(description="no route outside the network")] = False,
@@ -639,7 +643,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         open_world=True,
         preview=preview_remove_network,
     )
-    async def docker_remove_network(network: ContainerRef) -> models.RemovedResult:
+    async def docker_remove_network(network: NetworkRef) -> models.RemovedResult:
         """Remove a network (name or id). Needs confirmation. Networks with containers attached cannot be removed."""
         await client.remove_network(network)
         return models.RemovedResult(kind="network", removed=network)
