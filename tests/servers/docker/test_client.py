@@ -58,7 +58,9 @@ def test_frames_split_across_reads() -> None:
 
     raw = frame(1, b"out line\n") + frame(2, b"err line\n") + frame(1, b"x" * 70_000)
     chunks = [raw[i : i + 7] for i in range(0, len(raw), 7)]
-    assert list(_frames(iter(chunks))) == [b"out line\n", b"err line\n", b"x" * 70_000]
+    parsed = list(_frames(iter(chunks)))
+    assert b"".join(data for data, _ in parsed) == b"out line\nerr line\n" + b"x" * 70_000
+    assert sum(count for _, count in parsed) == 3
 
 
 async def test_unknown_container_is_not_found(docker_settings: DockerSettings) -> None:

@@ -103,20 +103,33 @@ class _TailBuffer:
         )
 
 
-def _frames(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Payloads of the engine's multiplexed stdout/stderr stream, parsed from large reads."""
+def _frames(chunks: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:
+    """The engine's multiplexed stdout/stderr stream as (payloads of one read joined, frame count).
+
+    A 100 MB log is a million frames; joining each read's payloads keeps the per-frame work to a
+    header parse and a slice.
+    """
     pending = b""
     for chunk in chunks:
         pending = pending + chunk if pending else chunk
-        offset = 0
-        while len(pending) - offset >= _FRAME_HEADER:
+        offset, size = 0, len(pending)
+        payloads: list[bytes] = []
+        while size - offset >= _FRAME_HEADER:
             (length,) = struct.unpack_from(">L", pending, offset + 4)
             end = offset + _FRAME_HEADER + length
-            if end > len(pending):
+            if end > size:
                 break
-            yield pending[offset + _FRAME_HEADER : end]
+            payloads.append(pending[offset + _FRAME_HEADER : end])
             offset = end
         pending = pending[offset:]
+        if payloads:
+            yield b"".join(payloads), len(payloads)
+
+
+def _raw(chunks: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:
+    """A tty container's log stream (not multiplexed): each read with its line count."""
+    for chunk in chunks:
+        yield chunk, chunk.count(b"\n")
 
 
 class DockerClient:
@@ -301,9 +314,9 @@ class DockerClient:
                 entries = 0
                 started = time.monotonic()
                 chunks: Iterator[bytes] = response.iter_content(chunk_size=_CHUNK)
-                for payload in chunks if tty else _frames(chunks):
+                for payload, count in _raw(chunks) if tty else _frames(chunks):
                     buffer.add(payload)
-                    entries += payload.count(b"\n") if tty else 1
+                    entries += count
                     if time.monotonic() - started > deadline:
                         raise ToolTimeout(
                             f"container {ref!r}: reading logs took longer than {deadline:g}s; "
