@@ -237,3 +237,12 @@ async def test_memory_limits_are_the_configured_ones(store: MemoryStore) -> None
     with anyio.fail_after(30), pytest.raises(MemoryLimitExceeded) as info:
         await store.put_many("alice", [MemoryInput(text=f"n{i}") for i in range(1_001)])
     assert "SOPHIA_MEMORY_MAX_BATCH" in info.value.message
+
+
+async def test_keyword_search_survives_common_words(store: MemoryStore) -> None:
+    with anyio.fail_after(60):
+        filler = [MemoryInput(text=f"Someone said the weekly report {i} was fine") for i in range(60)]
+        await store.put_many("alice", filler)
+        target = await store.put("alice", MemoryInput(text="Someone said the Zanzibar office report was late"))
+        hits = await store.search("alice", "someone said the report zanzibar", k=3, mode="text")
+        assert hits[0].memory.id == target.memory.id

@@ -56,6 +56,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ),
 ]
 
+TEXT_MATCH_LIMIT = 2_000
+# A query word in more than this share of all memories is dropped from the text query.
+COMMON_TERM_SHARE = 0.05
+
 _COLUMNS = (
     "id, tenant, namespace, text, tags, source, source_ref, importance, created_at, updated_at, "
     "expires_at, embedding_model"
@@ -349,14 +353,36 @@ class PostgresBackend:
         self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime
     ) -> builtins.list[str]:
         where, params = _where(tenant, flt, now)
-        query = " | ".join(terms)
         with self._tx() as conn:
+            query = " | ".join(self._informative(conn, terms))
+            # Ranking is bounded to TEXT_MATCH_LIMIT matches as a backstop: a query of only common
+            # words would otherwise rank every row of the tenant.
             rows = conn.execute(
-                f"SELECT id FROM memories, to_tsquery('english', %s) AS q WHERE tsv @@ q AND {where} "
+                "SELECT id FROM (SELECT id, tsv, q FROM memories, to_tsquery('english', %s) AS q "
+                f"WHERE tsv @@ q AND {where} LIMIT {TEXT_MATCH_LIMIT}) AS matched "
                 "ORDER BY ts_rank_cd(tsv, q) DESC, id LIMIT %s",
                 (query, *params, n),
             ).fetchall()
         return [row[0] for row in rows]
+
+    @staticmethod
+    def _informative(conn: Any, terms: Sequence[str]) -> builtins.list[str]:
+        """The query's rarer words: near-universal ones add little to the rank but match everything."""
+        if len(terms) <= 2:
+            return list(terms)
+        total = conn.execute(
+            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'memories'::regclass"
+        ).fetchone()[0]
+        cap = max(100, int(COMMON_TERM_SHARE * total))
+        # Matches per word, counted only up to the cap (an index scan that stops early).
+        counted = dict(conn.execute(
+            "SELECT term, (SELECT count(*) FROM (SELECT 1 FROM memories "
+            "WHERE tsv @@ to_tsquery('english', term) LIMIT %s) AS hits) FROM unnest(%s::text[]) AS term",
+            (cap + 1, list(terms)),
+        ).fetchall())
+        rarest = sorted(terms, key=lambda term: counted.get(term, 0))
+        kept = [term for term in rarest if counted.get(term, 0) <= cap]
+        return kept if len(kept) >= 2 else rarest[:2]
 
     def stats(self, tenant: str, now: datetime) -> dict[str, Any]:
         with self._tx() as conn:

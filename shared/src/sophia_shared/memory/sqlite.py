@@ -75,7 +75,17 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE TABLE tenant_versions (tenant TEXT PRIMARY KEY, version INTEGER NOT NULL);
         """,
     ),
+    (
+        2,
+        """
+        -- Document frequency per term, to drop near-universal query words before ranking.
+        CREATE VIRTUAL TABLE memories_fts_vocab USING fts5vocab(memories_fts, 'row');
+        """,
+    ),
 ]
+
+# A query word in more than this share of all memories says little and costs a full ranking pass.
+COMMON_TERM_SHARE = 0.05
 
 _COLUMNS = (
     "id, tenant, namespace, text, tags, source, source_ref, importance, created_us, updated_us, "
@@ -546,14 +556,28 @@ class SqliteBackend:
         self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime
     ) -> builtins.list[str]:
         where, params = _where(tenant, flt, now)
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as conn:
+            kept = self._informative(conn, terms)
+            rows = conn.execute(
                 f"SELECT m.id FROM memories_fts JOIN memories m ON m.rid = memories_fts.rowid "
                 f"WHERE memories_fts MATCH ? AND {where.replace('tenant = ?', 'm.tenant = ?', 1)} "
                 "ORDER BY bm25(memories_fts) LIMIT ?",
-                (fts5_query(terms), *params, n),
+                (fts5_query(kept), *params, n),
             ).fetchall()
         return [row[0] for row in rows]
+
+    @staticmethod
+    def _informative(conn: Any, terms: Sequence[str]) -> builtins.list[str]:
+        """The query's rarer words: near-universal ones add nothing to bm25 but make it rank everything."""
+        if len(terms) <= 2:
+            return list(terms)
+        total = conn.execute("SELECT max(rid) FROM memories").fetchone()[0] or 0
+        frequency = dict(conn.execute(
+            f"SELECT term, doc FROM memories_fts_vocab WHERE term IN ({','.join('?' * len(terms))})", list(terms)
+        ).fetchall())
+        rarest = sorted(terms, key=lambda term: frequency.get(term, 0))
+        kept = [term for term in rarest if frequency.get(term, 0) <= COMMON_TERM_SHARE * total]
+        return kept if len(kept) >= 2 else rarest[:2]
 
     def stats(self, tenant: str, now: datetime) -> dict[str, Any]:
         stamp = _us(now)
