@@ -1,9 +1,10 @@
 """Small child servers the host tests compose, run as real subprocesses over stdio.
 
-`python child_server.py NAME [--hang-init]`: a SophiaServer named NAME with tools NAME_echo,
+`python child_server.py NAME [--hang-init | --http PORT]`: a SophiaServer named NAME with tools NAME_echo,
 NAME_slow, NAME_delete (destructive, confirmed), NAME_crash (the process dies mid-call),
 NAME_hang (never answers), NAME_grow (adds a tool: tools/list_changed). With --hang-init the
-process reads stdin and never answers, the way a wedged server looks to the host.
+process reads stdin and never answers, the way a wedged server looks to the host; with --http it
+serves streamable HTTP on 127.0.0.1:PORT (a remote server, to the host).
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ def main() -> None:
     if "--hang-init" in sys.argv:
         for _line in sys.stdin:
             pass
+        return
+    if "--http" in sys.argv:
+        port = int(sys.argv[sys.argv.index("--http") + 1])
+        build(name).run("streamable-http", host="127.0.0.1", port=port)
         return
     build(name).run("stdio")
 

@@ -20,7 +20,7 @@ from anyio.abc import Process
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import ServerNotification, ToolListChangedNotification
+from mcp.types import ToolListChangedNotification
 from sophia_shared.audit import AuditLog
 from sophia_shared.auth import Role, TokenStore
 
@@ -47,51 +47,61 @@ def host_env(config: Path, home: Path) -> dict[str, str]:
     return {**os.environ, "SOPHIA_CONFIG": str(config), "SOPHIA_HOME": str(home)}
 
 
-async def wait_for_tool(client: Client, name: str, changed: anyio.Event | None) -> set[str]:
-    """List until `name` shows up, waking on tools/list_changed (children start after the host)."""
+class Changes:
+    """tools/list_changed as seen by a client: an event per change."""
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+
+    def bump(self) -> None:
+        self.event.set()
+        self.event = anyio.Event()
+
+
+async def wait_for_tools(client: Client, wanted: set[str], changes: Changes) -> set[str]:
+    """List until every wanted tool shows up, waking on tools/list_changed (children start after the host)."""
     with anyio.fail_after(START_S):
         while True:
+            waiter = changes.event  # taken before listing, so a change during the listing is not missed
             names = {t.name for t in (await client.list_tools(cache_mode="bypass")).tools}
-            if name in names or changed is None:
+            if wanted <= names:
                 return names
-            await changed.wait()
-            changed = anyio.Event() if changed.is_set() else changed
+            await waiter.wait()
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_stdio_end_to_end(tmp_path: Path, sophia_home: Path, mode: str) -> None:
     config = write_config(tmp_path, "alpha", "beta")
-    changed = anyio.Event()
+    changes = Changes()
 
     async def on_message(message: Any) -> None:
-        if isinstance(message, ToolListChangedNotification) and isinstance(message, ServerNotification):
-            changed.set()
+        if isinstance(message, ToolListChangedNotification):
+            changes.bump()
 
     params = StdioServerParameters(command=SOPHIA, args=["up", "--transport", "stdio"],
                                    env=host_env(config, sophia_home))
     with anyio.fail_after(START_S):
         async with Client(params, mode=mode, message_handler=on_message) as client:
             if mode == "auto":
-                async with client.listen(tools_list_changed=True) as subscription:
+                # 2026-era clients hear tools/list_changed on a subscriptions/listen stream.
+                async with client.listen(tools_list_changed=True) as subscription, \
+                        anyio.create_task_group() as tg:
 
                     async def follow() -> None:
                         async for _ in subscription:
-                            changed.set()
+                            changes.bump()
 
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(follow)
-                        names = await wait_for_tool(client, "beta_echo", changed)
-                        names = await wait_for_tool(client, "alpha_echo", anyio.Event()) if "alpha_echo" not in names \
-                            else names
-                        tg.cancel_scope.cancel()
+                    tg.start_soon(follow)
+                    names = await wait_for_tools(client, {"alpha_echo", "beta_echo"}, changes)
+                    tg.cancel_scope.cancel()
             else:
-                names = await wait_for_tool(client, "beta_echo", changed)
+                names = await wait_for_tools(client, {"alpha_echo", "beta_echo"}, changes)
             await _check_tools(client, names)
             status = subprocess.run([SOPHIA, "status", "--json"], env=host_env(config, sophia_home),
                                     capture_output=True, text=True, timeout=60, check=True)
             servers = {s["name"]: s for s in json.loads(status.stdout)["servers"]}
             assert set(servers) == {"alpha", "beta"}
-            assert all(s["pid"] for s in servers.values() if s["state"] == "ready")
+            assert all(s["state"] == "ready" and s["pid"] for s in servers.values())
     # The host removed its status when it left: `sophia status` says nothing runs.
     after = subprocess.run([SOPHIA, "status"], env=host_env(config, sophia_home), capture_output=True,
                            text=True, timeout=60)
@@ -99,8 +109,6 @@ async def test_stdio_end_to_end(tmp_path: Path, sophia_home: Path, mode: str) ->
 
 
 async def _check_tools(client: Client, names: set[str]) -> None:
-    if "alpha_echo" not in names:
-        names = await wait_for_tool(client, "alpha_echo", None)
     assert {"sophia_find_tools", "beta_echo"} <= names
     result = await client.call_tool("beta_echo", {"text": "over stdio"})
     assert not result.is_error
@@ -167,23 +175,17 @@ async def test_streamable_http_end_to_end_with_tokens_and_roles(tmp_path: Path, 
 
 async def _wait_http(client: Client, name: str) -> set[str]:
     # Over stateless HTTP there is no standing stream unless listened to; listen, then list.
-    changed = anyio.Event()
+    changes = Changes()
     async with client.listen(tools_list_changed=True) as subscription, anyio.create_task_group() as tg:
 
         async def follow() -> None:
             async for _ in subscription:
-                changed.set()
+                changes.bump()
 
         tg.start_soon(follow)
-        with anyio.fail_after(START_S):
-            while True:
-                names = {t.name for t in (await client.list_tools(cache_mode="bypass")).tools}
-                if name in names:
-                    tg.cancel_scope.cancel()
-                    return names
-                await changed.wait()
-                changed = anyio.Event()
-    raise AssertionError(f"{name} never showed up")
+        names = await wait_for_tools(client, {name}, changes)
+        tg.cancel_scope.cancel()
+    return names
 
 
 @pytest.fixture(scope="session")

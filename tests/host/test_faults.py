@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 import anyio
 import pytest
 from sophia_host.children import State
+from sophia_host.config import ServerEntry
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import connect, error_code, structured
 
-from .conftest import START_S, child_entry, ready, running_host, settle
+from .conftest import CHILD, START_S, child_entry, ready, running_host, settle
 
 pytestmark = pytest.mark.anyio
 
@@ -103,3 +105,21 @@ async def test_a_command_that_cannot_start_is_retried_with_backoff() -> None:
         assert ghost.last_error is not None and "sophia-ghost" in ghost.last_error
         async with connect(host, principal=ALICE) as client:
             assert not (await client.call("alpha_echo", {"text": "x"})).is_error
+
+
+async def test_a_remote_server_over_streamable_http_is_composed_and_reconnected(free_port: int) -> None:
+    command = [sys.executable, str(CHILD), "remote", "--http", str(free_port)]
+    remote = ServerEntry(name="remote", url=f"http://127.0.0.1:{free_port}/mcp")
+    # The host starts before the remote server answers: it keeps trying, with backoff, until it does.
+    async with running_host([remote, child_entry("alpha")], wait=False) as host:
+        remote_child = host.children[0]
+        async with await anyio.open_process(command) as process:
+            try:
+                await settle(host, lambda: ready(remote_child))
+                async with connect(host, principal=ALICE) as client:
+                    echoed = structured(await client.call("remote_echo", {"text": "far"}))
+                    assert echoed["text"] == "far"
+                    # A remote server does not trust the host's principal unless configured to.
+                    assert echoed["principal"] != "alice"
+            finally:
+                process.kill()

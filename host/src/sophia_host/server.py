@@ -26,7 +26,7 @@ from mcp.shared.subscriptions import ToolsListChanged
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 from sophia_shared.audit import AuditLog
-from sophia_shared.auth import Role
+from sophia_shared.auth import Role, SophiaTokenVerifier
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG, Confirmation
 from sophia_shared.errors import ErrorCode, Forbidden, SophiaError
 from sophia_shared.server import (
@@ -43,6 +43,7 @@ from .children import Child, ChildFailed, State, toolset_of
 from .config import HostSettings, ServerEntry
 from .search import Entry, ToolIndex
 from .status import StatusFile
+from .tokens import CachedTokenStore
 
 log = logging.getLogger("sophia.host")
 
@@ -167,6 +168,11 @@ class HostServer(SophiaServer):
             "tools": len(self._routes) + len(self._own_specs), "listed": len(self._listed) + len(self._own_tools),
             "fatal": self.fatal, "servers": self.children_status(),
         })
+
+    def configure_auth(self, verifier: Any, resource_url: str, issuer_url: str | None = None) -> None:
+        if isinstance(verifier, SophiaTokenVerifier):
+            verifier = SophiaTokenVerifier(CachedTokenStore(verifier.store.path))
+        super().configure_auth(verifier, resource_url, issuer_url)
 
     # -- the registry of forwarded tools ----------------------------------------------------
 
