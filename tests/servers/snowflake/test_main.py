@@ -58,3 +58,16 @@ def test_check_logs_in_and_reports(fakesnow_server: FakesnowServer, shop_databas
     assert ok.returncode == 0, ok.stderr
     assert "ok: Snowflake account fakesnow" in ok.stdout and str(fakesnow_server.port) in ok.stdout
     assert "e2e-pass" not in ok.stdout + ok.stderr
+
+
+def test_start_up_imports_no_heavy_library() -> None:
+    """initialize and tools/list must not wait for the connector, sqlglot or fakesnow."""
+    probe = (
+        "import sys, sophia_snowflake.__main__ as m; "
+        "from sophia_snowflake.settings import SnowflakeSettings; from sophia_snowflake.tools import build_server; "
+        "build_server(SnowflakeSettings(account='a', user='u', password='p')); "
+        "print([n for n in ('snowflake.connector', 'sqlglot', 'fakesnow', 'pyarrow') if n in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -120,6 +120,20 @@ async def test_paging_walks_the_whole_result_with_cursors(shop_settings: Snowfla
     assert seen == list(range(250))
 
 
+async def test_show_results_page_too(shop_settings: SnowflakeSettings) -> None:
+    server = build_server(shop_settings)
+    async with connect(server, principal=VIEWER) as client:
+        with anyio.fail_after(30):
+            first = structured(await client.call("snowflake_query", {"sql": "show tables", "max_rows": 2}))
+            second = structured(await client.call(
+                "snowflake_query", {"sql": "show tables", "max_rows": 2, "cursor": first["next_cursor"]}
+            ))
+    name = [c["name"] for c in first["columns"]].index("name")
+    assert first["kind"] == "show" and first["row_count"] == 2 and first["truncated"] is True
+    assert second["offset"] == 2
+    assert {r[name] for r in first["rows"]}.isdisjoint(r[name] for r in second["rows"])
+
+
 async def test_a_cursor_is_bound_to_its_statement_and_principal(shop_settings: SnowflakeSettings) -> None:
     server = build_server(shop_settings)
     async with connect(server, principal=VIEWER) as client:

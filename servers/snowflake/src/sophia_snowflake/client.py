@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -37,8 +37,10 @@ from sophia_shared.errors import (
 from sophia_shared.redact import redact, sanitize_untrusted
 
 from .local import LocalWarehouse, LocalWarehouseError
-from .policy import GuardedStatement, page_sql
 from .settings import SnowflakeSettings
+
+if TYPE_CHECKING:
+    from .policy import GuardedStatement
 
 log = logging.getLogger("sophia.snowflake")
 
@@ -377,6 +379,8 @@ class SnowflakeClient:
         max_chars: int, tool: str = "snowflake_query", request_id: str | None = None,
     ) -> QueryPage:
         """One page of a read: rows [offset, offset+rows), cut further to stay under max_chars."""
+        from .policy import page_sql
+
         request_id = request_id or str(uuid.uuid4())
         sql = page_sql(statement, offset, rows + 1)
         skip = 0 if statement.pageable else offset

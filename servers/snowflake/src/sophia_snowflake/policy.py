@@ -14,70 +14,34 @@ Layers (the server-side ones live in client.py):
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 
+from .kinds import DANGEROUS_KINDS, DEFAULT_PERMISSIONS, DML_KINDS, READ_KINDS, StatementKind
+
+__all__ = [
+    "DANGEROUS_KINDS",
+    "DEFAULT_PERMISSIONS",
+    "DML_KINDS",
+    "READ_KINDS",
+    "GuardedStatement",
+    "SqlRefused",
+    "SqlSyntaxError",
+    "StatementKind",
+    "authorise",
+    "page_sql",
+    "parse_statement",
+]
+
 DIALECT = "snowflake"
 
-
-class StatementKind(StrEnum):
-    """What a statement does, as far as permissions are concerned."""
-
-    SELECT = "select"
-    SHOW = "show"
-    DESCRIBE = "describe"
-    EXPLAIN = "explain"
-    INSERT = "insert"
-    UPDATE = "update"
-    DELETE = "delete"
-    MERGE = "merge"
-    DDL = "ddl"
-    GRANT = "grant"
-    # Never runnable unless an admin setting lists them (see SnowflakeSettings.admin_dangerous_kinds).
-    FILE_TRANSFER = "file_transfer"
-    COPY = "copy"
-    CALL = "call"
-    EXECUTE = "execute"
-    SCRIPTING = "scripting"
-    ALTER_SESSION = "alter_session"
-    ALTER_ACCOUNT = "alter_account"
-    USE = "use"
-    SET = "set"
-    TRANSACTION = "transaction"
-    SECURITY = "security"
-
-
-READ_KINDS = frozenset({StatementKind.SELECT, StatementKind.SHOW, StatementKind.DESCRIBE, StatementKind.EXPLAIN})
-DML_KINDS = frozenset({StatementKind.INSERT, StatementKind.UPDATE, StatementKind.DELETE, StatementKind.MERGE})
-DANGEROUS_KINDS = frozenset(
-    {
-        StatementKind.FILE_TRANSFER,
-        StatementKind.COPY,
-        StatementKind.CALL,
-        StatementKind.EXECUTE,
-        StatementKind.SCRIPTING,
-        StatementKind.ALTER_SESSION,
-        StatementKind.ALTER_ACCOUNT,
-        StatementKind.USE,
-        StatementKind.SET,
-        StatementKind.TRANSACTION,
-        StatementKind.SECURITY,
-    }
-)
-
-DEFAULT_PERMISSIONS: Mapping[str, frozenset[StatementKind]] = {
-    "viewer": READ_KINDS,
-    "developer": READ_KINDS,
-    "devops": READ_KINDS | DML_KINDS,
-    "admin": READ_KINDS | DML_KINDS | {StatementKind.DDL, StatementKind.GRANT},
-}
 
 # SYSTEM$ functions that only read; every other SYSTEM$ call (cancel/abort queries, send e-mail or
 # notifications, change pipes and tasks, ...) has side effects and is refused inside a read.
@@ -209,9 +173,16 @@ class GuardedStatement:
 def parse_statement(sql: str) -> GuardedStatement:
     """Parse and classify exactly one statement; raise SqlSyntaxError or SqlRefused."""
     try:
-        return _parse_statement(sql)
+        return _parse_cached(sql)
     except RecursionError:
         raise SqlRefused("too_complex", "The statement nests too deeply to check; simplify it.") from None
+
+
+# Paging repeats the same text for every page: parse it once. Refusals are raised, never cached;
+# the cached tree is never mutated (page_sql works on a copy).
+@functools.lru_cache(maxsize=256)
+def _parse_cached(sql: str) -> GuardedStatement:
+    return _parse_statement(sql)
 
 
 def _parse_statement(sql: str) -> GuardedStatement:

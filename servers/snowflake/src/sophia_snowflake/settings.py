@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from sophia_shared.settings import ServerSettings, settings_config
 
-from .policy import DANGEROUS_KINDS, StatementKind
+from .kinds import DANGEROUS_KINDS, StatementKind
 
 
 class SnowflakeSettings(ServerSettings):

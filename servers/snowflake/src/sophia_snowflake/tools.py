@@ -10,7 +10,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -20,15 +20,11 @@ from sophia_shared.errors import Forbidden, InvalidArgument, NotFound, SophiaErr
 from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
 
 from .client import ColumnInfo, JsonValue, QueryPage, SnowflakeClient
-from .policy import (
-    GuardedStatement,
-    SqlRefused,
-    SqlSyntaxError,
-    StatementKind,
-    authorise,
-    parse_statement,
-)
+from .kinds import StatementKind
 from .settings import SnowflakeSettings
+
+if TYPE_CHECKING:
+    from .policy import GuardedStatement
 
 T = TypeVar("T")
 
@@ -160,6 +156,9 @@ class CancelResult(BaseModel):
 
 def _guard(sql: str, *, read_tool: bool, settings: SnowflakeSettings) -> GuardedStatement:
     """Parse and authorise for the current principal; a refusal names the rule."""
+    # The guard pulls in sqlglot: imported on the first statement, not at start-up.
+    from .policy import SqlRefused, SqlSyntaxError, authorise, parse_statement
+
     role = current_principal().role.label
     try:
         statement = parse_statement(sql)
