@@ -280,3 +280,32 @@ async def test_server_side_guards_are_sent_on_every_session_and_statement(fakesn
     assert int(parameters["STATEMENT_TIMEOUT_IN_SECONDS"]) == 45
     tag = json.loads(parameters["QUERY_TAG"])
     assert tag["principal"] == "alice" and tag["correlation_id"] == "corr-123" and tag["tool"] == "snowflake_query"
+
+
+@pytest.mark.parametrize(
+    ("errno", "sqlstate", "message", "code", "data"),
+    [
+        (1003, "42000", "SQL compilation error:\nsyntax error line 3 at position 7 unexpected 'from'.",
+         "invalid_argument", {"line": 3, "position": 7}),
+        (2003, "42S02", "SQL compilation error:\nObject 'SHOP.PUBLIC.NOPE' does not exist or not authorized.",
+         "not_found", {"object": "SHOP.PUBLIC.NOPE"}),
+        (630, "57014", "Statement reached its statement or warehouse timeout of 10 second(s) and was canceled.",
+         "timeout", {}),
+        (604, "57014", "SQL execution was cancelled by the client due to a timeout. SQL execution canceled",
+         "timeout", {}),
+        (604, "57014", "SQL execution canceled", "conflict", {}),
+        (390114, "08001", "Authentication token has expired.  The user must authenticate again.",
+         "unavailable", {}),
+        (2140, "42601", "SQL compilation error: Unknown function NOPE", "invalid_argument", {}),
+    ],
+)
+def test_snowflake_errors_map_to_stable_codes(
+    errno: int, sqlstate: str, message: str, code: str, data: dict[str, Any]
+) -> None:
+    """Snowflake's documented error shapes (errno, SQLSTATE, message), built with the connector's own class."""
+    from snowflake.connector.errors import ProgrammingError
+    from sophia_snowflake.client import _map_error
+
+    mapped = _map_error(ProgrammingError(msg=message, errno=errno, sqlstate=sqlstate), "Snowflake account acme")
+    assert mapped.code.value == code
+    assert data.items() <= mapped.data.items()

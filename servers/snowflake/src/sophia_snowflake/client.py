@@ -646,10 +646,11 @@ def _map_error(error: Any, address: str) -> SophiaError:
     sqlstate = getattr(error, "sqlstate", None)
     text = sanitize_untrusted(redact(str(getattr(error, "msg", None) or error)))[:1000]
     data: dict[str, Any] = {"errno": errno, "sqlstate": sqlstate}
+    # The same limit runs server-side (630) and in the connector, which cancels the statement (604).
+    if errno in _TIMEOUT_ERRNOS or (errno in _CANCELLED_ERRNOS and "timeout" in text.lower()):
+        return ToolTimeout("the statement hit its timeout (SOPHIA_SNOWFLAKE_STATEMENT_TIMEOUT_S)", data=data)
     if errno in _CANCELLED_ERRNOS:
         return Conflict("the statement was cancelled", data=data)
-    if errno in _TIMEOUT_ERRNOS:
-        return ToolTimeout("the statement hit its timeout (SOPHIA_SNOWFLAKE_STATEMENT_TIMEOUT_S)", data=data)
     if errno in SESSION_GONE_ERRNOS or isinstance(
         error, snowflake.connector.errors.OperationalError | snowflake.connector.errors.InterfaceError
     ):
