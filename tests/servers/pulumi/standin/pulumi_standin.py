@@ -361,6 +361,9 @@ def run_program(backend: Backend, stack: str, preview: bool) -> tuple[list[dict[
     """Run the project's Python program under the SDK's mock monitor; return (resources, outputs)."""
     import runpy
 
+    # Secrets first: a missing passphrase fails before the (slow) SDK import, as the CLI fails early.
+    config, secret_keys = plain_config(backend, stack, reveal=True)
+
     import pulumi
     from pulumi.runtime import mocks as pm
     from pulumi.runtime import settings as ps
@@ -404,7 +407,6 @@ def run_program(backend: Backend, stack: str, preview: bool) -> tuple[list[dict[
 
     recorder = Recorder()
     pm.set_mocks(recorder, project=backend.project, stack=stack, preview=preview, monitor=Monitor(recorder))
-    config, secret_keys = plain_config(backend, stack, reveal=True)
     set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}, secret_keys)
     try:
 
