@@ -99,12 +99,22 @@ class TokenStore:
 
     def __init__(self, path: Path | None = None):
         self.path = path or sophia_home() / "tokens.json"
+        self._cache_key: tuple[int, int, int] | None = None
+        self._cache: dict[str, dict[str, Any]] = {}
 
     def _load(self) -> dict[str, dict[str, Any]]:
-        if not self.path.is_file():
+        # Every HTTP request looks a token up: re-read the file only when it changed (a token
+        # created or revoked by `sophia token` in another process is seen on the next request).
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
             return {}
-        data = json.loads(self.path.read_text())
-        return dict(data.get("tokens", {}))
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if key != self._cache_key:
+            data = json.loads(self.path.read_text())
+            self._cache = dict(data.get("tokens", {}))
+            self._cache_key = key
+        return {k: dict(v) for k, v in self._cache.items()}
 
     def _save(self, tokens: dict[str, dict[str, Any]]) -> None:
         tmp = self.path.with_suffix(".tmp")
