@@ -309,3 +309,37 @@ def test_snowflake_errors_map_to_stable_codes(
     mapped = _map_error(ProgrammingError(msg=message, errno=errno, sqlstate=sqlstate), "Snowflake account acme")
     assert mapped.code.value == code
     assert data.items() <= mapped.data.items()
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_a_cancelled_caller_aborts_its_statement(fakesnow_server: FakesnowServer) -> None:
+    """When the MCP request is cancelled, the tool's task is cancelled: the statement is aborted."""
+    import threading
+
+    aborted = threading.Event()
+
+    class Recording(SnowflakeClient):
+        def _abort(self, request_id: str) -> None:
+            super()._abort(request_id)
+            aborted.set()
+
+    client = Recording(settings_for(fakesnow_server, "ABORTS"))
+    long_read = parse_statement("select count(*) from table(generator(rowcount => 200000000))")
+    try:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                group.start_soon(partial_query, client, long_read)
+                await anyio.wait_all_tasks_blocked()
+                assert [principal for _, principal, _ in client.running()] == ["alice"]
+                group.cancel_scope.cancel()
+            assert aborted.is_set()
+            assert client.running() == []
+            page = await _select_one(client, "alice")  # the pool still serves alice
+    finally:
+        client.close()
+    assert page.rows == [[1]]
+
+
+async def partial_query(client: SnowflakeClient, statement: Any) -> None:
+    await client.query_page(statement, principal="alice", correlation_id="t", offset=0, rows=1, max_chars=10_000)
