@@ -144,7 +144,10 @@ async def test_run_by_token_applies_limits_labels_and_no_new_privileges(
     host = docker_api.inspect_container(name)["HostConfig"]
     assert host["Memory"] == 512 * 1024 * 1024 and host["NanoCpus"] == 10**9 and host["PidsLimit"] == 256
     assert host["SecurityOpt"] == ["no-new-privileges:true"] and not host["Privileged"]
-    assert docker_api.inspect_container(name)["Config"]["Labels"]["sophia.created-by"] == "sophia-docker"
+    config = docker_api.inspect_container(name)["Config"]
+    assert config["Labels"]["sophia.created-by"] == "sophia-docker"
+    assert config["Labels"]["sophia.image"] == busybox_image
+    assert config["Image"] == docker_api.inspect_image(busybox_image)["Id"]
 
 
 async def test_run_by_elicitation_with_mounts_and_explicit_limits(
@@ -202,8 +205,10 @@ async def test_run_bad_input(docker_settings: DockerSettings, busybox_image: str
                 {"image": busybox_image, "mounts": [{"type": "bind", "source": "rel", "target": "/x"}]},
             )
             tiny = await client.call("docker_run_container", {"image": busybox_image, "memory_mb": 1})
+            no_network = await client.call("docker_run_container", {"image": busybox_image, "network": "no-such-net"})
     assert error_code(missing) == "not_found" and "docker_pull_image" in missing.content[0].text  # type: ignore[union-attr]
     assert error_code(duplicate) == "conflict"
+    assert error_code(no_network) == "not_found" and "no-such-net" in no_network.content[0].text  # type: ignore[union-attr]
     assert (
         error_code(bad_name) == error_code(reserved) == error_code(relative) == error_code(tiny) == "invalid_argument"
     )

@@ -369,21 +369,28 @@ class DockerClient:
 
     async def create_and_start(self, spec: dict[str, Any], host_config: dict[str, Any]) -> dict[str, Any]:
         """Create a container from a checked spec and start it; return its inspect document."""
+        import docker.errors
 
         def create(api: APIClient) -> dict[str, Any]:
             config = api.create_host_config(**host_config)
-            created = api.create_container(host_config=config, **spec)
+            created: dict[str, Any] = {}
             try:
+                created = api.create_container(host_config=config, **spec)
                 api.start(created["Id"])
-            except Exception:
-                # A container that cannot start is not left behind as clutter.
-                api.remove_container(created["Id"], force=True)
+            except Exception as exc:
+                if created:
+                    # A container that cannot start is not left behind as clutter.
+                    api.remove_container(created["Id"], force=True)
+                if isinstance(exc, docker.errors.NotFound):
+                    # The image was resolved just before, so this names something the caller
+                    # asked for that does not exist (a network, most often): worth showing.
+                    raise NotFound(f"cannot start the container: {_explanation(exc)}") from exc
                 raise
             inspected: dict[str, Any] = api.inspect_container(created["Id"])
             inspected["Warnings"] = created.get("Warnings") or []
             return inspected
 
-        return await self.run(f"image {spec.get('image')!r}", create)
+        return await self.run("new container", create)
 
     async def wait(self, ref: str, timeout_s: float) -> int | None:
         """The exit code once the container exits, or None if it is still running after `timeout_s`."""

@@ -22,6 +22,7 @@ LABEL_PREFIX = "sophia."
 LABEL_CREATED_BY = "sophia.created-by"
 LABEL_PRINCIPAL = "sophia.principal"
 LABEL_CORRELATION = "sophia.correlation-id"
+LABEL_IMAGE = "sophia.image"
 CREATED_BY = "sophia-docker"
 
 ENGINE_SOCKET_NAMES = frozenset({"docker.sock", "containerd.sock", "podman.sock", "dockershim.sock"})

@@ -16,6 +16,7 @@ from sophia_shared.server import Preview, Role, SophiaServer, current_correlatio
 from sophia_docker import models
 from sophia_docker.client import DockerClient
 from sophia_docker.policy import (
+    LABEL_IMAGE,
     MountSpec,
     RunRequest,
     check_exec,
@@ -399,11 +400,12 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         image_doc, limits, checked = await checked_run(*_run_policy_args(arguments))
         marks = sophia_labels(current_principal().name, current_correlation_id() or None)
         spec: dict[str, Any] = {
-            "image": image_doc["Id"] if image.startswith("sha256:") else image,
+            # The exact image checked and shown in the confirmation, even if its tag moves meanwhile.
+            "image": image_doc["Id"],
             "command": command,
             "name": name,
             "environment": env or None,
-            "labels": {**(labels or {}), **marks},
+            "labels": {**(labels or {}), **marks, LABEL_IMAGE: image},
             "user": user or None,
             "working_dir": working_dir,
             "detach": True,
