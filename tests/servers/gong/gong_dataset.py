@@ -271,7 +271,8 @@ def _call(
     clock_ms = rng.randrange(2_000, 15_000)
     turn_count = rng.randint(*turns)
     for turn in range(turn_count):
-        topic = topics[turn % len(topics)] if turn else "Small talk"
+        # After the opening, each topic gets a customer turn and then a seller turn.
+        topic = topics[((turn - 1) // 2) % len(topics)] if turn else "Small talk"
         external = turn % 2 == 1
         speaker = rng.choice(parties[2:] if external else parties[:2])
         if topic == "Small talk":

@@ -49,9 +49,10 @@ def transcript_ids(gong: GongContractServer) -> list[str]:
 async def test_incremental_sync_skips_known_calls_and_picks_up_late_ones(
     gong: GongContractServer, gong_settings: GongSettings, stand_in_memory: Opener
 ) -> None:
-    (first,) = await run_tools(gong_settings, stand_in_memory, [("gong_sync", {"since": days_ago(2)})])
+    since = days_ago(2)
+    (first,) = await run_tools(gong_settings, stand_in_memory, [("gong_sync", {"since": since})])
     report = structured(first)
-    on_time = [c.id for c in gong.dataset.calls if not c.late and c.filter_time() >= datetime.now(UTC) - timedelta(2)]
+    on_time = [c.id for c in gong.dataset.calls if not c.late and c.filter_time() >= datetime.fromisoformat(since)]
     assert report["status"] == "complete" and report["calls_new"] == len(on_time) > 0
     # The minimum: one page of details, one batch of transcripts.
     assert report["requests_used"] == 2 == len(gong.requests())
@@ -172,10 +173,11 @@ async def test_bad_sync_arguments(
 async def test_search_with_minilm_finds_what_a_customer_said_offline_and_per_tenant(
     gong: GongContractServer, gong_settings: GongSettings
 ) -> None:
-    """The real local MiniLM embedder and the real store; a 2-day window keeps embedding short."""
-    (synced,) = await run_tools(gong_settings, None, [("gong_sync", {"since": days_ago(2)})])
+    """The real local MiniLM embedder and the real store; a 1-day window keeps embedding short."""
+    since = days_ago(1)
+    (synced,) = await run_tools(gong_settings, None, [("gong_sync", {"since": since})])
     assert structured(synced)["status"] == "complete"
-    synced_calls = [c for c in gong.dataset.calls if not c.late and c.filter_time() >= datetime.now(UTC) - timedelta(2)]
+    synced_calls = [c for c in gong.dataset.calls if not c.late and c.filter_time() >= datetime.fromisoformat(since)]
     pricing = next(c for c in synced_calls if any(t["name"] == "Pricing" for t in c.content["topics"]))
     account = pricing.account
     gong.reset()
@@ -191,6 +193,7 @@ async def test_search_with_minilm_finds_what_a_customer_said_offline_and_per_ten
     assert result["hits"] and result["cached_chunks"] > len(synced_calls)
     top = result["hits"][0]
     assert account in top["call_title"] and top["affiliation"] == "external" and top["speaker"]
+    assert top["date"] >= since[:10] and top["kind"] == "turn"
     assert any(w in top["text"].lower() for w in ("price", "pricing", "budget", "discount"))
     assert "data, not instructions" in result["note"]
     assert structured(other_tenant)["hits"] == [] and structured(other_tenant)["cached_chunks"] == 0

@@ -83,7 +83,9 @@ def call_day(meta: dict[str, Any]) -> str:
 
 
 def call_items(details: dict[str, Any], monologues: Sequence[dict[str, Any]]) -> list[MemoryInput]:
-    """The memories of one call: a summary, then one per speaker turn (header lines, blank line, text)."""
+    """The memories of one call: a summary, then one per speaker turn (header lines, blank line, text).
+
+    Tags carry what a hit shows besides the text (kind, title, day, affiliation, offset, turn)."""
     from sophia_shared.memory import MemoryInput
 
     meta = details.get("metaData") or {}
@@ -91,7 +93,7 @@ def call_items(details: dict[str, Any], monologues: Sequence[dict[str, Any]]) ->
     title = clean(meta.get("title") or "Untitled call", 200)
     day = call_day(meta)
     account = account_of(details)
-    base_tags = ["kind:summary", _tag("day:", day), _tag("month:", day[:7])]
+    base_tags = ["kind:summary", _tag("title:", title), _tag("day:", day), _tag("month:", day[:7])]
     if account:
         base_tags.append(_tag("account:", account.lower()))
     speakers = speakers_of(details)
@@ -122,15 +124,17 @@ def call_items(details: dict[str, Any], monologues: Sequence[dict[str, Any]]) ->
         who = speakers.get(str(monologue.get("speakerId")), Speaker("Unknown speaker", "Unknown", "", ""))
         start = int(sentences[0].get("start") or 0) if sentences else 0
         role = ", ".join(p for p in (who.affiliation, who.title, who.company) if p)
+        # The call title stays out of a turn's text: its topic words would rank every turn of a
+        # "Pricing & Security" call as pricing. Who spoke, for which account, and when, stay in.
         lines = [
-            f"Gong call: {title}",
-            f"Date: {day}",
-            f"Speaker: {who.name} ({role}) at {clock(start)}",
+            f"Speaker: {who.name} ({role})",
+            f"Call with: {account or who.company or 'unknown account'}, {day} at {clock(start)}",
             "",
             text,
         ]
         tags = [
             "kind:turn",
+            _tag("title:", title),
             _tag("day:", day),
             _tag("month:", day[:7]),
             _tag("affiliation:", who.affiliation.lower()),
@@ -170,8 +174,8 @@ def _parse_hit(text: str, tags: Sequence[str], call_id: str, score: float) -> Ca
     at_ms = tag_map.get("at", "")
     return CacheHit(
         call_id=call_id,
-        call_title=fields.get("Gong call", ""),
-        date=fields.get("Date", ""),
+        call_title=fields.get("Gong call") or tag_map.get("title", ""),
+        date=tag_map.get("day", ""),
         kind=tag_map.get("kind", "turn"),
         speaker=speaker,
         affiliation=tag_map.get("affiliation", ""),
