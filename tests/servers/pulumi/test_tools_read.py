@@ -273,3 +273,9 @@ async def test_large_pages_are_cut_by_size_with_a_cursor(no_cli_settings: Pulumi
         seen += [r["urn"] for r in page["resources"]]
         cursor = page["next_cursor"]
     assert len(seen) == len(set(seen)) == 443
+
+
+async def test_outputs_stay_under_the_result_cap(no_cli_settings: PulumiSettings) -> None:
+    tiny = no_cli_settings.model_copy(update={"max_result_chars": 600})
+    body = structured(await call(tiny, "pulumi_stack_outputs", {"project": "webapp", "stack": "prod"}))
+    assert 0 < len(body["outputs"]) < 5 and body["truncated"] is True

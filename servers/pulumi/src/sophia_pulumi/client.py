@@ -58,7 +58,7 @@ from .state import (
 
 T = TypeVar("T")
 EventSink = Callable[[ResourceChange], Awaitable[None]]
-CHANGE_CAP = 500
+CHANGE_CAP = 100  # per kind of change: four lists of URNs must stay well under the result cap
 _REPLACE_OPS = {"replace", "create-replacement", "delete-replaced"}
 # CLI error text naming a missing credential -> the Sophia setting that supplies it.
 _CREDENTIALS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import json
 import re
 from typing import Annotated, Any
 
@@ -18,9 +19,11 @@ from sophia_shared.server import Preview, Role, SophiaServer, current_correlatio
 from .client import PulumiClient, SavedPlan
 from .models import (
     ChangePreview,
+    ConfigEntry,
     ConfigSetResult,
     HistoryPage,
     OperationResult,
+    OutputValue,
     ResourceChange,
     ResourceItem,
     ResourcePage,
@@ -75,8 +78,7 @@ def _decode_cursor(cursor: str | None) -> int:
 
 
 def _cap_value(value: Any) -> tuple[Any, bool]:
-    import json
-
+    """A value, or its JSON text cut to OUTPUT_VALUE_CAP characters (and True) when longer."""
     text = json.dumps(value, default=str)
     if len(text) <= OUTPUT_VALUE_CAP:
         return value, False
@@ -148,9 +150,13 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
                 "Call again without reveal_secrets to see the redacted outputs"
             )
         values, from_state = await client.outputs(project, stack, reveal_secrets)
-        capped = []
+        capped: list[OutputValue] = []
+        budget = settings.max_result_chars // 3  # the whole result stays under the server's cap
         for item in values[:OUTPUTS_CAP]:
             value, cut = _cap_value(item.value)
+            budget -= len(json.dumps(value, default=str)) + len(item.name) + 60
+            if budget < 0 and capped:
+                break
             capped.append(item.model_copy(update={"value": value, "truncated": cut}))
         if reveal_secrets:
             _audit_reveal(server, project, stack, [v.name for v in values if v.secret])
@@ -159,7 +165,7 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
             stack=stack,
             outputs=capped,
             revealed=reveal_secrets,
-            truncated=len(values) > OUTPUTS_CAP,
+            truncated=len(capped) < len(values),
             source="state" if from_state else "cli",
         )
 
@@ -242,10 +248,14 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
     async def pulumi_get_config(project: Project, stack: Stack) -> StackConfig:
         """A stack's configuration; secret values are never shown (value is null, secret is true)."""
         entries, from_state = await client.config(project, stack)
+        shown: list[ConfigEntry] = []
+        for entry in entries[:CONFIG_CAP]:
+            value, _ = _cap_value(entry.value)
+            shown.append(entry.model_copy(update={"value": value}))
         return StackConfig(
             project=project,
             stack=stack,
-            entries=entries[:CONFIG_CAP],
+            entries=shown,
             truncated=len(entries) > CONFIG_CAP,
             source="state" if from_state else "cli",
         )
