@@ -114,7 +114,11 @@ class VectorIndex:
         if take == 0:
             return []
         if live <= EXACT_LIMIT:
-            candidates = np.flatnonzero(mask)
+            # einsum, not BLAS: one core and no worker threads spinning (BLAS gemv contends badly on a
+            # busy host); computed over the whole block in place rather than a gathered copy.
+            scores = np.einsum("ij,j->i", self._matrix[:size], vector)
+            scores[~mask] = -np.inf
+            candidates = np.arange(size)
         else:
             words = self._codes[:size].view(np.uint64) if self._codes.shape[1] % 8 == 0 else self._codes[:size]
             query = sign_codes(vector).view(words.dtype)
@@ -122,7 +126,7 @@ class VectorIndex:
             distance[~mask] = np.iinfo(np.int32).max
             wanted = min(live, max(MIN_CANDIDATES, OVERSAMPLE * n))
             candidates = np.argpartition(distance, wanted - 1)[:wanted]
-        scores = self._matrix[candidates] @ vector
+            scores = np.einsum("ij,j->i", self._matrix[candidates], vector)
         top = np.argpartition(-scores, take - 1)[:take] if take < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(self._rids[candidates[i]]), float(scores[i])) for i in top]
