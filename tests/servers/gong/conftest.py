@@ -48,6 +48,7 @@ def gong_settings(gong: GongContractServer) -> GongSettings:
         access_key_secret=gong.access_key_secret,
         rate_limit_per_second=FAST_RATE,
         retry_backoff_s=0.01,
+        sync_budget_reserve=0,
     )
 
 

@@ -105,6 +105,19 @@ async def test_sync_stops_at_the_daily_budget_and_a_later_run_resumes(
     assert sorted(fetched) == sorted(visible) and len(fetched) == len(set(fetched))
 
 
+async def test_sync_leaves_the_reserve_for_other_tools(
+    gong: GongContractServer, gong_settings: GongSettings, stand_in_memory: Opener
+) -> None:
+    settings = gong_settings.model_copy(update={"daily_budget": 5, "sync_budget_reserve": 2})
+    (paused, users) = await run_tools(settings, stand_in_memory, [
+        ("gong_sync", {"since": days_ago(30)}), ("gong_list_users", {}),
+    ])
+    report = structured(paused)
+    assert report["status"] == "paused" and "kept for other tools" in report["reason"]
+    assert report["requests_used"] == 2 and report["budget_remaining"] == 3
+    assert len(structured(users)["users"]) == 100
+
+
 async def test_gong_daily_cap_pauses_the_sync_cleanly(
     gong: GongContractServer, gong_settings: GongSettings, stand_in_memory: Opener
 ) -> None:

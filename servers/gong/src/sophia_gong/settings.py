@@ -41,6 +41,8 @@ class GongSettings(ServerSettings):
     sync_overlap_hours: int = Field(default=24, ge=0, le=24 * 14)
     sync_initial_days: int = Field(default=30, ge=1, le=3650)
     max_range_days: int = Field(default=366, ge=1, le=3650)
+    # Requests a sync leaves unspent each day, so interactive tools keep working after a backfill.
+    sync_budget_reserve: int = Field(default=100, ge=0, le=1_000_000)
 
     @field_validator("base_url", "oauth_token_url")
     @classmethod

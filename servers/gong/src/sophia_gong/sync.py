@@ -158,10 +158,12 @@ async def run_sync(
             if blocked > 0:
                 reason = f"Gong asked for no requests for {blocked / 60:.0f} min; run gong_sync again then to resume"
                 break
-            if client.budget.remaining() < REQUESTS_PER_PAGE:
+            reserve = client.settings.sync_budget_reserve
+            if client.budget.remaining() < REQUESTS_PER_PAGE + reserve:
                 reason = (
                     f"daily Gong budget nearly spent ({client.budget.remaining()} left of "
-                    f"{client.budget.limit}); run gong_sync again after 00:00 UTC to resume"
+                    f"{client.budget.limit}, {reserve} kept for other tools); run gong_sync again after "
+                    "00:00 UTC to resume"
                 )
                 break
             if max_pages is not None and pages >= max_pages:
