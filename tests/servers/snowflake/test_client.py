@@ -343,3 +343,20 @@ async def test_a_cancelled_caller_aborts_its_statement(fakesnow_server: Fakesnow
 
 async def partial_query(client: SnowflakeClient, statement: Any) -> None:
     await client.query_page(statement, principal="alice", correlation_id="t", offset=0, rows=1, max_chars=10_000)
+
+
+@pytest.mark.anyio
+@pytest.mark.integration
+async def test_idle_sessions_of_principals_that_left_are_closed(fakesnow_server: FakesnowServer) -> None:
+    client = SnowflakeClient(settings_for(fakesnow_server, "SWEEP", pool_idle_s=1e-9))
+    try:
+        with anyio.fail_after(60):
+            await _select_one(client, "alice")
+            assert len(client._pools["alice"].idle) == 1
+            await _select_one(client, "bob")
+            # bob's release swept alice's idle session (the connector's close() against fakesnow
+            # swallows an internal error, so is_closed() is not a usable signal here)
+            assert "alice" not in client._pools
+            assert len(client._pools["bob"].idle) == 1
+    finally:
+        client.close()

@@ -258,15 +258,26 @@ class SnowflakeClient:
             raise
 
     def _release(self, principal: str, connection: Any | None, *, broken: bool = False) -> None:
+        stale: list[Any] = []
         with self._lock:
             pool = self._pools.setdefault(principal, _PrincipalPool())
             pool.busy = max(0, pool.busy - 1)
             keep = connection is not None and not broken and not self._closed and not _is_dead(connection)
+            now = time.monotonic()
             if keep:
-                pool.idle.append(_Idle(connection, time.monotonic()))
+                pool.idle.append(_Idle(connection, now))
+            # Principals that never come back must not keep sessions open: sweep every pool.
+            for name, other in list(self._pools.items()):
+                fresh = [i for i in other.idle if now - i.since <= self.settings.pool_idle_s]
+                stale.extend(i.connection for i in other.idle if now - i.since > self.settings.pool_idle_s)
+                other.idle = fresh
+                if not other.idle and not other.busy:
+                    del self._pools[name]
             self._lock.notify()
         if connection is not None and not keep:
-            _close_quietly(connection)
+            stale.append(connection)
+        for old in stale:
+            _close_quietly(old)
 
     def _with_connection(self, principal: str, work: Callable[[Any], T]) -> T:
         """Run `work(connection)` in this thread; on an expired session log in again and retry once."""
