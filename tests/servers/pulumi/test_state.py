@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,32 @@ def test_stack_config_file(read_backend: Backend, tmp_path: Path) -> None:
     (tmp_path / "Pulumi.bad.yaml").write_text("config: [1, 2]\n")
     with pytest.raises(StateError):
         read_stack_config(tmp_path, "bad")
+
+
+def test_compressed_and_newest_state_files(tmp_path: Path) -> None:
+    stacks = tmp_path / ".pulumi" / "stacks" / "p"
+    history = tmp_path / ".pulumi" / "history" / "p" / "s"
+    stacks.mkdir(parents=True)
+    history.mkdir(parents=True)
+    old = {"version": 3, "checkpoint": {"stack": "organization/p/s", "latest": {"resources": []}}}
+    new = {
+        "version": 3,
+        "checkpoint": {"latest": {"resources": [{"urn": "urn:pulumi:s::p::t:m:R::x", "type": "t:m:R"}]}},
+    }
+    (stacks / "s.json").write_text(json.dumps(old))
+    os.utime(stacks / "s.json", ns=(1, 1))
+    (stacks / "s.json.gz").write_bytes(gzip.compress(json.dumps(new).encode()))
+    (stacks / "z.json.zst").write_bytes(b"\x28\xb5\x2f\xfd")
+    info = {"kind": "update", "result": "succeeded", "startTime": 1, "endTime": 2}
+    (history / "s-100.history.json.gz").write_bytes(gzip.compress(json.dumps(info).encode()))
+    (history / "s-200.history.json").write_text(json.dumps({**info, "kind": "refresh"}))
+    (history / "s-200.checkpoint.json").write_text("{}")
+    backend = FileBackend(tmp_path)
+    entry = backend.stack_file("p", "s")
+    assert entry is not None and entry.path.name == "s.json.gz"  # the most recently written
+    assert [r.name for r in backend.snapshot(entry).resources] == ["x"]
+    zst = backend.stack_file("p", "z")
+    assert zst is not None
+    with pytest.raises(StateError, match="zstd"):
+        backend.snapshot(zst)
+    assert [(h["version"], h["kind"]) for h in backend.history("p", "s")] == [(2, "refresh"), (1, "update")]

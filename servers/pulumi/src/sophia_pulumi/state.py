@@ -153,6 +153,20 @@ def parse_checkpoint(raw: dict[str, Any]) -> Snapshot:
     )
 
 
+STATE_SUFFIXES = (".json.gz", ".json.zst", ".json")
+HISTORY_SUFFIXES = (".history.json.gz", ".history.json.zst", ".history.json")
+
+
+def _decompress(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".zst"):
+        # Python 3.11 has no zstd decoder; the CLI reads these (SOPHIA_PULUMI_READ_VIA=cli).
+        raise StateError(f"{path.name} is zstd-compressed: read it through the Pulumi CLI (read_via=cli)")
+    return data
+
+
 def _unix_to_iso(value: Any) -> str | None:
     if isinstance(value, int | float) and value > 0:
         return datetime.fromtimestamp(value, tz=UTC).isoformat().replace("+00:00", "Z")
@@ -178,16 +192,17 @@ class FileBackend:
         folder = self._meta / "stacks" / project
         if not folder.is_dir():
             return []
-        found: dict[str, StackFile] = {}
+        found: dict[str, tuple[int, StackFile]] = {}
         for path in folder.iterdir():
-            for suffix in (".json.gz", ".json"):
+            for suffix in STATE_SUFFIXES:
                 if path.name.endswith(suffix) and path.is_file():
                     name = path.name[: -len(suffix)]
-                    # A plain .json wins over .json.gz, as in Pulumi's own lookup.
-                    if name not in found or suffix == ".json":
-                        found[name] = StackFile(project, name, path)
+                    mtime = path.stat().st_mtime_ns
+                    # Several encodings of one stack: the most recently written wins, as in Pulumi.
+                    if name not in found or mtime >= found[name][0]:
+                        found[name] = (mtime, StackFile(project, name, path))
                     break
-        return [found[k] for k in sorted(found)]
+        return [found[k][1] for k in sorted(found)]
 
     def stack_file(self, project: str, stack: str) -> StackFile | None:
         for entry in self.stacks(project):
@@ -202,9 +217,7 @@ class FileBackend:
             cached = self._cache.get(entry.path)
         if cached and cached[0] == key:
             return cached[1]
-        data = entry.path.read_bytes()
-        if entry.path.name.endswith(".gz"):
-            data = gzip.decompress(data)
+        data = _decompress(entry.path)
         try:
             snap = parse_checkpoint(json.loads(data))
         except (ValueError, TypeError, AttributeError) as exc:
@@ -222,15 +235,17 @@ class FileBackend:
         files: list[tuple[int, Path]] = []
         for path in folder.iterdir():
             name = path.name
-            if name.startswith(prefix) and name.endswith(".history.json"):
-                stamp = name[len(prefix) : -len(".history.json")]
-                if stamp.isdigit():
-                    files.append((int(stamp), path))
+            for suffix in HISTORY_SUFFIXES:
+                if name.startswith(prefix) and name.endswith(suffix):
+                    stamp = name[len(prefix) : -len(suffix)]
+                    if stamp.isdigit():
+                        files.append((int(stamp), path))
+                    break
         files.sort()
         records: list[dict[str, Any]] = []
         for version, (_, path) in enumerate(files, start=1):
             try:
-                info = json.loads(path.read_text())
+                info = json.loads(_decompress(path))
             except ValueError as exc:
                 raise StateError(f"malformed history file {path.name}") from exc
             records.append(
