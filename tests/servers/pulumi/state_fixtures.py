@@ -135,6 +135,7 @@ def write_stack(root: Path, projects_dir: Path, spec: StackSpec, *, pending_dele
         f"{spec.project}:dbPassword": {"secure": passphrase.encrypt(key, f"db-{spec.stack}-secret")},
         "aws:region": "eu-west-1",
         f"{spec.project}:tags": {"team": "platform", "cost": "42"},
+        f"{spec.project}:db": {"user": "admin", "password": {"secure": passphrase.encrypt(key, "nested-pw")}},
     }
     (project_dir / f"Pulumi.{spec.stack}.yaml").write_text(
         yaml.safe_dump({"encryptionsalt": salt_state, "config": config})
@@ -171,7 +172,10 @@ def write_stack(root: Path, projects_dir: Path, spec: StackSpec, *, pending_dele
             "startTime": start,
             "message": f"change #{n + 1}",
             "environment": {"exec.kind": "cli"},
-            "config": {f"{spec.project}:region": {"string": "eu-west-1", "secret": False, "object": False}},
+            "config": {
+                f"{spec.project}:region": "eu-west-1",
+                f"{spec.project}:dbPassword": config[f"{spec.project}:dbPassword"],
+            },
             "result": "failed" if n == 1 else "succeeded",
             "endTime": start + 42,
             "resourceChanges": {"create": spec.resources} if n == 0 else {"same": spec.resources, "update": n},

@@ -213,6 +213,11 @@ async def test_config_redacts_secure_values(no_cli_settings: PulumiSettings) -> 
     assert entries["webapp:region"] == {"key": "webapp:region", "value": "eu-west-1", "secret": False}
     assert entries["webapp:dbPassword"] == {"key": "webapp:dbPassword", "value": None, "secret": True}
     assert entries["webapp:tags"]["value"] == {"team": "platform", "cost": "42"}
+    assert entries["webapp:db"] == {
+        "key": "webapp:db",
+        "value": {"user": "admin", "password": "[secret]"},
+        "secret": True,
+    }
     assert "db-staging-secret" not in str(body) and "v1:" not in str(body)
 
 

@@ -50,6 +50,7 @@ from .state import (
     ResourceRow,
     Snapshot,
     StateError,
+    config_value,
     contains_secret,
     mask_secrets,
     parse_checkpoint,
@@ -350,9 +351,9 @@ class PulumiClient:
                 except (StateError, ValueError) as exc:
                     raise UpstreamError(f"the config file of stack {stack!r} cannot be read", detail=str(exc)) from exc
                 entries = []
-                for key, value in sorted(raw.items()):
-                    secure = isinstance(value, dict) and set(value) == {"secure"}
-                    entries.append(ConfigEntry(key=str(key), value=None if secure else value, secret=secure))
+                for key, raw_value in sorted(raw.items()):
+                    value, secret = config_value(raw_value)
+                    entries.append(ConfigEntry(key=str(key), value=value, secret=secret))
                 return entries
 
             return await anyio.to_thread.run_sync(read), True

@@ -263,6 +263,33 @@ class FileBackend:
         return records
 
 
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("secure"), str)
+
+
+def config_value(value: Any) -> tuple[Any, bool]:
+    """A Pulumi.<stack>.yaml value as shown to a client: (value, secret).
+
+    `{secure: ...}` is a secret (value None); an object holding secure values anywhere inside is
+    secret too, shown with each of those replaced by the mask — as Pulumi itself treats it.
+    """
+    if _is_secure(value):
+        return None, True
+
+    def masked(item: Any) -> tuple[Any, bool]:
+        if _is_secure(item):
+            return SECRET_MASK, True
+        if isinstance(item, dict):
+            pairs = {k: masked(v) for k, v in item.items()}
+            return {k: v for k, (v, _) in pairs.items()}, any(hit for _, hit in pairs.values())
+        if isinstance(item, list):
+            items = [masked(v) for v in item]
+            return [v for v, _ in items], any(hit for _, hit in items)
+        return item, False
+
+    return masked(value)
+
+
 def read_stack_config(project_dir: Path, stack: str) -> dict[str, Any] | None:
     """The `config:` map of Pulumi.<stack>.yaml in a project directory, or None if absent."""
     import yaml  # type: ignore[import-untyped]  # local: only config reads need it

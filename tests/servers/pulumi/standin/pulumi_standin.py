@@ -326,11 +326,12 @@ def cmd_stack(backend: Backend, pos: list[str], values: dict[str, str], flags: s
         for version, info in enumerate(entries, start=1):
             config = {}
             for k, v in (info.get("config") or {}).items():
-                item: dict[str, Any] = {"secret": bool(v.get("secret"))}
-                if not v.get("secret"):
-                    item["value"] = v.get("string")
+                secure = isinstance(v, dict) and set(v) == {"secure"}
+                item: dict[str, Any] = {"secret": secure}
+                if not secure:
+                    item["value"] = v if isinstance(v, str) else json.dumps(v)
                 elif show:
-                    item["value"] = passphrase.decrypt(backend.key(stack), v.get("string"))
+                    item["value"] = passphrase.decrypt(backend.key(stack), v["secure"])
                 config[k] = item
             out.append(
                 {
@@ -604,10 +605,8 @@ def record_history(
     folder = backend.history_dir(stack)
     folder.mkdir(parents=True, exist_ok=True)
     raw = backend.stack_config(stack).get("config") or {}
-    config = {}
-    for k, v in raw.items():
-        secure = isinstance(v, dict) and set(v) == {"secure"}
-        config[k] = {"string": v["secure"] if secure else str(v), "secret": secure, "object": False}
+    # config.Value's JSON form: a string, {"secure": ciphertext}, or the object itself.
+    config = dict(raw)
     info = {
         "kind": kind,
         "startTime": int(started),
