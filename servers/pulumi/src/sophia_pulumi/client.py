@@ -607,7 +607,8 @@ class PulumiClient:
             for variable, setting in _CREDENTIALS.items():
                 if variable in text:
                     raise NotConfigured(
-                        f"pulumi {what} needs {variable}: set {setting} (the stack's secrets or backend need it)",
+                        f"pulumi {what} needs a valid {variable}: set or correct {setting} "
+                        "(the stack's secrets or its backend need it)",
                         data={"setting": setting},
                     ) from exc
             if "violates plan" in text or ("plan" in text and "not allowed" in text):
