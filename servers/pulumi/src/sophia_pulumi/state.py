@@ -116,9 +116,13 @@ def _provider_urn(reference: str | None) -> str | None:
 
 
 def parse_checkpoint(raw: dict[str, Any]) -> Snapshot:
-    """Checkpoint v3 (`{"version": 3, "checkpoint": {"stack", "latest": {...}}}`) to a Snapshot."""
-    if not isinstance(raw, dict) or raw.get("version") != 3 or not isinstance(raw.get("checkpoint"), dict):
-        raise StateError("not a checkpoint v3 document")
+    """Checkpoint v3 (`{"version": 3, "checkpoint": {"stack", "latest": {...}}}`) to a Snapshot.
+
+    Version 4 is the same layout plus a `features` list (deployments using newer engine features);
+    the fields read here are unchanged, so it is accepted too.
+    """
+    if not isinstance(raw, dict) or raw.get("version") not in (3, 4) or not isinstance(raw.get("checkpoint"), dict):
+        raise StateError("not a checkpoint v3/v4 document")
     checkpoint = raw["checkpoint"]
     latest = checkpoint.get("latest") or {}
     rows: list[ResourceRow] = []
