@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from sophia_shared.redact import sanitize_untrusted
 
 if TYPE_CHECKING:
@@ -195,11 +196,13 @@ class CallCache:
     def __init__(self, opener: Callable[[], Awaitable[MemoryStore]]) -> None:
         self._opener = opener
         self._store: MemoryStore | None = None
+        self._opening = anyio.Lock()
 
     async def store(self) -> MemoryStore:
-        if self._store is None:
-            self._store = await self._opener()
-        return self._store
+        async with self._opening:
+            if self._store is None:
+                self._store = await self._opener()
+            return self._store
 
     async def close(self) -> None:
         if self._store is not None:
