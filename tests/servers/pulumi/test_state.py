@@ -11,6 +11,7 @@ import pytest
 from servers.pulumi.environments import Backend
 from servers.pulumi.state_fixtures import SIG
 from sophia_pulumi.state import (
+    OUTPUT_SIG,
     SECRET_MASK,
     FileBackend,
     StateError,
@@ -18,7 +19,6 @@ from sophia_pulumi.state import (
     mask_secrets,
     parse_checkpoint,
     read_stack_config,
-    reveal_plaintext,
 )
 
 
@@ -75,12 +75,22 @@ def test_malformed_checkpoints_are_state_errors(raw: object) -> None:
 
 
 def test_secret_helpers() -> None:
-    value = {"a": 1, "b": [{**SIG, "ciphertext": "v1:x:y"}], "c": {**SIG, "plaintext": '"clear"'}}
-    assert mask_secrets(value) == {"a": 1, "b": [SECRET_MASK], "c": SECRET_MASK}
+    value = {"a": 1, "b": [{**SIG, "ciphertext": "v1:x:y"}], "c": {"d": 2}}
+    assert mask_secrets(value) == {"a": 1, "b": [SECRET_MASK], "c": {"d": 2}}
     assert contains_secret(value) and not contains_secret({"a": [1, {"b": 2}]})
-    revealed, complete = reveal_plaintext(value)
-    assert revealed == {"a": 1, "b": [SECRET_MASK], "c": "clear"} and complete is False
-    assert reveal_plaintext({"c": {**SIG, "plaintext": "42"}}) == ({"c": 42}, True)
+
+
+def test_output_values_of_checkpoint_v4() -> None:
+    out_sig = "4dabf18193072939515e22adb298388d"
+    plain = {out_sig: OUTPUT_SIG, "value": {"host": "db"}, "dependencies": ["urn:x"]}
+    hidden = {out_sig: OUTPUT_SIG, "value": "pw", "secret": True}
+    unknown = {out_sig: OUTPUT_SIG, "dependencies": []}
+    assert mask_secrets({"p": plain, "h": hidden, "u": unknown}) == {
+        "p": {"host": "db"},
+        "h": SECRET_MASK,
+        "u": "[unknown]",
+    }
+    assert contains_secret({"h": hidden}) and not contains_secret({"p": plain})
 
 
 def test_history_is_newest_first_with_versions(read_backend: Backend) -> None:

@@ -19,6 +19,9 @@ from typing import Any
 # Pulumi marks a secret value in state with this signature key/value pair.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # noqa: S105 - a marker, not a secret
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - a marker, not a secret
+# Marks an output value (value + secretness + dependencies), as written by checkpoint version 4.
+OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+UNKNOWN_MASK = "[unknown]"
 SECRET_MASK = "[secret]"  # noqa: S105 - the mask shown instead of a secret
 STACK_TYPE = "pulumi:pulumi:Stack"
 
@@ -59,13 +62,19 @@ class StackFile:
 
 
 def is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
+    if not isinstance(value, dict):
+        return False
+    sig = value.get(SECRET_SIG_KEY)
+    return sig == SECRET_SIG or (sig == OUTPUT_SIG and bool(value.get("secret")))
 
 
 def mask_secrets(value: Any) -> Any:
     """Replace every secret (at any depth) by the mask Pulumi's own CLI prints."""
     if is_secret(value):
         return SECRET_MASK
+    if isinstance(value, dict) and value.get(SECRET_SIG_KEY) == OUTPUT_SIG:
+        # An output value (checkpoint v4 `outputDependencies`): show what it wraps.
+        return mask_secrets(value["value"]) if "value" in value else UNKNOWN_MASK
     if isinstance(value, dict):
         return {k: mask_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -81,26 +90,6 @@ def contains_secret(value: Any) -> bool:
     if isinstance(value, list):
         return any(contains_secret(v) for v in value)
     return False
-
-
-def reveal_plaintext(value: Any) -> tuple[Any, bool]:
-    """Unwrap secrets stored with `plaintext`; return (value, complete) — complete is False if any
-    secret is only available as ciphertext (decrypting needs the CLI and the secrets provider)."""
-    if is_secret(value):
-        if "plaintext" in value:
-            return json.loads(value["plaintext"]), True
-        return SECRET_MASK, False
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        complete = True
-        for k, v in value.items():
-            out[k], ok = reveal_plaintext(v)
-            complete = complete and ok
-        return out, complete
-    if isinstance(value, list):
-        items = [reveal_plaintext(v) for v in value]
-        return [v for v, _ in items], all(ok for _, ok in items)
-    return value, True
 
 
 def _name_of(urn: str) -> str:
