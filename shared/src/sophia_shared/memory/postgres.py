@@ -336,15 +336,25 @@ class PostgresBackend:
     def vector_search(
         self, tenant: str, vector: Vector, flt: MemoryFilter, n: int, now: datetime
     ) -> builtins.list[VectorHit]:
+        import psycopg
+
         where, params = _where(tenant, flt, now)
         vec = _vector(vector)
-        with self._tx() as conn:
-            self._set_search(conn)
-            rows = conn.execute(
-                f"SELECT id, 1 - (embedding <=> %s::vector) FROM memories WHERE {where} "
-                "ORDER BY embedding <=> %s::vector LIMIT %s",
-                (vec, *params, vec, n),
-            ).fetchall()
+        try:
+            with self._tx() as conn:
+                self._set_search(conn)
+                rows = conn.execute(
+                    f"SELECT id, 1 - (embedding <=> %s::vector) FROM memories WHERE {where} "
+                    "ORDER BY embedding <=> %s::vector LIMIT %s",
+                    (vec, *params, vec, n),
+                ).fetchall()
+        except psycopg.errors.DataException as exc:
+            # Another process re-embedded the store to another dimension since we cached its model.
+            self._model = None
+            raise ModelMismatch(
+                "the store's vectors changed dimension (it was re-embedded): restart with the store's model",
+                detail=str(exc),
+            ) from exc
         hits = [VectorHit(row[0], float(row[1])) for row in rows]
         hits.sort(key=lambda hit: -hit.similarity)  # relaxed order: re-sort exactly
         return hits
