@@ -13,6 +13,7 @@ Run: uv run --frozen python -m bench.snowflake [--small N] [--rows N] [--page-ro
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import select
 import signal
@@ -214,6 +215,7 @@ def main() -> None:
     parser.add_argument("--page-rows", type=int, default=10_000)
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     with fakesnow_process() as (port, pid):
         seed_s = seed(port, args.rows)
         measured = anyio.run(through_tool, port, args.small, args.rows, args.page_rows)
@@ -234,6 +236,8 @@ def main() -> None:
         "paging_1m": paging,
         "targets": {"peak_rss_growth_mb_max": 150, "met": paging["peak_rss_growth_mb"] <= 150},
         "seed_seconds": round(seed_s, 2),
+        # Other engineers' test suites share this 2-core machine: the load says how noisy the timings are.
+        "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         "fakesnow_peak_rss_mb": fakesnow_rss,
         "notes": (
             "fakesnow server in its own process, real snowflake-connector-python over HTTP on loopback; "

@@ -56,6 +56,7 @@ _TIMEOUT_ERRNOS = frozenset({630})
 _NOT_FOUND_ERRNOS = frozenset({2003, 2043})
 _SYNTAX_ERRNOS = frozenset({1003})
 _MAX_CELL_CHARS = 8_192
+_GRACE_S = 10.0
 _SEMI_STRUCTURED = frozenset({"VARIANT", "OBJECT", "ARRAY", "MAP"})
 
 
@@ -321,15 +322,26 @@ class SnowflakeClient:
             running = _Running(principal, request_id, sql, time.monotonic())
             with self._lock:
                 self._running[request_id] = running
+        # Snowflake enforces STATEMENT_TIMEOUT_IN_SECONDS itself; this bound (instead of the
+        # connector's timeout=, which starts a timer thread per statement) covers a server that
+        # stops answering, and aborts the statement like a cancelled caller does.
+        deadline = self.settings.statement_timeout_s + self.settings.login_timeout_s + _GRACE_S
         try:
-            return await anyio.to_thread.run_sync(
-                partial(self._with_connection, principal, work), abandon_on_cancel=True
-            )
-        except anyio.get_cancelled_exc_class():
-            if request_id is not None:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                    await anyio.to_thread.run_sync(self._abort, request_id, abandon_on_cancel=True)
-            raise
+            with anyio.fail_after(deadline):
+                try:
+                    return await anyio.to_thread.run_sync(
+                        partial(self._with_connection, principal, work), abandon_on_cancel=True
+                    )
+                except anyio.get_cancelled_exc_class():
+                    if request_id is not None:
+                        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                            await anyio.to_thread.run_sync(self._abort, request_id, abandon_on_cancel=True)
+                    raise
+        except TimeoutError:
+            raise ToolTimeout(
+                f"no answer from {self.address()} within {deadline:g} s; the statement was aborted",
+                data={"request_id": request_id},
+            ) from None
         except snowflake.connector.errors.Error as error:
             if running is not None and running.cancelled:
                 raise _cancelled(running.request_id) from None
@@ -377,7 +389,7 @@ class SnowflakeClient:
             raise _cancelled(request_id)
         cursor = connection.cursor()
         cursor.execute(
-            sql, params, num_statements=1, timeout=self.settings.statement_timeout_s,
+            sql, params, num_statements=1,
             _statement_params=self._statement_params(principal, correlation_id, tool, request_id),
         )
         if running is not None and running.cancelled:
