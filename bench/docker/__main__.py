@@ -18,6 +18,7 @@ No timing is asserted anywhere; the numbers go to bench/results/docker.json.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -86,23 +87,36 @@ async def _bench(api: Any, settings: DockerSettings) -> dict[str, Any]:
     tool: list[float] = []
     async with connect(server, principal=who) as client:
         arguments = {"all": True, "limit": 50}
+        outputs: dict[str, Any] = {}
+
+        async def bare_call() -> float:
+            started = time.perf_counter()
+            outputs["raw"] = await anyio.to_thread.run_sync(lambda: api.containers(all=True))
+            return time.perf_counter() - started
+
+        async def direct_call() -> float:
+            started = time.perf_counter()
+            outputs["served"] = await server.call_tool("docker_list_containers", arguments)
+            return time.perf_counter() - started
+
+        async def client_call() -> float:
+            started = time.perf_counter()
+            outputs["result"] = await client.call("docker_list_containers", arguments)
+            return time.perf_counter() - started
+
         for i in range(CALLS + WARMUP):
-            started = time.perf_counter()
-            raw = await anyio.to_thread.run_sync(lambda: api.containers(all=True))
-            bare_s = time.perf_counter() - started
-            started = time.perf_counter()
-            served = await server.call_tool("docker_list_containers", arguments)
-            direct_s = time.perf_counter() - started
-            started = time.perf_counter()
-            result = await client.call("docker_list_containers", arguments)
-            tool_s = time.perf_counter() - started
+            # Alternate the order, so neither variant always runs first in a round.
+            if i % 2:
+                tool_s, direct_s, bare_s = await client_call(), await direct_call(), await bare_call()
+            else:
+                bare_s, direct_s, tool_s = await bare_call(), await direct_call(), await client_call()
             if i >= WARMUP:  # warm-up: connections, imports, first audit writes
                 bare.append(bare_s)
                 direct.append(direct_s)
                 tool.append(tool_s)
-        listed = structured(result)
-        assert len(raw) >= CONTAINERS and len(listed["containers"]) == 50, listed["total"]
-        assert not getattr(served, "is_error", True)
+        listed = structured(outputs["result"])
+        assert len(outputs["raw"]) >= CONTAINERS and len(listed["containers"]) == 50, listed["total"]
+        assert not outputs["served"].is_error
 
         rss_before_logs = _current_rss_mb()
         peak_before_logs = peak_rss_mb()
@@ -201,6 +215,7 @@ def main() -> None:
         api.close()
     finally:
         engine.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     listing, logs = result["list_containers"], result["logs_100mb"]
     summary = (
         f"list {CONTAINERS} containers p50: bare SDK {listing['bare_sdk']['p50_ms']:.2f} ms, server path "

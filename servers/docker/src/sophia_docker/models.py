@@ -241,7 +241,9 @@ def stats_result(ref: str, running: bool, raw: dict[str, Any]) -> StatsResult:
     cpu_percent = round(cpu_delta / system_delta * online * 100, 2) if system_delta > 0 and running else None
     memory = raw.get("memory_stats") or {}
     usage, limit = memory.get("usage"), memory.get("limit")
-    cache = (memory.get("stats") or {}).get("inactive_file") or (memory.get("stats") or {}).get("cache") or 0
+    # As `docker stats` does: page cache the kernel can drop is not counted as used.
+    detail = memory.get("stats") or {}
+    cache = detail.get("total_inactive_file", detail.get("inactive_file", detail.get("cache", 0))) or 0
     used = usage - cache if usage is not None else None
     networks = (raw.get("networks") or {}).values()
     blkio = (raw.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
