@@ -200,4 +200,7 @@ def _client_can_elicit(ctx: Context[Any, Any]) -> bool:
 
 
 def _render(tool: str, preview: Preview) -> str:
-    return f"Confirm {tool}: {preview.summary}"
+    # The binding is part of the question, so a changed plan is a new question: the SDK asks
+    # again instead of reusing an answer given to the old plan.
+    bound = f" [binding {preview.binding}]" if preview.binding else ""
+    return f"Confirm {tool}: {preview.summary}{bound}"
