@@ -99,7 +99,7 @@ def bind_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def docker_settings(docker_engine: Engine, bind_root: Path) -> DockerSettings:
     """Settings pointing at the private engine, with one allowed bind directory."""
-    return DockerSettings(host=docker_engine.url, allowed_bind_paths=[str(bind_root)], timeout_s=60)
+    return DockerSettings(host=docker_engine.url, allowed_bind_paths=[str(bind_root)], timeout_s=30)
 
 
 @pytest.fixture

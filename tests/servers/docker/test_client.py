@@ -194,3 +194,16 @@ async def test_tls_with_missing_files_is_not_configured(docker_engine: Engine, t
     with anyio.fail_after(30), pytest.raises(NotConfigured) as exc:
         await client.ping()
     assert "SOPHIA_DOCKER_TLS_CLIENT_CERT" in exc.value.message
+
+
+async def test_cancelled_call_returns_without_waiting_for_the_engine(
+    docker_settings: DockerSettings, sleeper: str, docker_api: Any
+) -> None:
+    """A wait on a container that never exits, cancelled: the call gives up at once, the container is untouched."""
+    client = DockerClient(docker_settings)
+    with anyio.fail_after(20):
+        with anyio.move_on_after(1) as scope:
+            await client.wait(sleeper, timeout_s=600)
+        assert scope.cancelled_caught
+        assert await client.ping()
+    assert docker_api.inspect_container(sleeper)["State"]["Running"]

@@ -319,6 +319,27 @@ async def test_remove_container_by_token(docker_settings: DockerSettings, sleepe
     assert error_code(gone) == "not_found"
 
 
+async def test_remove_token_is_bound_to_the_container_not_its_name(
+    docker_settings: DockerSettings, docker_api: Any, busybox_image: str, unique: str
+) -> None:
+    """A token issued for one container does not remove a different container that took its name."""
+    name = f"rebound-{unique}"
+    first_id = docker_api.create_container(busybox_image, ["true"], name=name)["Id"]
+    server = build_server(docker_settings)
+    try:
+        with anyio.fail_after(30):
+            async with connect(server, principal=OPS) as client:
+                asked = await client.call("docker_remove_container", {"container": name})
+                token = error_data(asked)["confirmation_token"]
+                docker_api.remove_container(first_id)
+                second_id = docker_api.create_container(busybox_image, ["true"], name=name)["Id"]
+                refused = await client.call("docker_remove_container", {"container": name, "confirmation_token": token})
+        assert error_code(refused) == "confirmation_required" and "changed" in error_data(refused)["refused"]
+        assert docker_api.inspect_container(name)["Id"] == second_id
+    finally:
+        docker_api.remove_container(name, force=True)
+
+
 async def test_remove_container_by_elicitation(
     docker_settings: DockerSettings, make_container: ContainerFactory, docker_api: Any
 ) -> None:

@@ -259,7 +259,9 @@ class DockerClient:
             except Exception as exc:
                 raise self.translate(exc, subject) from exc
 
-        return await anyio.to_thread.run_sync(call)
+        # A cancelled call (client gone, deadline hit) returns at once; the worker thread ends on
+        # its own when the engine answers or the SDK's timeout expires.
+        return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
 
     # -- containers -------------------------------------------------------------------------
 
