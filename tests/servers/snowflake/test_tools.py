@@ -265,6 +265,18 @@ async def test_execute_needs_confirmation_then_writes(scratch_settings: Snowflak
     assert rows["rows"] == [["hello"], ["world"]]
 
 
+async def test_the_preview_warns_when_every_row_changes(scratch_settings: SnowflakeSettings) -> None:
+    server = build_server(scratch_settings)
+    async with connect(server, principal=DEVOPS) as client:
+        with anyio.fail_after(30):
+            everything = await client.call("snowflake_execute", {"sql": "delete from notes"})
+            some = await client.call("snowflake_execute", {"sql": "update notes set body = 'x' where id = 1"})
+    assert error_code(everything) == "confirmation_required"
+    assert error_data(everything)["preview"]["details"]["every_row"] is True
+    assert "every row" in error_data(everything)["preview"]["summary"]
+    assert error_data(some)["preview"]["details"]["every_row"] is False
+
+
 async def test_execute_with_elicitation(scratch_settings: SnowflakeSettings) -> None:
     server = build_server(scratch_settings)
     async with connect(server, principal=ADMIN, elicitation="accept") as client:

@@ -385,11 +385,19 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
     async def preview_execute(sql: str) -> Preview:
         statement = _guard(sql, read_tool=False, settings=settings)
         tables = ", ".join(statement.tables) or "no named table"
+        # An UPDATE or DELETE without WHERE changes every row: say so before the human says yes.
+        every_row = (
+            statement.kind in (StatementKind.UPDATE, StatementKind.DELETE)
+            and statement.tree is not None
+            and statement.tree.args.get("where") is None
+        )
+        warning = " WARNING: no WHERE clause, every row of the table is affected." if every_row else ""
         return Preview(
-            summary=f"Run one {statement.kind.value.upper()} statement on {source} touching {tables}: "
+            summary=f"Run one {statement.kind.value.upper()} statement on {source} touching {tables}:{warning} "
                     f"{statement.sql[:1_000]}",
             details={
                 "kind": statement.kind.value, "tables": list(statement.tables), "statement": statement.sql[:4_000],
+                "every_row": every_row,
             },
             binding=_digest(statement.sql),
         )
