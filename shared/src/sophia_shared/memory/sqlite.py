@@ -404,11 +404,12 @@ class SqliteBackend:
 
     def fetch(self, tenant: str, ids: Sequence[str]) -> dict[str, Memory]:
         found: dict[str, Memory] = {}
+        # "+tenant": look rows up by the unique id index; the planner would otherwise scan the tenant.
         with self._read() as conn:
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 for row in conn.execute(
-                    f"SELECT {_COLUMNS} FROM memories WHERE tenant = ? AND id IN ({','.join('?' * len(chunk))})",
+                    f"SELECT {_COLUMNS} FROM memories WHERE +tenant = ? AND id IN ({','.join('?' * len(chunk))})",
                     (tenant, *chunk),
                 ):
                     found[row[0]] = _memory(row)
