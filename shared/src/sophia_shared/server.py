@@ -401,10 +401,16 @@ def _json_kind(value: Any) -> str:
 
 
 def _sophia_cause(exc: BaseException) -> SophiaError | None:
+    """The SophiaError behind a wrapped failure (through causes and task-group exception groups)."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, SophiaError):
             return seen
+        if isinstance(seen, BaseExceptionGroup):
+            for inner in seen.exceptions:
+                found = _sophia_cause(inner)
+                if found is not None:
+                    return found
         seen = seen.__cause__
     return None
 
