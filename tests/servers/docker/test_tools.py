@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,13 @@ from servers.docker.engine import Registry
 from sophia_docker.settings import DockerSettings
 from sophia_docker.tools import build_server, check, parse_time
 from sophia_shared.errors import InvalidArgument, Unavailable
-from sophia_shared.server import Principal, Role, SophiaServer, output_schema_of
+from sophia_shared.server import Principal, Role
 from sophia_shared.testing import SophiaTestClient, connect, error_code, error_data, structured
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 OPS = Principal("olivia", Role.DEVOPS)
 VIEWER = Principal("vera", Role.VIEWER)
-SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
 ALL_TOOLS = {
     "docker_list_containers", "docker_inspect_container", "docker_container_logs", "docker_container_stats",
     "docker_start_container", "docker_stop_container", "docker_restart_container", "docker_remove_container",
@@ -67,24 +65,6 @@ async def test_every_tool_declares_role_and_all_annotations(docker_settings: Doc
         "docker_remove_container", "docker_run_container", "docker_exec", "docker_remove_image",
         "docker_remove_volume", "docker_remove_network",
     }  # fmt: skip
-
-
-async def test_tool_schemas_match_the_snapshot(docker_settings: DockerSettings) -> None:
-    """Input and output schemas are reviewed as a diff; SOPHIA_UPDATE_SNAPSHOTS=1 rewrites the file."""
-    server = build_server(docker_settings)
-    with anyio.fail_after(10):
-        async with connect(server) as client:
-            tools = await client.list_tools()
-    current = {
-        t.name: {"input": t.input_schema, "output": t.output_schema, "annotations": t.annotations.model_dump()}
-        for t in sorted(tools, key=lambda t: t.name)
-        if t.annotations is not None
-    }
-    if os.environ.get("SOPHIA_UPDATE_SNAPSHOTS") == "1":
-        SNAPSHOT.parent.mkdir(exist_ok=True)
-        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
-    assert json.loads(SNAPSHOT.read_text()) == json.loads(json.dumps(current))
-    assert output_schema_of is not None
 
 
 async def test_read_only_mode_hides_every_mutating_tool(docker_settings: DockerSettings) -> None:
@@ -551,7 +531,3 @@ def test_build_server_does_not_import_the_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["False", "False"]
-
-
-def _unused(server: SophiaServer) -> None:
-    del server

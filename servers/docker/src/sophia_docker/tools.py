@@ -63,7 +63,9 @@ Filters = Annotated[
 ]
 Limit = Annotated[int, Field(description="page size", ge=1, le=200)]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page", max_length=20)]
-Labels = Annotated[dict[str, str], Field(description="labels to set (keys 'sophia.*' are reserved)", max_length=50)]
+Labels = Annotated[
+    dict[str, str] | None, Field(description="labels to set (keys 'sophia.*' are reserved)", max_length=50)
+]
 GracePeriod = Annotated[int, Field(description="seconds to wait for a clean stop before killing", ge=0, le=300)]
 
 CONTAINER_FILTERS = frozenset(
@@ -368,7 +370,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         command: Annotated[list[str] | None, Field(description="command and arguments", max_length=100)] = None,
         name: Annotated[str | None, Field(description="container name", max_length=128, pattern=NAME_PATTERN)] = None,
         env: Annotated[dict[str, str] | None, Field(description="environment variables", max_length=100)] = None,
-        labels: Labels | None = None,
+        labels: Labels = None,
         mounts: Annotated[
             list[MountSpec] | None, Field(description="volumes, allowed bind mounts, tmpfs", max_length=20)
         ] = None,
@@ -381,7 +383,9 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         user: Annotated[str | None, Field(description="user[:group] to run as", max_length=64)] = None,
         working_dir: Annotated[str | None, Field(description="working directory", max_length=4096)] = None,
         read_only_rootfs: Annotated[bool, Field(description="mount the root filesystem read-only")] = False,
-        restart_policy: Literal["no", "on-failure", "unless-stopped", "always"] = "no",
+        restart_policy: Annotated[
+            Literal["no", "on-failure", "unless-stopped", "always"], Field(description="when the engine restarts it")
+        ] = "no",
         wait_s: Annotated[
             float,
             Field(description="wait up to this long for it to exit, then return exit code and logs", ge=0, le=300),
@@ -573,7 +577,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         return models.VolumeList(volumes=[models.volume_summary(v) for v in chunk], **paging)
 
     @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=False, open_world=True)
-    async def docker_create_volume(name: ObjectName, labels: Labels | None = None) -> models.VolumeSummary:
+    async def docker_create_volume(name: ObjectName, labels: Labels = None) -> models.VolumeSummary:
         """Create a local named volume, labelled with who asked. Driver options are not offered:
         they can bind arbitrary host paths."""
         check_labels(labels or {})
@@ -620,7 +624,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
     async def docker_create_network(
         name: ObjectName,
         internal: Annotated[bool, Field(description="no route outside the network")] = False,
-        labels: Labels | None = None,
+        labels: Labels = None,
     ) -> models.NetworkSummary:
         """Create a bridge network, labelled with who asked."""
         check_labels(labels or {})
