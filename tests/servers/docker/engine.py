@@ -114,9 +114,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it if the test process dies without stopping it (Linux)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _spawn_until(argv: list[str], log: Path, ready_marker: str) -> Daemon:
     """Start a daemon and wait (bounded) for `ready_marker` in its output."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
+    )
     ready = threading.Event()
     assert process.stdout is not None
 
