@@ -377,21 +377,28 @@ class PostgresBackend:
 
     @staticmethod
     def _informative(conn: Any, terms: Sequence[str]) -> builtins.list[str]:
-        """The query's rarer words: near-universal ones add little to the rank but match everything."""
+        """The query's rarer words: near-universal ones add little to the rank but match everything.
+
+        Frequencies come from the planner's statistics (ANALYZE's most common lexemes of `tsv`),
+        so this costs two catalogue reads; before the first ANALYZE every word is kept.
+        """
         if len(terms) <= 2:
             return list(terms)
-        total = conn.execute(
-            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'memories'::regclass"
-        ).fetchone()[0]
-        cap = max(100, int(COMMON_TERM_SHARE * total))
-        # Matches per word, counted only up to the cap (an index scan that stops early).
-        counted = dict(conn.execute(
-            "SELECT term, (SELECT count(*) FROM (SELECT 1 FROM memories "
-            "WHERE tsv @@ to_tsquery('english', term) LIMIT %s) AS hits) FROM unnest(%s::text[]) AS term",
-            (cap + 1, list(terms)),
+        stats = conn.execute(
+            "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+            "WHERE schemaname = current_schema() AND tablename = 'memories' AND attname = 'tsv'"
+        ).fetchone()
+        if stats is None or stats[0] is None:
+            return list(terms)
+        share = dict(zip(stats[0], stats[1], strict=False))
+        lexemes = dict(conn.execute(
+            "SELECT term, tsvector_to_array(to_tsvector('english', term)) FROM unnest(%s::text[]) AS term",
+            (list(terms),),
         ).fetchall())
-        rarest = sorted(terms, key=lambda term: counted.get(term, 0))
-        kept = [term for term in rarest if counted.get(term, 0) <= cap]
+        frequency = {term: max((share.get(lex, 0.0) for lex in lexemes.get(term) or []), default=0.0)
+                     for term in terms}
+        rarest = sorted(terms, key=lambda term: frequency[term])
+        kept = [term for term in rarest if frequency[term] <= COMMON_TERM_SHARE]
         return kept if len(kept) >= 2 else rarest[:2]
 
     def stats(self, tenant: str, now: datetime) -> dict[str, Any]:
