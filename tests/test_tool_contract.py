@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio
 import pytest
-
 from sophia_shared.cli import BUILDERS
 from sophia_shared.server import SophiaServer
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import secrets
 import threading
 import time
@@ -31,6 +32,7 @@ from pydantic_core import to_jsonable_python
 
 from .audit import canonical_json
 from .errors import ConfirmationRequired, Forbidden
+from .redact import redact
 
 if TYPE_CHECKING:
     from .auth import Principal
@@ -148,15 +150,16 @@ class ConfirmationGate:
             self._expire()
             self._issued[token] = _Issued(principal=principal, digest=digest, expires=time.time() + self.ttl_s)
         lead = f"the confirmation token was refused: {refused}. " if refused else ""
+        summary = redact(preview.summary)
         message = (
-            f"{lead}{tool} needs the user's confirmation. Show the user this preview: {preview.summary} — "
+            f"{lead}{tool} needs the user's confirmation. Show the user this preview: {summary} — "
             f"if they approve, repeat the same call with the same arguments and "
             f"{CONFIRMATION_TOKEN_ARG}={token!r} (single use, valid {int(self.ttl_s)} s)."
         )
         data: dict[str, Any] = {
             "confirmation_token": token,
             "expires_in_s": int(self.ttl_s),
-            "preview": preview.model_dump(mode="json", exclude={"binding"}),
+            "preview": json.loads(redact(canonical_json(preview.model_dump(mode="json", exclude={"binding"})))),
         }
         if refused:
             data["refused"] = refused
