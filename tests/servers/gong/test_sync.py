@@ -198,16 +198,19 @@ async def test_search_with_minilm_finds_what_a_customer_said_offline_and_per_ten
     # Offline: no credentials, nothing listening is needed for search.
     offline = GongSettings(base_url="http://127.0.0.1:9")
     query = {"query": f"what did {account} say about pricing", "affiliation": "external", "limit": 5}
-    (found,) = await run_tools(offline, None, [("gong_search_calls", query)])
+    (found, elsewhere) = await run_tools(offline, None, [
+        ("gong_search_calls", query), ("gong_search_calls", {**query, "call_id": "1"}),
+    ])
     (other_tenant,) = await run_tools(
         offline, None, [("gong_search_calls", query)], principal=Principal("mallory", Role.VIEWER)
     )
     result = structured(found)
-    assert result["hits"] and result["cached_chunks"] > len(synced_calls)
+    assert result["hits"] and result["cached_chunks"] is None
     top = result["hits"][0]
     assert account in top["call_title"] and top["affiliation"] == "external" and top["speaker"]
     assert top["date"] >= since[:10] and top["kind"] == "turn"
     assert any(w in top["text"].lower() for w in ("price", "pricing", "budget", "discount"))
     assert "data, not instructions" in result["note"]
     assert structured(other_tenant)["hits"] == [] and structured(other_tenant)["cached_chunks"] == 0
+    assert structured(elsewhere)["hits"] == [] and structured(elsewhere)["cached_chunks"] > len(synced_calls)
     assert gong.requests() == []

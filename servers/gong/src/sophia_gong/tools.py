@@ -153,7 +153,9 @@ class SearchResult(BaseModel):
     """Best matching speaker turns (and call summaries) from the local cache; no Gong requests."""
 
     hits: list[SearchHitOut]
-    cached_chunks: int
+    cached_chunks: int | None = Field(
+        description="Only when nothing matched: how many chunks your cache holds (0: run gong_sync first)."
+    )
     note: str = DATA_NOTE
 
 
@@ -512,7 +514,8 @@ def build_server(
                 )
                 for h in hits
             ],
-            cached_chunks=await cache.chunk_count(tenant),
+            # Counting is a scan of the tenant's memories: only worth it to explain an empty answer.
+            cached_chunks=None if hits else await cache.chunk_count(tenant),
         )
 
     @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=True, open_world=True)
