@@ -53,6 +53,8 @@ MANY_CLIENTS = int(os.environ.get("BENCH_MANY_CLIENTS", "1000"))
 MANY_RATE = float(os.environ.get("BENCH_MANY_RATE", "300"))
 MANY_S = float(os.environ.get("BENCH_MANY_S", "60"))
 BLOCK = 200
+CONNECT_CONCURRENCY = 25
+READ_TIMEOUT_S = 60.0
 
 
 def _port() -> int:
@@ -179,7 +181,9 @@ async def proxy_http(home: Path) -> AsyncIterator[tuple[str, dict[str, str], Pro
 @asynccontextmanager
 async def _client(url: str, headers: dict[str, str]) -> AsyncIterator[Client]:
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(60.0)) as http, \
-            Client(streamable_http_client(url, http_client=http), cache=None) as client:
+            Client(streamable_http_client(url, http_client=http), cache=None,
+                   read_timeout_seconds=READ_TIMEOUT_S) as client:
+        # A response that never comes counts as an error after READ_TIMEOUT_S instead of stalling the run.
         yield client
 
 
@@ -237,50 +241,83 @@ def _tree_rss_mb(pid: int) -> tuple[float, float]:
 
 
 async def many_clients(url: str, headers: dict[str, str], host_pid: int) -> dict[str, Any]:
+    """Each client lives in its own task (flat, not nested: 1,000 nested task groups overflow the stack)."""
     latencies: list[float] = []
-    errors = 0
+    errors = {"call": 0, "connect": 0}
     peak = {"host": 0.0, "tree": 0.0}
-    async with AsyncExitStack() as stack:
-        connect_started = time.perf_counter()
-        clients = [await stack.enter_async_context(_client(url, headers)) for _ in range(MANY_CLIENTS)]
-        connect_s = time.perf_counter() - connect_started
-        total = int(MANY_RATE * MANY_S)
+    total = int(MANY_RATE * MANY_S)
+    connected = 0
+    all_connected = anyio.Event()
+    finished = anyio.Event()
+    connecting = anyio.Semaphore(CONNECT_CONCURRENCY)
+    streams = [anyio.create_memory_object_stream[tuple[float, int]](total) for _ in range(MANY_CLIENTS)]
 
-        async def one(client: Client, at: float, i: int) -> None:
-            nonlocal errors
-            try:
-                result = await client.call_tool("add", {"a": i, "b": 1})
-                if result.is_error:
-                    errors += 1
-                    return
-            except Exception:  # a failed call is a result of this benchmark
-                errors += 1
-                return
-            latencies.append(anyio.current_time() - at)
+    async def one(client: Client, at: float, i: int) -> None:
+        try:
+            result = await client.call_tool("add", {"a": i, "b": 1})
+        except Exception:  # a failed call is a result of this benchmark
+            errors["call"] += 1
+            return
+        if result.is_error:
+            errors["call"] += 1
+            return
+        latencies.append(anyio.current_time() - at)
 
-        async def sample_rss(done: anyio.Event) -> None:
-            while not done.is_set():
-                own, tree = _tree_rss_mb(host_pid)
-                peak["host"], peak["tree"] = max(peak["host"], own), max(peak["tree"], tree)
-                with anyio.move_on_after(0.5):
-                    await done.wait()
+    async def hold(index: int) -> None:
+        nonlocal connected
+        _send, receive = streams[index]
+        try:
+            async with connecting:
+                stack = AsyncExitStack()
+                client = await stack.enter_async_context(_client(url, headers))
+        except Exception:  # a refused connection is a result of this benchmark
+            errors["connect"] += 1
+            client = None
+        connected += 1
+        if connected == MANY_CLIENTS:
+            all_connected.set()
+        if client is None:
+            async with receive:
+                async for _ in receive:
+                    errors["call"] += 1
+            return
+        try:
+            async with receive, anyio.create_task_group() as calls:
+                async for at, i in receive:
+                    calls.start_soon(one, client, at, i)
+        finally:
+            await stack.aclose()
 
-        done = anyio.Event()
+    async def sample_rss() -> None:
+        while not finished.is_set():
+            own, tree = _tree_rss_mb(host_pid)
+            peak["host"], peak["tree"] = max(peak["host"], own), max(peak["tree"], tree)
+            with anyio.move_on_after(0.5):
+                await finished.wait()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sample_rss)
+        connect_started = anyio.current_time()
+        for index in range(MANY_CLIENTS):
+            tg.start_soon(hold, index)
+        await all_connected.wait()
+        connect_s = anyio.current_time() - connect_started
         started = anyio.current_time() + 0.5
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(sample_rss, done)
-            async with anyio.create_task_group() as calls:
-                for i in range(total):
-                    at = started + i / MANY_RATE
-                    delay = at - anyio.current_time()
-                    if delay > 0:
-                        await anyio.sleep(delay)
-                    calls.start_soon(one, clients[i % len(clients)], at, i)
-            done.set()
-        elapsed = anyio.current_time() - started
+        for i in range(total):
+            at = started + i / MANY_RATE
+            delay = at - anyio.current_time()
+            if delay > 0:
+                await anyio.sleep(delay)
+            streams[i % MANY_CLIENTS][0].send_nowait((at, i))
+        for send, _receive in streams:
+            await send.aclose()
+        # Waits for the calls still in flight; the clients close as their streams run dry.
+    finished.set()
+    elapsed = anyio.current_time() - started
     return {
-        "clients": MANY_CLIENTS, "offered_per_s": MANY_RATE, "seconds": MANY_S, "calls": total, "errors": errors,
-        "achieved_per_s": round(len(latencies) / elapsed, 1), "latency": percentiles(latencies or [0.0]),
+        "clients": MANY_CLIENTS, "offered_per_s": MANY_RATE, "seconds": MANY_S, "calls": total,
+        "errors": errors["call"], "connect_errors": errors["connect"],
+        "completed_per_s": round(len(latencies) / elapsed, 1), "latency": percentiles(latencies or [0.0]),
         "connect_all_s": round(connect_s, 2), "peak_rss_mb": {"host": round(peak["host"], 1),
                                                              "host_and_children": round(peak["tree"], 1)},
     }
@@ -292,17 +329,22 @@ async def main() -> None:
         home.mkdir()
         config = _config(Path(tmp))
         result: dict[str, Any] = {"calls": CALLS, "http_calls": HTTP_CALLS}
+        result["load_average_at_start"] = os.getloadavg()
         print("hop over stdio ...", file=sys.stderr)
         result["hop_stdio"] = await hop_over_stdio(home, config)
-        print("http latency and capacity ...", file=sys.stderr)
-        async with host_http(home, config) as (url, headers, process):
+        write_result("host", result, "partial: hop over stdio")
+        print("http latency and capacity: host, then mcp-proxy ...", file=sys.stderr)
+        async with host_http(home, config) as (url, headers, _process):
             result["http_latency_host"] = await http_latency(url, headers)
             result["capacity_host"] = [await capacity(url, headers, w) for w in WORKERS]
-            print("many clients ...", file=sys.stderr)
-            result["many_clients"] = await many_clients(url, headers, process.pid)
         async with proxy_http(home) as (url, headers, _process):
             result["http_latency_mcp_proxy"] = await http_latency(url, headers)
             result["capacity_mcp_proxy"] = [await capacity(url, headers, w) for w in WORKERS]
+        write_result("host", result, "partial: hop, HTTP latency and capacity")
+        print("many clients ...", file=sys.stderr)
+        async with host_http(home, config) as (url, headers, process):
+            result["many_clients"] = await many_clients(url, headers, process.pid)
+        result["load_average_at_end"] = os.getloadavg()
     best_host = max(c["calls_per_s"] for c in result["capacity_host"])
     best_proxy = max(c["calls_per_s"] for c in result["capacity_mcp_proxy"])
     result["capacity_ratio"] = round(best_host / best_proxy, 2) if best_proxy else None

@@ -20,7 +20,7 @@ from anyio.abc import Process
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import ToolListChangedNotification
+from mcp.types import ElicitResult, ToolListChangedNotification
 from sophia_shared.audit import AuditLog
 from sophia_shared.auth import Role, TokenStore
 
@@ -164,6 +164,19 @@ async def test_streamable_http_end_to_end_with_tokens_and_roles(tmp_path: Path, 
             token = first.structured_content["error"]["data"]["confirmation_token"]
             done = await client.call_tool("alpha_delete", {"item": "x", "confirmation_token": token})
             assert not done.is_error
+        asked: list[str] = []
+
+        async def approve(context: Any, params: Any) -> ElicitResult:
+            asked.append(params.message)
+            return ElicitResult(action="accept", content={"confirm": True})
+
+        # A client that can show a prompt is asked by the host instead of handed a token.
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {dev_token}"}) as http, \
+                Client(streamable_http_client(url, http_client=http), elicitation_callback=approve) as client:
+            confirmed = await client.call_tool("alpha_delete", {"item": "y"})
+            assert not confirmed.is_error, confirmed
+            assert confirmed.structured_content == {"result": "deleted y for dana"}
+            assert len(asked) == 1 and "alpha_delete" in asked[0]
         async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {viewer_token}"}) as http, \
                 Client(streamable_http_client(url, http_client=http)) as client:
             denied = await client.call_tool("alpha_delete", {"item": "x"})
@@ -219,3 +232,25 @@ async def test_inspector_cli_lists_and_calls_tools_through_the_host(inspector: l
         body = json.loads(called.stdout)
         assert body.get("isError") in (None, False)
         assert body["structuredContent"]["text"] == "inspected"
+
+
+async def test_the_suite_servers_compose_without_collisions() -> None:
+    """Every installed sophia-<name> server, on its embedded default, behind one host (no sophia.toml)."""
+    from sophia_host.children import State
+    from sophia_host.config import installed_servers
+    from sophia_shared.testing import connect, error_code
+
+    from .conftest import running_host
+
+    servers = installed_servers()
+    assert {"memory", "retool"} <= {s.name for s in servers}
+    async with running_host(servers) as host:
+        assert host.fatal is None
+        up = {c.name for c in host.children if c.state is State.ready}
+        assert {"memory", "retool"} <= up, host.children_status()
+        async with connect(host) as client:
+            names = {t.name for t in await client.list_tools()}
+            for child in host.children:
+                assert {t.name for t in child.tools} <= names
+            # Without an account Retool answers not_configured, through the host, with its code.
+            assert error_code(await client.call("retool_list_apps", {})) == "not_configured"
