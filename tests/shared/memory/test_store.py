@@ -16,6 +16,8 @@ from sophia_shared.memory import (
     MemorySettings,
     MemoryStore,
 )
+from sophia_shared.memory import postgres as postgres_backend
+from sophia_shared.memory import sqlite as sqlite_backend
 from sophia_shared.memory.errors import InvalidMemory
 
 pytestmark = pytest.mark.anyio
@@ -240,7 +242,12 @@ async def test_memory_limits_are_the_configured_ones(store: MemoryStore) -> None
     assert "SOPHIA_MEMORY_MAX_BATCH" in info.value.message
 
 
-async def test_keyword_search_survives_common_words(store: MemoryStore, memory_settings: MemorySettings) -> None:
+async def test_keyword_search_survives_common_words(
+    store: MemoryStore, memory_settings: MemorySettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scaled down: a word is "common" here past 10 memories (200 in production).
+    monkeypatch.setattr(sqlite_backend, "MIN_COMMON_DOCS", 10)
+    monkeypatch.setattr(postgres_backend, "MIN_COMMON_DOCS", 10)
     with anyio.fail_after(60):
         filler = [MemoryInput(text=f"Someone said the weekly report {i} was fine") for i in range(60)]
         await store.put_many("alice", filler)
@@ -254,3 +261,7 @@ async def test_keyword_search_survives_common_words(store: MemoryStore, memory_s
                 await conn.execute("ANALYZE memories")
         hits = await store.search("alice", "someone said the report zanzibar", k=3, mode="text")
         assert hits[0].memory.id == target.memory.id
+        # Only common words: hybrid skips the text ranking, text mode still answers with the rarest.
+        common = await store.search("alice", "someone said the weekly report", k=5)
+        assert len(common) == 5 and all(h.text_rank is None for h in common)
+        assert len(await store.search("alice", "someone said the weekly report", k=5, mode="text")) == 5

@@ -111,8 +111,11 @@ class Backend(Protocol):
     ) -> builtins.list[VectorHit]: ...
 
     def text_search(
-        self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime
-    ) -> builtins.list[str]: ...
+        self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime, *, required: bool
+    ) -> builtins.list[str]:
+        """Best-first ids by full text. Unless `required`, a query of only very common words may
+        return nothing: such words barely discriminate, and ranking every memory costs the most."""
+        ...
 
     def stats(self, tenant: str, now: datetime) -> dict[str, Any]: ...
 
@@ -321,7 +324,7 @@ class Store:
                     vector = given if given is not None else self._embed_checked([query])[0][0]
                     vector_hits = self._backend.vector_search(tenant, vector, flt, depth, now)
             if mode != "vector" and terms:
-                text_ids = self._backend.text_search(tenant, terms, flt, depth, now)
+                text_ids = self._backend.text_search(tenant, terms, flt, depth, now, required=mode == "text")
             ids = list(dict.fromkeys([h.memory_id for h in vector_hits] + text_ids))
             memories = self._backend.fetch(tenant, ids) if ids else {}
             return fuse(vector_hits, text_ids, memories, k=k, now=now,

@@ -59,6 +59,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 TEXT_MATCH_LIMIT = 2_000
 # A query word in more than this share of all memories is dropped from the text query.
 COMMON_TERM_SHARE = 0.05
+MIN_COMMON_DOCS = 200
 
 _COLUMNS = (
     "id, tenant, namespace, text, tags, source, source_ref, importance, created_at, updated_at, "
@@ -360,11 +361,14 @@ class PostgresBackend:
         return hits
 
     def text_search(
-        self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime
+        self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime, *, required: bool
     ) -> builtins.list[str]:
         where, params = _where(tenant, flt, now)
         with self._tx() as conn:
-            query = " | ".join(self._informative(conn, terms))
+            kept = self._informative(conn, terms, required=required)
+            if not kept:
+                return []
+            query = " | ".join(kept)
             # Ranking is bounded to TEXT_MATCH_LIMIT matches as a backstop: a query of only common
             # words would otherwise rank every row of the tenant.
             rows = conn.execute(
@@ -376,17 +380,18 @@ class PostgresBackend:
         return [row[0] for row in rows]
 
     @staticmethod
-    def _informative(conn: Any, terms: Sequence[str]) -> builtins.list[str]:
-        """The query's rarer words: near-universal ones add little to the rank but match everything.
+    def _informative(conn: Any, terms: Sequence[str], *, required: bool) -> builtins.list[str]:
+        """The query's informative words: those in more than COMMON_TERM_SHARE of all memories (and
+        in more than MIN_COMMON_DOCS) add little to the rank but match nearly everything. When every
+        word is common: nothing, or, if text search is `required`, the two rarest.
 
         Frequencies come from the planner's statistics (ANALYZE's most common lexemes of `tsv`),
         so this costs two catalogue reads; before the first ANALYZE every word is kept.
         """
-        if len(terms) <= 2:
-            return list(terms)
         stats = conn.execute(
-            "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
-            "WHERE schemaname = current_schema() AND tablename = 'memories' AND attname = 'tsv'"
+            "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, c.reltuples "
+            "FROM pg_stats s JOIN pg_class c ON c.oid = 'memories'::regclass "
+            "WHERE s.schemaname = current_schema() AND s.tablename = 'memories' AND s.attname = 'tsv'"
         ).fetchone()
         if stats is None or stats[0] is None:
             return list(terms)
@@ -395,11 +400,15 @@ class PostgresBackend:
             "SELECT term, tsvector_to_array(to_tsvector('english', term)) FROM unnest(%s::text[]) AS term",
             (list(terms),),
         ).fetchall())
-        frequency = {term: max((share.get(lex, 0.0) for lex in lexemes.get(term) or []), default=0.0)
-                     for term in terms}
-        rarest = sorted(terms, key=lambda term: frequency[term])
-        kept = [term for term in rarest if frequency[term] <= COMMON_TERM_SHARE]
-        return kept if len(kept) >= 2 else rarest[:2]
+        # Stop words have no lexeme: they can never match, so they are no candidates either.
+        frequency = {term: max(share.get(lex, 0.0) for lex in lexemes[term])
+                     for term in terms if lexemes.get(term)}
+        terms = list(frequency)
+        limit = max(COMMON_TERM_SHARE, MIN_COMMON_DOCS / max(float(stats[2]), 1.0))
+        kept = [term for term in terms if frequency[term] <= limit]
+        if kept or not required:
+            return kept
+        return sorted(terms, key=lambda term: frequency[term])[:2]
 
     def stats(self, tenant: str, now: datetime) -> dict[str, Any]:
         with self._tx() as conn:

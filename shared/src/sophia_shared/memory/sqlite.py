@@ -86,6 +86,7 @@ MIGRATIONS: list[tuple[int, str]] = [
 
 # A query word in more than this share of all memories says little and costs a full ranking pass.
 COMMON_TERM_SHARE = 0.05
+MIN_COMMON_DOCS = 200
 
 _COLUMNS = (
     "id, tenant, namespace, text, tags, source, source_ref, importance, created_us, updated_us, "
@@ -554,11 +555,13 @@ class SqliteBackend:
         return [VectorHit(row[0], float(row[1])) for row in rows]
 
     def text_search(
-        self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime
+        self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime, *, required: bool
     ) -> builtins.list[str]:
         where, params = _where(tenant, flt, now)
         with self._read() as conn:
-            kept = self._informative(conn, terms)
+            kept = self._informative(conn, terms, required=required)
+            if not kept:
+                return []
             rows = conn.execute(
                 f"SELECT m.id FROM memories_fts JOIN memories m ON m.rid = memories_fts.rowid "
                 f"WHERE memories_fts MATCH ? AND {where.replace('tenant = ?', 'm.tenant = ?', 1)} "
@@ -568,17 +571,19 @@ class SqliteBackend:
         return [row[0] for row in rows]
 
     @staticmethod
-    def _informative(conn: Any, terms: Sequence[str]) -> builtins.list[str]:
-        """The query's rarer words: near-universal ones add nothing to bm25 but make it rank everything."""
-        if len(terms) <= 2:
-            return list(terms)
+    def _informative(conn: Any, terms: Sequence[str], *, required: bool) -> builtins.list[str]:
+        """The query's informative words: those in more than COMMON_TERM_SHARE of all memories (and
+        in more than MIN_COMMON_DOCS) add little to bm25 but make it rank nearly everything. When
+        every word is common: nothing, or, if text search is `required`, the two rarest."""
         total = conn.execute("SELECT max(rid) FROM memories").fetchone()[0] or 0
         frequency = dict(conn.execute(
             f"SELECT term, doc FROM memories_fts_vocab WHERE term IN ({','.join('?' * len(terms))})", list(terms)
         ).fetchall())
-        rarest = sorted(terms, key=lambda term: frequency.get(term, 0))
-        kept = [term for term in rarest if frequency.get(term, 0) <= COMMON_TERM_SHARE * total]
-        return kept if len(kept) >= 2 else rarest[:2]
+        limit = max(COMMON_TERM_SHARE * total, MIN_COMMON_DOCS)
+        kept = [term for term in terms if frequency.get(term, 0) <= limit]
+        if kept or not required:
+            return kept
+        return sorted(terms, key=lambda term: frequency.get(term, 0))[:2]
 
     def stats(self, tenant: str, now: datetime) -> dict[str, Any]:
         stamp = _us(now)

@@ -122,7 +122,11 @@ class VectorIndex:
         else:
             words = self._codes[:size].view(np.uint64) if self._codes.shape[1] % 8 == 0 else self._codes[:size]
             query = sign_codes(vector).view(words.dtype)
-            distance = np.bitwise_count(np.bitwise_xor(words, query)).sum(axis=1, dtype=np.int32)
+            counts = np.bitwise_count(np.bitwise_xor(words, query))
+            # Column by column: numpy's reduction along a 6-wide axis is ~30x slower than 6 adds.
+            distance = counts[:, 0].astype(np.int32)
+            for column in range(1, counts.shape[1]):
+                distance += counts[:, column]
             distance[~mask] = np.iinfo(np.int32).max
             wanted = min(live, max(MIN_CANDIDATES, OVERSAMPLE * n))
             candidates = np.argpartition(distance, wanted - 1)[:wanted]
