@@ -270,7 +270,7 @@ def main() -> None:
     summary = (
         "; ".join(parts)
         + f"; embed {result['embedding']['sentences_per_s']}/s, load {result['model_load_cached_graph_s']} s"
-        + f"; cold start {cold['ratio']}x bare SDK; peak RSS {result['peak_rss_mb']} MB"
+        + f"; cold start {cold['ratio']}x bare SDK (CPU {cold['cpu_ratio']}x); peak RSS {result['peak_rss_mb']} MB"
     )
     write_result("memory", result, summary)
 
