@@ -118,6 +118,19 @@ async def test_sync_leaves_the_reserve_for_other_tools(
     assert len(structured(users)["users"]) == 100
 
 
+async def test_sync_stops_after_max_seconds_and_resumes(
+    gong: GongContractServer, gong_settings: GongSettings, stand_in_memory: Opener
+) -> None:
+    # Gong's Retry-After makes the first page take at least a second.
+    gong.fail_next(429, times=1, retry_after=1)
+    (cut, rest) = await run_tools(gong_settings, stand_in_memory, [
+        ("gong_sync", {"since": days_ago(30), "max_seconds": 1}), ("gong_sync", {}),
+    ])
+    assert structured(cut)["status"] == "paused" and "1 s" in structured(cut)["reason"]
+    assert structured(cut)["calls_seen"] == 100
+    assert structured(rest)["status"] == "complete" and structured(rest)["resumed"] is True
+
+
 async def test_gong_daily_cap_pauses_the_sync_cleanly(
     gong: GongContractServer, gong_settings: GongSettings, stand_in_memory: Opener
 ) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -128,6 +129,7 @@ async def run_sync(
     workspace_id: str | None,
     max_pages: int | None,
     max_batch: int,
+    max_seconds: float | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
 ) -> SyncReport:
@@ -149,6 +151,7 @@ async def run_sync(
             resumed = False
         scan = state.scan
         requests_before = client.stats.requests
+        run_started = time.monotonic()
         pages = 0
         restarted = False
         reason: str | None = None
@@ -168,6 +171,10 @@ async def run_sync(
                 break
             if max_pages is not None and pages >= max_pages:
                 reason = f"stopped after {max_pages} pages as asked; run gong_sync again to continue"
+                break
+            if pages and max_seconds is not None and time.monotonic() - run_started >= max_seconds:
+                # Indexing is CPU-bound: a long backfill is cut into calls a client will not time out.
+                reason = f"stopped after {max_seconds:g} s as asked; run gong_sync again to continue"
                 break
             call_filter: dict[str, Any] = {"fromDateTime": scan.from_dt, "toDateTime": scan.to_dt}
             if scan.workspace_id:

@@ -528,6 +528,11 @@ def build_server(
         max_pages: Annotated[
             int | None, Field(description="Stop after this many pages of 100 calls (resume later).", ge=1, le=1000)
         ] = None,
+        max_seconds: Annotated[
+            int,
+            Field(description="Stop after the page in progress once this much time has passed (resume later).",
+                  ge=1, le=3600),
+        ] = 240,
     ) -> SyncReport:
         """Cache calls and transcripts locally for gong_search_calls: incremental and resumable.
 
@@ -552,7 +557,7 @@ def build_server(
 
         return await run_sync(
             client, cache, sync_store, current_principal().name, since=start, workspace_id=workspace_id,
-            max_pages=max_pages, max_batch=_max_batch(), progress=progress,
+            max_pages=max_pages, max_batch=_max_batch(), max_seconds=max_seconds, progress=progress,
         )
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False)
