@@ -64,8 +64,10 @@ class PrecomputedEmbedder:
 async def _insert(store: MemoryStore, corpus: Corpus, start: int, stop: int, ids: list[str]) -> float:
     began = time.perf_counter()
     for offset in range(start, stop, BATCH):
-        items = [MemoryInput(text=corpus.texts[i], namespace="bench", tags=[corpus.tags[i]])
-                 for i in range(offset, min(stop, offset + BATCH))]
+        items = [
+            MemoryInput(text=corpus.texts[i], namespace="bench", tags=[corpus.tags[i]])
+            for i in range(offset, min(stop, offset + BATCH))
+        ]
         results = await store.put_many("bench", items)
         ids.extend(r.memory.id for r in results)
     return time.perf_counter() - began
@@ -213,6 +215,7 @@ def run_postgres(work: Path, corpus: Corpus, sizes: list[int], model: LocalMiniL
 
     instance = start_postgres(Path(tempfile.mkdtemp(prefix="pg-", dir=work)))
     try:
+
         def dsn(label: str) -> str:
             with psycopg.connect(instance.dsn, autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "bench_{label}"')

@@ -48,8 +48,11 @@ def cold_start(work: Path, models_dir: Path, runs: int = 9) -> dict[str, Any]:
     bare = work / "bare_server.py"
     bare.write_text(BARE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOPHIA_MEMORY_")}
-    env.update(SOPHIA_MEMORY_DSN=f"sqlite://{work / 'coldstart.db'}", SOPHIA_MEMORY_MODELS_DIR=str(models_dir),
-               SOPHIA_HOME=str(work / "home"))
+    env.update(
+        SOPHIA_MEMORY_DSN=f"sqlite://{work / 'coldstart.db'}",
+        SOPHIA_MEMORY_MODELS_DIR=str(models_dir),
+        SOPHIA_HOME=str(work / "home"),
+    )
     memory = StdioServerParameters(command=sys.executable, args=["-m", "sophia_memory"], env=env)
     baseline = StdioServerParameters(command=sys.executable, args=[str(bare)], env=env)
     samples: dict[str, list[tuple[float, float]]] = {"sophia_memory": [], "bare_sdk": []}

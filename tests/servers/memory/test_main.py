@@ -30,10 +30,7 @@ def _env(db: Path, models_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def _memory_child() -> psutil.Process:
-    children = [
-        p for p in psutil.Process().children(recursive=True)
-        if "sophia_memory" in " ".join(p.cmdline())
-    ]
+    children = [p for p in psutil.Process().children(recursive=True) if "sophia_memory" in " ".join(p.cmdline())]
     assert len(children) == 1, children
     return children[0]
 
@@ -61,14 +58,22 @@ async def test_stdio_answers_before_loading_the_model(tmp_path: Path, models_dir
 
 def test_check_reports_backend_and_model(tmp_path: Path, models_dir: Path) -> None:
     ok = subprocess.run(
-        [*COMMAND, "check"], capture_output=True, text=True, timeout=120,
-        env=_env(tmp_path / "memory.db", models_dir), check=False,
+        [*COMMAND, "check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(tmp_path / "memory.db", models_dir),
+        check=False,
     )
     assert ok.returncode == 0, ok.stderr
     assert "memory: sqlite" in ok.stdout and "all-MiniLM-L6-v2 (384 dims)" in ok.stdout
     bad = subprocess.run(
-        [*COMMAND, "check"], capture_output=True, text=True, timeout=60,
-        env=_env(tmp_path / "memory.db", models_dir, SOPHIA_MEMORY_DEDUPE_THRESHOLD="7"), check=False,
+        [*COMMAND, "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(tmp_path / "memory.db", models_dir, SOPHIA_MEMORY_DEDUPE_THRESHOLD="7"),
+        check=False,
     )
     assert bad.returncode == 2
     assert "SOPHIA_MEMORY_DEDUPE_THRESHOLD" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

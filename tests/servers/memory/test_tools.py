@@ -23,8 +23,14 @@ VIEWER = Principal("alice", Role.VIEWER)
 ADMIN = Principal("root-admin", Role.ADMIN)
 
 TOOLS = {
-    "memory_store", "memory_search", "memory_get", "memory_list", "memory_update", "memory_delete",
-    "memory_forget", "memory_stats",
+    "memory_store",
+    "memory_search",
+    "memory_get",
+    "memory_list",
+    "memory_update",
+    "memory_delete",
+    "memory_forget",
+    "memory_stats",
 }
 
 
@@ -34,8 +40,9 @@ async def _store(client: SophiaTestClient, text: str, **extra: Any) -> dict[str,
     return structured(result)
 
 
-async def _confirmed(client: SophiaTestClient, name: str, args: dict[str, Any], *,
-                     principal: Principal | None = None) -> dict[str, Any]:
+async def _confirmed(
+    client: SophiaTestClient, name: str, args: dict[str, Any], *, principal: Principal | None = None
+) -> dict[str, Any]:
     first = await client.call(name, args, principal=principal)
     assert error_code(first) == "confirmation_required", first.content
     token = error_data(first)["confirmation_token"]
@@ -76,8 +83,9 @@ async def test_store_search_get_update_delete(server_settings: MemoryServerSetti
 
             got = structured(await client.call("memory_get", {"id": memory_id}))
             assert got["memory"]["text"] == "Alice prefers dark mode in every editor."
-            updated = structured(await client.call("memory_update", {"id": memory_id, "tags": ["prefs"],
-                                                                     "ttl_days": 30}))
+            updated = structured(
+                await client.call("memory_update", {"id": memory_id, "tags": ["prefs"], "ttl_days": 30})
+            )
             assert updated["memory"]["tags"] == ["prefs"] and updated["memory"]["expires_at"] is not None
 
             deleted = await _confirmed(client, "memory_delete", {"id": memory_id})
@@ -94,8 +102,9 @@ async def test_list_is_metadata_only_and_paginated(server_settings: MemoryServer
             first = structured(await client.call("memory_list", {"limit": 3}))
             assert len(first["items"]) == 3 and first["next_cursor"]
             assert all(item["text"] is None for item in first["items"])
-            second = structured(await client.call("memory_list", {"limit": 3, "cursor": first["next_cursor"],
-                                                                  "include_text": True}))
+            second = structured(
+                await client.call("memory_list", {"limit": 3, "cursor": first["next_cursor"], "include_text": True})
+            )
             assert len(second["items"]) == 2 and second["next_cursor"] is None
             assert all(item["text"].startswith("fact number") for item in second["items"])
             ids = [i["id"] for i in first["items"] + second["items"]]
@@ -147,8 +156,7 @@ async def test_roles_and_tenants(server_settings: MemoryServerSettings) -> None:
             await client.call("memory_store", {"text": "bob's gong chunk", "namespace": "gong"}, principal=BOB)
             refused = await client.call("memory_forget", {"tenant": "bob"}, principal=ADMIN)
             assert error_code(refused) == "invalid_argument"  # nothing said what to forget
-            forgot = await _confirmed(client, "memory_forget", {"tenant": "bob", "namespace": "gong"},
-                                      principal=ADMIN)
+            forgot = await _confirmed(client, "memory_forget", {"tenant": "bob", "namespace": "gong"}, principal=ADMIN)
             assert forgot == {"tenant": "bob", "deleted": 1}
             stats = structured(await client.call("memory_stats", {"tenant": "bob"}, principal=ADMIN))["stats"]
             assert stats["total"] == 1 and stats["by_namespace"] == {"default": 1}
@@ -167,8 +175,11 @@ async def test_bad_input_gets_clear_errors(server_settings: MemoryServerSettings
                 ("memory_store", {"text": "ok", "namespace": "no spaces allowed"}, "invalid_argument"),
                 ("memory_store", {"text": "ok", "importance": 3}, "invalid_argument"),
                 ("memory_search", {"query": "q", "k": 500}, "invalid_argument"),
-                ("memory_search", {"query": "q", "created_after": "2030-01-01T00:00:00Z",
-                                   "created_before": "2020-01-01T00:00:00Z"}, "invalid_argument"),
+                (
+                    "memory_search",
+                    {"query": "q", "created_after": "2030-01-01T00:00:00Z", "created_before": "2020-01-01T00:00:00Z"},
+                    "invalid_argument",
+                ),
                 ("memory_search", {"query": "q", "mode": "psychic"}, "invalid_argument"),
                 ("memory_get", {"id": "does-not-exist"}, "not_found"),
                 ("memory_update", {"id": "does-not-exist", "text": "x"}, "not_found"),

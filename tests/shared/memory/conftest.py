@@ -89,8 +89,9 @@ def openai_endpoint() -> Iterator[tuple[str, OpenAIStandIn]]:
                 self.end_headers()
                 self.wfile.write(b'{"error": {"message": "model overloaded"}}')
                 return
-            data = [{"object": "embedding", "index": i, "embedding": v}
-                    for i, v in enumerate(state.vectors(body["input"]))]
+            data = [
+                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(state.vectors(body["input"]))
+            ]
             if state.shuffle:
                 data.reverse()
             payload = json.dumps({"object": "list", "data": data, "model": body["model"]}).encode()

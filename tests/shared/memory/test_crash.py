@@ -118,4 +118,3 @@ async def test_kill_9_never_loses_an_acknowledged_write(
             assert await store.forget("crash", MemoryFilter()) == total  # every row still deletable
         finally:
             await store.close()
-

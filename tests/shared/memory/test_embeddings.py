@@ -37,11 +37,13 @@ def test_reproduces_the_published_similarity_matrix(minilm: LocalMiniLM) -> None
 
 
 def test_related_sentences_score_clearly_higher_than_unrelated(minilm: LocalMiniLM) -> None:
-    anchor, related, unrelated = minilm.embed([
-        "The database migration failed during Friday's deployment.",
-        "Friday's release broke because a schema migration errored.",
-        "My grandmother bakes apple pie every Sunday.",
-    ])
+    anchor, related, unrelated = minilm.embed(
+        [
+            "The database migration failed during Friday's deployment.",
+            "Friday's release broke because a schema migration errored.",
+            "My grandmother bakes apple pie every Sunday.",
+        ]
+    )
     assert float(anchor @ related) > float(anchor @ unrelated) + 0.3
 
 
@@ -87,10 +89,15 @@ def test_local_provider_refuses_models_it_does_not_ship(models_dir: Path) -> Non
 
 def test_openai_provider_follows_the_contract(openai_endpoint: tuple[str, Any]) -> None:
     url, state = openai_endpoint
-    embedder = embedder_from_settings(MemorySettings(
-        embedding_provider="openai", embedding_url=url, embedding_model="nomic-embed-text",
-        embedding_api_key="sk-test-not-a-secret", embedding_batch_size=2,
-    ))
+    embedder = embedder_from_settings(
+        MemorySettings(
+            embedding_provider="openai",
+            embedding_url=url,
+            embedding_model="nomic-embed-text",
+            embedding_api_key="sk-test-not-a-secret",
+            embedding_batch_size=2,
+        )
+    )
     assert isinstance(embedder, OpenAIEmbedder)
     assert embedder.model_id == "openai:nomic-embed-text"
     state.shuffle = True  # the contract orders by `index`, not by position
@@ -102,7 +109,8 @@ def test_openai_provider_follows_the_contract(openai_endpoint: tuple[str, Any]) 
     np.testing.assert_allclose(vectors, expected, atol=1e-5)
     # Batched by embedding_batch_size, to /embeddings, with the bearer key and the model name.
     assert [r["body"]["input"] for r in state.requests if r["body"]["input"] != ["dimension probe"]] == [
-        ["a", "b"], ["c"]
+        ["a", "b"],
+        ["c"],
     ]
     assert all(r["path"] == "/v1/embeddings" for r in state.requests)
     assert all(r["auth"] == "Bearer sk-test-not-a-secret" for r in state.requests)

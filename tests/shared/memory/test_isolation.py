@@ -29,11 +29,11 @@ _examples = itertools.count()
 Op = tuple[str, str, int, str]
 op = st.one_of(
     st.tuples(st.just("put"), st.sampled_from(TENANTS), st.integers(0, len(TEXTS) - 1), st.sampled_from(["a", "b"])),
-    st.tuples(st.just("search"), st.sampled_from(TENANTS), st.integers(0, len(TEXTS) - 1),
-              st.sampled_from(["hybrid", "text"])),
+    st.tuples(
+        st.just("search"), st.sampled_from(TENANTS), st.integers(0, len(TEXTS) - 1), st.sampled_from(["hybrid", "text"])
+    ),
     st.tuples(st.just("list"), st.sampled_from(TENANTS), st.integers(1, 4), st.just("")),
-    st.tuples(st.sampled_from(["get", "update", "delete"]), st.sampled_from(TENANTS), st.integers(0, 50),
-              st.just("")),
+    st.tuples(st.sampled_from(["get", "update", "delete"]), st.sampled_from(TENANTS), st.integers(0, 50), st.just("")),
     st.tuples(st.just("forget"), st.sampled_from(TENANTS), st.just(0), st.sampled_from(["a", "b"])),
 )
 
@@ -105,8 +105,9 @@ async def _run(memory_settings: MemorySettings, ops: list[Op]) -> None:
 def test_tenants_never_see_each_other(backend: str, request: pytest.FixtureRequest) -> None:
     memory_settings: MemorySettings = request.getfixturevalue("memory_settings_for")(backend)
 
-    @settings(max_examples=12, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=12, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
     @given(st.lists(op, min_size=4, max_size=24))
     def check(ops: list[Op]) -> None:
         anyio.run(_bounded, memory_settings, ops)

@@ -34,8 +34,9 @@ def test_model_change_is_refused_until_reembed(
 ) -> None:
     local = memory_settings_for(backend)
     url, _ = openai_endpoint
-    remote = local.model_copy(update={"embedding_provider": "openai", "embedding_url": url,
-                                      "embedding_model": "tiny-embed"})
+    remote = local.model_copy(
+        update={"embedding_provider": "openai", "embedding_url": url, "embedding_model": "tiny-embed"}
+    )
 
     async def seed() -> None:
         store = await open_store(local)

@@ -156,11 +156,14 @@ async def test_forget_by_namespace_source_ref_and_everything(store: MemoryStore)
         await _seed(store, "bob")
         assert await store.forget("alice", MemoryFilter(namespaces=["ops"])) == 2
         assert (await store.stats("alice")).by_namespace == {"prefs": 2, "sales": 1}
-        await store.put_many("alice", [
-            MemoryInput(text="call 42: customer asked about SSO", namespace="gong", source="gong", source_ref="42"),
-            MemoryInput(text="call 42: rep promised a demo", namespace="gong", source="gong", source_ref="42"),
-            MemoryInput(text="call 43: pricing objection", namespace="gong", source="gong", source_ref="43"),
-        ])
+        await store.put_many(
+            "alice",
+            [
+                MemoryInput(text="call 42: customer asked about SSO", namespace="gong", source="gong", source_ref="42"),
+                MemoryInput(text="call 42: rep promised a demo", namespace="gong", source="gong", source_ref="42"),
+                MemoryInput(text="call 43: pricing objection", namespace="gong", source="gong", source_ref="43"),
+            ],
+        )
         assert await store.forget("alice", MemoryFilter(source_ref="42")) == 2
         assert await store.forget("alice") == 4
         assert (await store.stats("alice")).total == 0
@@ -171,8 +174,7 @@ async def test_put_many_replaces_a_source_ref_on_resync(store: MemoryStore) -> N
     with anyio.fail_after(30):
         first = [MemoryInput(text=f"turn {i} of call 7", namespace="gong", source_ref="7") for i in range(3)]
         await store.put_many("alice", first)
-        second = [MemoryInput(text=f"revised turn {i} of call 7", namespace="gong", source_ref="7")
-                  for i in range(2)]
+        second = [MemoryInput(text=f"revised turn {i} of call 7", namespace="gong", source_ref="7") for i in range(2)]
         results = await store.put_many("alice", second, replace_source_ref=True)
         assert [r.action for r in results] == ["created", "created"]
         page = await store.list("alice", MemoryFilter(source_ref="7"))
@@ -196,8 +198,9 @@ async def test_bad_input_is_refused_and_nothing_is_written(store: MemoryStore) -
         await expect(ErrorCode.LIMIT_EXCEEDED, store.put("alice", MemoryInput(text="t", tags=many_tags)))
         await expect(ErrorCode.INVALID_ARGUMENT, store.put("alice", MemoryInput(text="t", tags=["a,b"])))
         # One bad item refuses the whole batch.
-        await expect(ErrorCode.LIMIT_EXCEEDED, store.put_many("alice", [MemoryInput(text="fine"),
-                                                                       MemoryInput(text="y" * 9_000)]))
+        await expect(
+            ErrorCode.LIMIT_EXCEEDED, store.put_many("alice", [MemoryInput(text="fine"), MemoryInput(text="y" * 9_000)])
+        )
         await expect(ErrorCode.INVALID_ARGUMENT, store.put("", MemoryInput(text="no tenant")))
         await expect(ErrorCode.NOT_FOUND, store.update("alice", "missing", MemoryPatch(text="x")))
         await expect(ErrorCode.INVALID_ARGUMENT, store.update("alice", "missing", MemoryPatch()))
@@ -206,9 +209,16 @@ async def test_bad_input_is_refused_and_nothing_is_written(store: MemoryStore) -
         await expect(ErrorCode.INVALID_ARGUMENT, store.search("alice", "   "))
         await expect(ErrorCode.INVALID_ARGUMENT, store.search("alice", "q", query_embedding=[0.1] * 17))
         await expect(ErrorCode.INVALID_ARGUMENT, store.search("alice", "q", query_embedding=[0.0] * 384))
-        await expect(ErrorCode.INVALID_ARGUMENT, store.search(
-            "alice", "q", MemoryFilter(created_after=datetime(2030, 1, 1, tzinfo=UTC),
-                                       created_before=datetime(2020, 1, 1, tzinfo=UTC))))
+        await expect(
+            ErrorCode.INVALID_ARGUMENT,
+            store.search(
+                "alice",
+                "q",
+                MemoryFilter(
+                    created_after=datetime(2030, 1, 1, tzinfo=UTC), created_before=datetime(2020, 1, 1, tzinfo=UTC)
+                ),
+            ),
+        )
         await expect(ErrorCode.INVALID_ARGUMENT, store.list("alice", MemoryFilter(namespaces=["bad ns!"])))
         await expect(ErrorCode.LIMIT_EXCEEDED, store.list("alice", limit=100_000))
         assert (await store.stats("alice")).total == 1

@@ -19,9 +19,7 @@ def _clustered(n: int, seed: int) -> npt.NDArray[np.float32]:
     """Unit vectors around shared centres, as embeddings of one domain cluster by topic."""
     rng = np.random.default_rng(seed)
     vectors = CENTRES[rng.integers(0, 200, n)] + 0.6 * rng.standard_normal((n, 384)).astype(np.float32)
-    normalised: npt.NDArray[np.float32] = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(
-        np.float32
-    )
+    normalised: npt.NDArray[np.float32] = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
     return normalised
 
 
@@ -51,8 +49,12 @@ def test_large_index_recall_against_exact_search(monkeypatch: pytest.MonkeyPatch
 def test_removals_filters_and_expiry() -> None:
     vectors = _clustered(100, 3)
     index = VectorIndex(384, version=1, capacity=8)  # forces growth
-    index.add_many(list(range(100)), ["a" if i < 50 else "b" for i in range(100)],
-                   [10.0 if i == 7 else np.inf for i in range(100)], vectors)
+    index.add_many(
+        list(range(100)),
+        ["a" if i < 50 else "b" for i in range(100)],
+        [10.0 if i == 7 else np.inf for i in range(100)],
+        vectors,
+    )
     assert index.search(vectors[3], 1, now=0.0, namespaces=None, include_expired=False)[0][0] == 3
     index.remove(3)
     assert 3 not in {r for r, _ in index.search(vectors[3], 100, now=0.0, namespaces=None, include_expired=False)}

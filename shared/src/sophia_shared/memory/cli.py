@@ -11,8 +11,13 @@ from ..errors import SophiaError
 from ..settings import SettingsError, load_settings
 from .settings import MemorySettings
 
-memory_app = typer.Typer(name="memory", help="Maintain the memory store.", no_args_is_help=True,
-                         add_completion=False, pretty_exceptions_enable=False)
+memory_app = typer.Typer(
+    name="memory",
+    help="Maintain the memory store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
 @memory_app.callback()
@@ -73,5 +78,3 @@ async def _reembed(settings: MemorySettings, batch_size: int) -> str:
         f"reembedded {report.reembedded} memories: {before} -> {report.to_model} "
         f"({report.dimensions} dimensions, {store.backend})"
     )
-
-

@@ -121,9 +121,7 @@ class Backend(Protocol):
 
     def tenants(self) -> builtins.list[str]: ...
 
-    def reembed(
-        self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int
-    ) -> int: ...
+    def reembed(self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int) -> int: ...
 
     def close(self) -> None: ...
 
@@ -225,8 +223,10 @@ class Store:
             )
 
         written = await self._run(work)
-        return [PutResult(action=w.action, memory=w.memory, duplicate_of=w.duplicate_of,
-                          similarity=w.similarity) for w in written]
+        return [
+            PutResult(action=w.action, memory=w.memory, duplicate_of=w.duplicate_of, similarity=w.similarity)
+            for w in written
+        ]
 
     async def get(self, tenant: str, memory_id: str) -> Memory:
         tenant = check.tenant(tenant)
@@ -245,9 +245,7 @@ class Store:
         rows = await self._run(self._backend.list, tenant, flt, limit + 1, after, now_utc())
         more = len(rows) > limit
         items = rows[:limit]
-        next_cursor = (
-            check.encode_cursor(CursorKey(items[-1].created_at, items[-1].id)) if more and items else None
-        )
+        next_cursor = check.encode_cursor(CursorKey(items[-1].created_at, items[-1].id)) if more and items else None
         return Page(items=items, next_cursor=next_cursor)
 
     async def update(self, tenant: str, memory_id: str, patch: MemoryPatch) -> Memory:
@@ -327,8 +325,15 @@ class Store:
                 text_ids = self._backend.text_search(tenant, terms, flt, depth, now, required=mode == "text")
             ids = list(dict.fromkeys([h.memory_id for h in vector_hits] + text_ids))
             memories = self._backend.fetch(tenant, ids) if ids else {}
-            return fuse(vector_hits, text_ids, memories, k=k, now=now,
-                        recency_weight=recency_weight, importance_weight=importance_weight)
+            return fuse(
+                vector_hits,
+                text_ids,
+                memories,
+                k=k,
+                now=now,
+                recency_weight=recency_weight,
+                importance_weight=importance_weight,
+            )
 
         return await self._run(work)
 

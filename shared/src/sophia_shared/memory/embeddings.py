@@ -97,9 +97,7 @@ def _build_graph(weights: dict[str, npt.NDArray[Any]]) -> bytes:
 
     head_dim = LOCAL_DIMENSIONS // _HEADS
     # Token type ids are always 0 for single sentences: fold that row into the position table.
-    positions = weights["embeddings.position_embeddings.weight"] + weights[
-        "embeddings.token_type_embeddings.weight"
-    ][0]
+    positions = weights["embeddings.position_embeddings.weight"] + weights["embeddings.token_type_embeddings.weight"][0]
     word = op("Gather", [const(weights["embeddings.word_embeddings.weight"], "word_emb"), "input_ids"])
     seq_len = op("Shape", ["input_ids"], start=1, end=2)
     zero = const(np.array([0], dtype=np.int64))
@@ -119,12 +117,15 @@ def _build_graph(weights: dict[str, npt.NDArray[Any]]) -> bytes:
 
     for i in range(_LAYERS):
         p = f"encoder.layer.{i}"
-        q = op("Transpose", [op("Reshape", [linear(hidden, f"{p}.attention.self.query"), split_heads])],
-               perm=[0, 2, 1, 3])
-        k = op("Transpose", [op("Reshape", [linear(hidden, f"{p}.attention.self.key"), split_heads])],
-               perm=[0, 2, 3, 1])
-        v = op("Transpose", [op("Reshape", [linear(hidden, f"{p}.attention.self.value"), split_heads])],
-               perm=[0, 2, 1, 3])
+        q = op(
+            "Transpose", [op("Reshape", [linear(hidden, f"{p}.attention.self.query"), split_heads])], perm=[0, 2, 1, 3]
+        )
+        k = op(
+            "Transpose", [op("Reshape", [linear(hidden, f"{p}.attention.self.key"), split_heads])], perm=[0, 2, 3, 1]
+        )
+        v = op(
+            "Transpose", [op("Reshape", [linear(hidden, f"{p}.attention.self.value"), split_heads])], perm=[0, 2, 1, 3]
+        )
         scores = op("Add", [op("Mul", [op("MatMul", [q, k]), scale]), bias])
         context = op("MatMul", [op("Softmax", [scores], axis=-1), v])
         context = op("Reshape", [op("Transpose", [context], perm=[0, 2, 1, 3]), merge_heads])
@@ -138,11 +139,21 @@ def _build_graph(weights: dict[str, npt.NDArray[Any]]) -> bytes:
 
     mask3 = op("Unsqueeze", [mask_f, const(np.array([2], dtype=np.int64))])
     summed = op("ReduceSum", [op("Mul", [hidden, mask3]), const(np.array([1], dtype=np.int64))], keepdims=0)
-    counts = op("Clip", [op("ReduceSum", [mask3, const(np.array([1], dtype=np.int64))], keepdims=0),
-                         const(np.array(1e-9, dtype=np.float32))])
+    counts = op(
+        "Clip",
+        [
+            op("ReduceSum", [mask3, const(np.array([1], dtype=np.int64))], keepdims=0),
+            const(np.array(1e-9, dtype=np.float32)),
+        ],
+    )
     mean = op("Div", [summed, counts])
-    norm = op("Clip", [op("ReduceL2", [mean, const(np.array([1], dtype=np.int64))], keepdims=1),
-                       const(np.array(1e-12, dtype=np.float32))])
+    norm = op(
+        "Clip",
+        [
+            op("ReduceL2", [mean, const(np.array([1], dtype=np.int64))], keepdims=1),
+            const(np.array(1e-12, dtype=np.float32)),
+        ],
+    )
     nodes.append(helper.make_node("Div", [mean, norm], ["sentence_embedding"]))
 
     graph = helper.make_graph(
@@ -252,8 +263,16 @@ class LocalMiniLM:
 class OpenAIEmbedder:
     """Any OpenAI-compatible `POST {url}/embeddings` endpoint (OpenAI, Ollama, vLLM, LM Studio...)."""
 
-    def __init__(self, url: str, model: str, *, api_key: str | None, dimensions: int | None,
-                 timeout_s: float, batch_size: int = 64):
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        *,
+        api_key: str | None,
+        dimensions: int | None,
+        timeout_s: float,
+        batch_size: int = 64,
+    ):
         self._url = url.rstrip("/") + "/embeddings"
         self._model = model
         self._api_key = api_key

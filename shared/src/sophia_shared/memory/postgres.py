@@ -73,8 +73,17 @@ def _vector(value: Vector) -> str:
 
 def _memory(row: Sequence[Any]) -> Memory:
     return Memory(
-        id=row[0], tenant=row[1], namespace=row[2], text=row[3], tags=list(row[4]), source=row[5],
-        source_ref=row[6], importance=row[7], created_at=row[8], updated_at=row[9], expires_at=row[10],
+        id=row[0],
+        tenant=row[1],
+        namespace=row[2],
+        text=row[3],
+        tags=list(row[4]),
+        source=row[5],
+        source_ref=row[6],
+        importance=row[7],
+        created_at=row[8],
+        updated_at=row[9],
+        expires_at=row[10],
         embedding_model=row[11],
     )
 
@@ -121,8 +130,13 @@ class PostgresBackend:
         self._ef_search = ef_search
         self._model: tuple[str, int] | None = None
         self._pool = ConnectionPool(
-            dsn, min_size=min_size, max_size=max_size, open=False, timeout=30,
-            kwargs={"connect_timeout": 10}, name="sophia-memory",
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            timeout=30,
+            kwargs={"connect_timeout": 10},
+            name="sophia-memory",
         )
         try:
             self._pool.open(wait=True, timeout=15)
@@ -169,9 +183,9 @@ class PostgresBackend:
 
     @staticmethod
     def _read_model(conn: Any) -> tuple[str, int] | None:
-        rows = dict(conn.execute(
-            "SELECT key, value FROM memory_meta WHERE key IN ('embedding_model', 'dimensions')"
-        ).fetchall())
+        rows = dict(
+            conn.execute("SELECT key, value FROM memory_meta WHERE key IN ('embedding_model', 'dimensions')").fetchall()
+        )
         return (rows["embedding_model"], int(rows["dimensions"])) if rows else None
 
     def _ensure_model(self, conn: Any, model: str, dims: int) -> None:
@@ -235,8 +249,19 @@ class PostgresBackend:
                             "source = coalesce(%s, source), source_ref = coalesce(%s, source_ref), "
                             "expires_at = %s, updated_at = %s, embedding_model = %s, embedding = %s::vector "
                             f"WHERE tenant = %s AND id = %s RETURNING {_COLUMNS}",
-                            (row.text, tags, max(near[3], row.importance), row.source, row.source_ref,
-                             row.expires_at, now, model, vec, tenant, near[0]),
+                            (
+                                row.text,
+                                tags,
+                                max(near[3], row.importance),
+                                row.source,
+                                row.source_ref,
+                                row.expires_at,
+                                now,
+                                model,
+                                vec,
+                                tenant,
+                                near[0],
+                            ),
                         ).fetchone()
                         out.append(Written("updated", _memory(merged), near[0], round(float(near[1]), 6)))
                         continue
@@ -244,17 +269,59 @@ class PostgresBackend:
                     conn.execute(
                         f"INSERT INTO memories ({_COLUMNS}, embedding) "
                         "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::vector)",
-                        (row.id, tenant, row.namespace, row.text, row.tags, row.source, row.source_ref,
-                         row.importance, now, now, row.expires_at, model, vec),
+                        (
+                            row.id,
+                            tenant,
+                            row.namespace,
+                            row.text,
+                            row.tags,
+                            row.source,
+                            row.source_ref,
+                            row.importance,
+                            now,
+                            now,
+                            row.expires_at,
+                            model,
+                            vec,
+                        ),
                     )
                 else:
-                    inserts.append((row.id, tenant, row.namespace, row.text, row.tags, row.source, row.source_ref,
-                                    row.importance, now, now, row.expires_at, model, vec))
-                out.append(Written("created", Memory(
-                    id=row.id, tenant=tenant, namespace=row.namespace, text=row.text, tags=row.tags,
-                    source=row.source, source_ref=row.source_ref, importance=row.importance, created_at=now,
-                    updated_at=now, expires_at=row.expires_at, embedding_model=model,
-                )))
+                    inserts.append(
+                        (
+                            row.id,
+                            tenant,
+                            row.namespace,
+                            row.text,
+                            row.tags,
+                            row.source,
+                            row.source_ref,
+                            row.importance,
+                            now,
+                            now,
+                            row.expires_at,
+                            model,
+                            vec,
+                        )
+                    )
+                out.append(
+                    Written(
+                        "created",
+                        Memory(
+                            id=row.id,
+                            tenant=tenant,
+                            namespace=row.namespace,
+                            text=row.text,
+                            tags=row.tags,
+                            source=row.source,
+                            source_ref=row.source_ref,
+                            importance=row.importance,
+                            created_at=now,
+                            updated_at=now,
+                            expires_at=row.expires_at,
+                            embedding_model=model,
+                        ),
+                    )
+                )
             if inserts:
                 # COPY: batches (a sync, a reindex) load an order of magnitude faster than INSERTs.
                 with conn.cursor() as cur, cur.copy(f"COPY memories ({_COLUMNS}, embedding) FROM STDIN") as copy:
@@ -396,13 +463,14 @@ class PostgresBackend:
         if stats is None or stats[0] is None:
             return list(terms)
         share = dict(zip(stats[0], stats[1], strict=False))
-        lexemes = dict(conn.execute(
-            "SELECT term, tsvector_to_array(to_tsvector('english', term)) FROM unnest(%s::text[]) AS term",
-            (list(terms),),
-        ).fetchall())
+        lexemes = dict(
+            conn.execute(
+                "SELECT term, tsvector_to_array(to_tsvector('english', term)) FROM unnest(%s::text[]) AS term",
+                (list(terms),),
+            ).fetchall()
+        )
         # Stop words have no lexeme: they can never match, so they are no candidates either.
-        frequency = {term: max(share.get(lex, 0.0) for lex in lexemes[term])
-                     for term in terms if lexemes.get(term)}
+        frequency = {term: max(share.get(lex, 0.0) for lex in lexemes[term]) for term in terms if lexemes.get(term)}
         terms = list(frequency)
         limit = max(COMMON_TERM_SHARE, MIN_COMMON_DOCS / max(float(stats[2]), 1.0))
         kept = [term for term in terms if frequency[term] <= limit]
@@ -417,24 +485,34 @@ class PostgresBackend:
                 "min(created_at), max(created_at) FROM memories WHERE tenant = %s",
                 (now, tenant),
             ).fetchone()
-            by_namespace = dict(conn.execute(
-                "SELECT namespace, count(*) FROM memories WHERE tenant = %s GROUP BY namespace "
-                "ORDER BY count(*) DESC LIMIT 100", (tenant,)
-            ).fetchall())
-            by_source = dict(conn.execute(
-                "SELECT coalesce(source, '(none)'), count(*) FROM memories WHERE tenant = %s GROUP BY source "
-                "ORDER BY count(*) DESC LIMIT 100", (tenant,)
-            ).fetchall())
-        return {"total": total, "expired": expired, "by_namespace": by_namespace, "by_source": by_source,
-                "oldest": oldest, "newest": newest}
+            by_namespace = dict(
+                conn.execute(
+                    "SELECT namespace, count(*) FROM memories WHERE tenant = %s GROUP BY namespace "
+                    "ORDER BY count(*) DESC LIMIT 100",
+                    (tenant,),
+                ).fetchall()
+            )
+            by_source = dict(
+                conn.execute(
+                    "SELECT coalesce(source, '(none)'), count(*) FROM memories WHERE tenant = %s GROUP BY source "
+                    "ORDER BY count(*) DESC LIMIT 100",
+                    (tenant,),
+                ).fetchall()
+            )
+        return {
+            "total": total,
+            "expired": expired,
+            "by_namespace": by_namespace,
+            "by_source": by_source,
+            "oldest": oldest,
+            "newest": newest,
+        }
 
     def tenants(self) -> builtins.list[str]:
         with self._tx() as conn:
             return [row[0] for row in conn.execute("SELECT DISTINCT tenant FROM memories ORDER BY tenant")]
 
-    def reembed(
-        self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int
-    ) -> int:
+    def reembed(self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int) -> int:
         count = 0
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_memory_model'))")
@@ -473,7 +551,9 @@ class PostgresStore(Store):
 
         def build() -> PostgresBackend:
             backend = PostgresBackend(
-                dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+                dsn,
+                min_size=settings.pool_min_size,
+                max_size=settings.pool_max_size,
                 ef_search=settings.hnsw_ef_search,
             )
             if migrate:
@@ -486,4 +566,3 @@ class PostgresStore(Store):
 
         backend = await anyio.to_thread.run_sync(build)
         return cls(settings, embedder, backend)
-

@@ -131,9 +131,7 @@ def _where(tenant: str, flt: MemoryFilter, now: datetime) -> tuple[str, list[Any
         clauses.append(f"namespace IN ({','.join('?' * len(flt.namespaces))})")
         params.extend(flt.namespaces)
     if flt.tags_any:
-        clauses.append(
-            f"EXISTS (SELECT 1 FROM json_each(tags) WHERE value IN ({','.join('?' * len(flt.tags_any))}))"
-        )
+        clauses.append(f"EXISTS (SELECT 1 FROM json_each(tags) WHERE value IN ({','.join('?' * len(flt.tags_any))}))")
         params.extend(flt.tags_any)
     for tag in flt.tags_all or []:
         clauses.append("EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?)")
@@ -191,9 +189,7 @@ def migrate(conn: Any) -> int:
                 continue
             for statement in _statements(script):
                 conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?)", (version, _us(datetime.now(UTC)))
-            )
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, _us(datetime.now(UTC))))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -255,22 +251,22 @@ class SqliteBackend:
 
     def model(self) -> tuple[str, int] | None:
         with self._lock:
-            rows = dict(self._conn.execute(
-                "SELECT key, value FROM store_meta WHERE key IN ('embedding_model', 'dimensions')"
-            ).fetchall())
+            rows = dict(
+                self._conn.execute(
+                    "SELECT key, value FROM store_meta WHERE key IN ('embedding_model', 'dimensions')"
+                ).fetchall()
+            )
         if "embedding_model" not in rows:
             return None
         return rows["embedding_model"], int(rows["dimensions"])
 
     @staticmethod
     def _ensure_model(conn: Any, model: str, dims: int) -> None:
-        rows = dict(conn.execute(
-            "SELECT key, value FROM store_meta WHERE key IN ('embedding_model', 'dimensions')"
-        ).fetchall())
+        rows = dict(
+            conn.execute("SELECT key, value FROM store_meta WHERE key IN ('embedding_model', 'dimensions')").fetchall()
+        )
         if not rows:
-            conn.execute(
-                "INSERT INTO store_meta VALUES ('embedding_model', ?), ('dimensions', ?)", (model, str(dims))
-            )
+            conn.execute("INSERT INTO store_meta VALUES ('embedding_model', ?), ('dimensions', ?)", (model, str(dims)))
         elif (rows["embedding_model"], int(rows["dimensions"])) != (model, dims):
             raise ModelMismatch(
                 f"this store holds vectors of {rows['embedding_model']} but the embedder is {model}: "
@@ -285,11 +281,13 @@ class SqliteBackend:
     @staticmethod
     def _bump(conn: Any, tenant: str) -> int:
         """Mark the tenant changed; the new version."""
-        return int(conn.execute(
-            "INSERT INTO tenant_versions VALUES (?, 1) "
-            "ON CONFLICT (tenant) DO UPDATE SET version = version + 1 RETURNING version",
-            (tenant,),
-        ).fetchone()[0])
+        return int(
+            conn.execute(
+                "INSERT INTO tenant_versions VALUES (?, 1) "
+                "ON CONFLICT (tenant) DO UPDATE SET version = version + 1 RETURNING version",
+                (tenant,),
+            ).fetchone()[0]
+        )
 
     def _apply(self, tenant: str, before: int, after: int, deltas: list[Delta]) -> None:
         """After a commit: update the tenant's index in place if it saw every earlier write, else drop it."""
@@ -348,9 +346,18 @@ class SqliteBackend:
                             "UPDATE memories SET text = ?, tags = ?, importance = ?, source = coalesce(?, source), "
                             "source_ref = coalesce(?, source_ref), expires_us = ?, updated_us = ?, "
                             f"embedding_model = ?, embedding = ? WHERE rid = ? RETURNING {_COLUMNS}",
-                            (row.text, json.dumps(tags), max(old_importance, row.importance), row.source,
-                             row.source_ref, _us(row.expires_at) if row.expires_at else None, stamp, model, blob,
-                             rid),
+                            (
+                                row.text,
+                                json.dumps(tags),
+                                max(old_importance, row.importance),
+                                row.source,
+                                row.source_ref,
+                                _us(row.expires_at) if row.expires_at else None,
+                                stamp,
+                                model,
+                                blob,
+                                rid,
+                            ),
                         ).fetchone()
                         deltas.append(("upsert", rid, row.namespace, expires, vector))
                         batch = [(r, ns, v) if r != rid else (r, ns, vector) for r, ns, v in batch]
@@ -358,23 +365,56 @@ class SqliteBackend:
                         continue
                 rid = conn.execute(
                     f"INSERT INTO memories ({_COLUMNS}, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (row.id, tenant, row.namespace, row.text, json.dumps(row.tags), row.source, row.source_ref,
-                     row.importance, stamp, stamp, _us(row.expires_at) if row.expires_at else None, model, blob),
+                    (
+                        row.id,
+                        tenant,
+                        row.namespace,
+                        row.text,
+                        json.dumps(row.tags),
+                        row.source,
+                        row.source_ref,
+                        row.importance,
+                        stamp,
+                        stamp,
+                        _us(row.expires_at) if row.expires_at else None,
+                        model,
+                        blob,
+                    ),
                 ).lastrowid
                 deltas.append(("upsert", rid, row.namespace, expires, vector))
                 batch.append((rid, row.namespace, vector))
-                out.append(Written("created", Memory(
-                    id=row.id, tenant=tenant, namespace=row.namespace, text=row.text, tags=row.tags,
-                    source=row.source, source_ref=row.source_ref, importance=row.importance, created_at=_dt(stamp),
-                    updated_at=_dt(stamp), expires_at=row.expires_at, embedding_model=model,
-                )))
+                out.append(
+                    Written(
+                        "created",
+                        Memory(
+                            id=row.id,
+                            tenant=tenant,
+                            namespace=row.namespace,
+                            text=row.text,
+                            tags=row.tags,
+                            source=row.source,
+                            source_ref=row.source_ref,
+                            importance=row.importance,
+                            created_at=_dt(stamp),
+                            updated_at=_dt(stamp),
+                            expires_at=row.expires_at,
+                            embedding_model=model,
+                        ),
+                    )
+                )
             after = self._bump(conn, tenant)
         self._apply(tenant, before, after, deltas)
         return out
 
     def _nearest(
-        self, conn: Any, index: VectorIndex | None, batch: list[tuple[int, str, Vector]], tenant: str,
-        namespace: str, vector: Vector, stamp: int,
+        self,
+        conn: Any,
+        index: VectorIndex | None,
+        batch: list[tuple[int, str, Vector]],
+        tenant: str,
+        namespace: str,
+        vector: Vector,
+        stamp: int,
     ) -> tuple[int, float] | None:
         """The most similar live memory in the tenant's namespace, counting this batch's earlier rows."""
         best: tuple[int, float] | None = None
@@ -532,19 +572,28 @@ class SqliteBackend:
     ) -> builtins.list[VectorHit]:
         vector = vector.astype(np.float32)
         # The index knows namespace and expiry; other filters are answered exactly in SQL.
-        simple = not (flt.tags_any or flt.tags_all or flt.source is not None or flt.source_ref is not None
-                      or flt.created_after or flt.created_before)
+        simple = not (
+            flt.tags_any
+            or flt.tags_all
+            or flt.source is not None
+            or flt.source_ref is not None
+            or flt.created_after
+            or flt.created_before
+        )
         with self._read() as conn:
             index = self._index_for(conn, tenant) if simple else None
             if index is not None and index.dims == vector.shape[0]:
-                found = index.search(vector, n, now=float(_us(now)), namespaces=flt.namespaces,
-                                     include_expired=flt.include_expired)
+                found = index.search(
+                    vector, n, now=float(_us(now)), namespaces=flt.namespaces, include_expired=flt.include_expired
+                )
                 if not found:
                     return []
-                ids = dict(conn.execute(
-                    f"SELECT rid, id FROM memories WHERE rid IN ({','.join('?' * len(found))})",
-                    [rid for rid, _ in found],
-                ).fetchall())
+                ids = dict(
+                    conn.execute(
+                        f"SELECT rid, id FROM memories WHERE rid IN ({','.join('?' * len(found))})",
+                        [rid for rid, _ in found],
+                    ).fetchall()
+                )
                 return [VectorHit(ids[rid], similarity) for rid, similarity in found if rid in ids]
             where, params = _where(tenant, flt, now)
             rows = conn.execute(
@@ -576,9 +625,11 @@ class SqliteBackend:
         in more than MIN_COMMON_DOCS) add little to bm25 but make it rank nearly everything. When
         every word is common: nothing, or, if text search is `required`, the two rarest."""
         total = conn.execute("SELECT max(rid) FROM memories").fetchone()[0] or 0
-        frequency = dict(conn.execute(
-            f"SELECT term, doc FROM memories_fts_vocab WHERE term IN ({','.join('?' * len(terms))})", list(terms)
-        ).fetchall())
+        frequency = dict(
+            conn.execute(
+                f"SELECT term, doc FROM memories_fts_vocab WHERE term IN ({','.join('?' * len(terms))})", list(terms)
+            ).fetchall()
+        )
         limit = max(COMMON_TERM_SHARE * total, MIN_COMMON_DOCS)
         kept = [term for term in terms if frequency.get(term, 0) <= limit]
         if kept or not required:
@@ -593,14 +644,20 @@ class SqliteBackend:
                 "min(created_us), max(created_us) FROM memories WHERE tenant = ?",
                 (stamp, tenant),
             ).fetchone()
-            by_namespace = dict(conn.execute(
-                "SELECT namespace, count(*) FROM memories WHERE tenant = ? GROUP BY namespace "
-                "ORDER BY count(*) DESC LIMIT 100", (tenant,)
-            ).fetchall())
-            by_source = dict(conn.execute(
-                "SELECT coalesce(source, '(none)'), count(*) FROM memories WHERE tenant = ? GROUP BY source "
-                "ORDER BY count(*) DESC LIMIT 100", (tenant,)
-            ).fetchall())
+            by_namespace = dict(
+                conn.execute(
+                    "SELECT namespace, count(*) FROM memories WHERE tenant = ? GROUP BY namespace "
+                    "ORDER BY count(*) DESC LIMIT 100",
+                    (tenant,),
+                ).fetchall()
+            )
+            by_source = dict(
+                conn.execute(
+                    "SELECT coalesce(source, '(none)'), count(*) FROM memories WHERE tenant = ? GROUP BY source "
+                    "ORDER BY count(*) DESC LIMIT 100",
+                    (tenant,),
+                ).fetchall()
+            )
         return {
             "total": total,
             "expired": expired,
@@ -614,9 +671,7 @@ class SqliteBackend:
         with self._lock:
             return [row[0] for row in self._conn.execute("SELECT DISTINCT tenant FROM memories ORDER BY tenant")]
 
-    def reembed(
-        self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int
-    ) -> int:
+    def reembed(self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int) -> int:
         count = 0
         with self._write() as conn:
             rids = [row[0] for row in conn.execute("SELECT rid FROM memories ORDER BY rid")]
@@ -634,9 +689,7 @@ class SqliteBackend:
                 )
                 count += len(rows)
             conn.execute("DELETE FROM store_meta WHERE key IN ('embedding_model', 'dimensions')")
-            conn.execute(
-                "INSERT INTO store_meta VALUES ('embedding_model', ?), ('dimensions', ?)", (model, str(dims))
-            )
+            conn.execute("INSERT INTO store_meta VALUES ('embedding_model', ?), ('dimensions', ?)", (model, str(dims)))
             conn.execute("UPDATE tenant_versions SET version = version + 1")
         self._indexes.clear()
         return count

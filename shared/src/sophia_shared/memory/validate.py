@@ -124,8 +124,15 @@ def memory_filter(value: MemoryFilter | None, settings: MemorySettings) -> Memor
 def is_empty(value: MemoryFilter) -> bool:
     """True when the filter selects every memory (expiry aside)."""
     return not any(
-        [value.namespaces, value.tags_any, value.tags_all, value.source, value.source_ref,
-         value.created_after, value.created_before]
+        [
+            value.namespaces,
+            value.tags_any,
+            value.tags_all,
+            value.source,
+            value.source_ref,
+            value.created_after,
+            value.created_before,
+        ]
     )
 
 
