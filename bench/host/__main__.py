@@ -37,7 +37,7 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from bench.common import peak_rss_mb, percentiles, write_result
+from bench.common import RESULTS, peak_rss_mb, percentiles, write_result
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY_VENV = ROOT / "bench" / ".venv-mcp-proxy"
@@ -53,8 +53,15 @@ MANY_CLIENTS = int(os.environ.get("BENCH_MANY_CLIENTS", "1000"))
 MANY_RATE = float(os.environ.get("BENCH_MANY_RATE", "300"))
 MANY_S = float(os.environ.get("BENCH_MANY_S", "60"))
 BLOCK = 200
+ALL_PHASES = ("hop", "http", "many")
+PHASES = os.environ.get("BENCH_PHASES", ",".join(ALL_PHASES)).split(",")
 CONNECT_CONCURRENCY = 25
 READ_TIMEOUT_S = 60.0
+
+
+def _when() -> dict[str, Any]:
+    return {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def _port() -> int:
@@ -243,7 +250,7 @@ def _tree_rss_mb(pid: int) -> tuple[float, float]:
 async def many_clients(url: str, headers: dict[str, str], host_pid: int) -> dict[str, Any]:
     """Each client lives in its own task (flat, not nested: 1,000 nested task groups overflow the stack)."""
     latencies: list[float] = []
-    errors = {"call": 0, "connect": 0}
+    errors = {"call": 0, "connect": 0, "client_closed_with_error": 0}
     peak = {"host": 0.0, "tree": 0.0}
     total = int(MANY_RATE * MANY_S)
     connected = 0
@@ -286,7 +293,10 @@ async def many_clients(url: str, headers: dict[str, str], host_pid: int) -> dict
                 async for at, i in receive:
                     calls.start_soon(one, client, at, i)
         finally:
-            await stack.aclose()
+            try:
+                await stack.aclose()
+            except Exception:  # a connection the gateway dropped surfaces here; it is counted, not fatal
+                errors["client_closed_with_error"] += 1
 
     async def sample_rss() -> None:
         while not finished.is_set():
@@ -297,26 +307,28 @@ async def many_clients(url: str, headers: dict[str, str], host_pid: int) -> dict
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(sample_rss)
-        connect_started = anyio.current_time()
-        for index in range(MANY_CLIENTS):
-            tg.start_soon(hold, index)
-        await all_connected.wait()
-        connect_s = anyio.current_time() - connect_started
-        started = anyio.current_time() + 0.5
-        for i in range(total):
-            at = started + i / MANY_RATE
-            delay = at - anyio.current_time()
-            if delay > 0:
-                await anyio.sleep(delay)
-            streams[i % MANY_CLIENTS][0].send_nowait((at, i))
-        for send, _receive in streams:
-            await send.aclose()
-        # Waits for the calls still in flight; the clients close as their streams run dry.
-    finished.set()
-    elapsed = anyio.current_time() - started
+        async with anyio.create_task_group() as holders:
+            connect_started = anyio.current_time()
+            for index in range(MANY_CLIENTS):
+                holders.start_soon(hold, index)
+            await all_connected.wait()
+            connect_s = anyio.current_time() - connect_started
+            started = anyio.current_time() + 0.5
+            for i in range(total):
+                at = started + i / MANY_RATE
+                delay = at - anyio.current_time()
+                if delay > 0:
+                    await anyio.sleep(delay)
+                streams[i % MANY_CLIENTS][0].send_nowait((at, i))
+            for send, _receive in streams:
+                await send.aclose()
+            # Leaving waits for the calls still in flight; each client closes when its stream runs dry.
+        elapsed = anyio.current_time() - started
+        finished.set()
     return {
         "clients": MANY_CLIENTS, "offered_per_s": MANY_RATE, "seconds": MANY_S, "calls": total,
         "errors": errors["call"], "connect_errors": errors["connect"],
+        "clients_closed_with_error": errors["client_closed_with_error"],
         "completed_per_s": round(len(latencies) / elapsed, 1), "latency": percentiles(latencies or [0.0]),
         "connect_all_s": round(connect_s, 2), "peak_rss_mb": {"host": round(peak["host"], 1),
                                                              "host_and_children": round(peak["tree"], 1)},
@@ -324,45 +336,60 @@ async def many_clients(url: str, headers: dict[str, str], host_pid: int) -> dict
 
 
 async def main() -> None:
+    phases = set(PHASES)
+    previous = RESULTS / "host.json"
+    # A rerun of some phases keeps the others' last results; each phase says when it ran.
+    result: dict[str, Any] = json.loads(previous.read_text())["result"] if phases != set(ALL_PHASES) and \
+        previous.exists() else {}
+    result.update({"calls": CALLS, "http_calls": HTTP_CALLS})
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
         config = _config(Path(tmp))
-        result: dict[str, Any] = {"calls": CALLS, "http_calls": HTTP_CALLS}
-        result["load_average_at_start"] = os.getloadavg()
-        print("hop over stdio ...", file=sys.stderr)
-        result["hop_stdio"] = await hop_over_stdio(home, config)
-        write_result("host", result, "partial: hop over stdio")
-        print("http latency and capacity: host, then mcp-proxy ...", file=sys.stderr)
-        async with host_http(home, config) as (url, headers, _process):
-            result["http_latency_host"] = await http_latency(url, headers)
-            result["capacity_host"] = [await capacity(url, headers, w) for w in WORKERS]
-        async with proxy_http(home) as (url, headers, _process):
-            result["http_latency_mcp_proxy"] = await http_latency(url, headers)
-            result["capacity_mcp_proxy"] = [await capacity(url, headers, w) for w in WORKERS]
-        write_result("host", result, "partial: hop, HTTP latency and capacity")
-        print("many clients ...", file=sys.stderr)
-        async with host_http(home, config) as (url, headers, process):
-            result["many_clients"] = await many_clients(url, headers, process.pid)
-        result["load_average_at_end"] = os.getloadavg()
-    best_host = max(c["calls_per_s"] for c in result["capacity_host"])
-    best_proxy = max(c["calls_per_s"] for c in result["capacity_mcp_proxy"])
-    result["capacity_ratio"] = round(best_host / best_proxy, 2) if best_proxy else None
+        if "hop" in phases:
+            print("hop over stdio ...", file=sys.stderr)
+            result["hop_stdio"] = {**await hop_over_stdio(home, config), **_when()}
+            write_result("host", result, "partial: hop over stdio")
+        if "http" in phases:
+            print("http latency and capacity: host, then mcp-proxy ...", file=sys.stderr)
+            measured = _when()
+            async with host_http(home, config) as (url, headers, _process):
+                result["http_latency_host"] = {**await http_latency(url, headers), **measured}
+                result["capacity_host"] = [await capacity(url, headers, w) for w in WORKERS]
+            async with proxy_http(home) as (url, headers, _process):
+                result["http_latency_mcp_proxy"] = {**await http_latency(url, headers), **measured}
+                result["capacity_mcp_proxy"] = [await capacity(url, headers, w) for w in WORKERS]
+            write_result("host", result, "partial: hop, HTTP latency and capacity")
+        if "many" in phases:
+            print("many clients ...", file=sys.stderr)
+            measured = _when()
+            async with host_http(home, config) as (url, headers, process):
+                result["many_clients"] = {**await many_clients(url, headers, process.pid), **measured}
     result["mcp_proxy_version"] = PROXY_VERSION
     result["bench_process_peak_rss_mb"] = peak_rss_mb()
     result["targets"] = {"added_p50_ms": 0.5, "added_p99_ms": 2.0, "capacity_ratio": 3.0,
                          "many_clients_errors": 0, "many_clients_p99_ms": 200}
-    hop = result["hop_stdio"]
-    many = result["many_clients"]
-    summary = (
-        f"stdio hop +{hop['added_p50_ms']:.3f} ms p50 / +{hop['added_p99_ms']:.3f} ms p99; "
-        f"HTTP p50 host {result['http_latency_host']['p50_ms']:.2f} vs mcp-proxy "
-        f"{result['http_latency_mcp_proxy']['p50_ms']:.2f} ms; capacity {best_host:.0f} vs {best_proxy:.0f} calls/s "
-        f"(×{result['capacity_ratio']}); {many['clients']} clients @ {many['offered_per_s']:.0f}/s: "
-        f"{many['errors']} errors, p99 {many['latency']['p99_ms']:.1f} ms, host RSS {many['peak_rss_mb']['host']} MB"
-    )
-    write_result("host", result, summary)
-
+    parts = []
+    if "hop_stdio" in result:
+        hop = result["hop_stdio"]
+        parts.append(f"stdio hop +{hop['added_p50_ms']:.3f} ms p50 / +{hop['added_p99_ms']:.3f} ms p99")
+    if "capacity_host" in result and "capacity_mcp_proxy" in result:
+        best_host = max(c["calls_per_s"] for c in result["capacity_host"])
+        best_proxy = max(c["calls_per_s"] for c in result["capacity_mcp_proxy"])
+        result["capacity_ratio"] = round(best_host / best_proxy, 2) if best_proxy else None
+        parts.append(
+            f"HTTP p50 host {result['http_latency_host']['p50_ms']:.2f} vs mcp-proxy "
+            f"{result['http_latency_mcp_proxy']['p50_ms']:.2f} ms; capacity {best_host:.0f} vs {best_proxy:.0f} "
+            f"calls/s (x{result['capacity_ratio']})"
+        )
+    if "many_clients" in result:
+        many = result["many_clients"]
+        parts.append(
+            f"{many['clients']} clients @ {many['offered_per_s']:.0f}/s offered: {many['errors']} errors, "
+            f"{many['completed_per_s']:.0f}/s completed, p99 {many['latency']['p99_ms']:.1f} ms, "
+            f"host RSS {many['peak_rss_mb']['host']} MB"
+        )
+    write_result("host", result, "; ".join(parts))
 
 if __name__ == "__main__":
     anyio.run(main)

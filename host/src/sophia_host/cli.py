@@ -23,6 +23,7 @@ from .status import render as render_status
 
 DEFAULT_PORT = 8760
 EXIT_GRACE_S = 20.0
+KEEP_ALIVE_S = 75
 
 
 def up(
@@ -109,7 +110,10 @@ async def _serve(server: HostServer, app: Any, host: str, port: int) -> None:
                     # One line on stderr once the port is bound: scripts and tests wait on it.
                     print(f"sophia: serving on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
 
-            web = _Web(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+            # Clients of a host hold their connection between calls; uvicorn's 5 s idle cut-off makes
+            # them reconnect constantly and race the close (a POST on a just-closed connection).
+            web = _Web(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
+                                      timeout_keep_alive=KEEP_ALIVE_S))
             await web.serve()
         tg.cancel_scope.cancel()
 

@@ -44,6 +44,7 @@ from .config import HostSettings, ServerEntry
 from .search import Entry, ToolIndex
 from .status import StatusFile
 from .tokens import CachedTokenStore
+from .transport import connect_stdio_pipes, stdio_streams
 
 log = logging.getLogger("sophia.host")
 
@@ -141,6 +142,16 @@ class HostServer(SophiaServer):
                     await self._wait_stopped()
                 tg.cancel_scope.cancel()
         self.status_file.remove()
+
+    async def run_stdio_async(self) -> None:
+        """Serve stdio on non-blocking pipes (see transport.stdio_streams); the SDK's way otherwise."""
+        try:
+            pipes = await connect_stdio_pipes()
+        except (OSError, ValueError):
+            await super().run_stdio_async()
+            return
+        async with stdio_streams(pipes) as (read, write):
+            await self._lowlevel_server.run(read, write, self._lowlevel_server.create_initialization_options())
 
     async def _wait_stopped(self) -> None:
         await self.until(lambda: all(c.state in (State.stopped, State.failed) for c in self.children))

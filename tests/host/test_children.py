@@ -1,5 +1,6 @@
-"""Faults: a child killed with SIGKILL mid-stream, a child whose process dies mid-call, a child that
-never answers initialize. The host keeps each failure to its server."""
+"""Supervised children (children.py, transport.py) under faults: a child killed with SIGKILL mid-stream,
+a child whose process dies mid-call, a child that never answers initialize, a command that cannot
+start, a remote server that comes up late. The host keeps each failure to its server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""End to end: `sophia up` as a real process, over stdio and streamable HTTP with the real SDK client,
+"""End to end (cli.py): `sophia up` as a real process, over stdio and streamable HTTP with the real SDK client,
 and the MCP Inspector CLI (npm) listing and calling tools through it."""
 
 from __future__ import annotations
