@@ -86,8 +86,14 @@ async def api_scan(server: GongContractServer) -> dict[str, Any]:
     client = GongClient(settings_for(server))
     started = time.perf_counter()
     report = await run_sync(
-        client, NoCache(), SyncStore(Path(tempfile.mkdtemp()) / "sync"), "bench",
-        since=None, workspace_id=None, max_pages=None, max_batch=1000,
+        client,
+        NoCache(),
+        SyncStore(Path(tempfile.mkdtemp()) / "sync"),
+        "bench",
+        since=None,
+        workspace_id=None,
+        max_pages=None,
+        max_batch=1000,
     )
     wall = time.perf_counter() - started
     await client.aclose()
@@ -166,8 +172,11 @@ async def full_sync_and_search(server: GongContractServer) -> dict[str, Any]:
             "requests": incremental_requests,
             "wall_s": round(incremental_wall, 2),
         },
-        "search": {**percentiles(samples), "avg_hits": round(hits / max(1, SEARCHES), 2),
-                   "gong_requests": search_requests},
+        "search": {
+            **percentiles(samples),
+            "avg_hits": round(hits / max(1, SEARCHES), 2),
+            "gong_requests": search_requests,
+        },
     }
 
 

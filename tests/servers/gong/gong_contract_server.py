@@ -224,8 +224,9 @@ class GongContractServer:
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
-                return self._logged(now, request, path, region, "<invalid json>", None, 400,
-                                    self._error(400, "Malformed JSON body"))
+                return self._logged(
+                    now, request, path, region, "<invalid json>", None, 400, self._error(400, "Malformed JSON body")
+                )
         header = request.headers.get("authorization", "")
         kind, denial = self._authenticate(header, request.method, route, path, region)
         if denial is not None:
@@ -235,8 +236,9 @@ class GongContractServer:
         if fault is not None:
             headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else None
             text = "Too many requests" if fault.status == 429 else "Unexpected error"
-            return self._logged(now, request, path, region, body, kind, fault.status,
-                                self._error(fault.status, text, headers))
+            return self._logged(
+                now, request, path, region, body, kind, fault.status, self._error(fault.status, text, headers)
+            )
         with self._lock:
             while self._accepted and now - self._accepted[0] >= 1.0:
                 self._accepted.popleft()
@@ -256,7 +258,14 @@ class GongContractServer:
         return body, region
 
     def _logged(
-        self, t: float, request: Request, path: str, region: str, body: Any, auth: str | None, status: int,
+        self,
+        t: float,
+        request: Request,
+        path: str,
+        region: str,
+        body: Any,
+        auth: str | None,
+        status: int,
         response: Response | None,
     ) -> Response:
         entry = LoggedRequest(t, request.method, path, region, dict(request.query_params), body, auth, status)
@@ -485,8 +494,16 @@ class GongContractServer:
         params = {**dict(request.query_params), **{k: str(v) for k, v in form.items()}}
         header = request.headers.get("authorization", "")
         expected = base64.b64encode(f"{self.oauth_client_id}:{self.oauth_client_secret}".encode()).decode()
-        self._logged(time.monotonic(), request, "/oauth2/generate-customer-token", "",
-                     {"grant_type": params.get("grant_type")}, "client", 0, Response())
+        self._logged(
+            time.monotonic(),
+            request,
+            "/oauth2/generate-customer-token",
+            "",
+            {"grant_type": params.get("grant_type")},
+            "client",
+            0,
+            Response(),
+        )
         if not hmac.compare_digest(header.removeprefix("Basic "), expected):
             return JSONResponse({"error": "invalid_client"}, 401)
         if params.get("grant_type") != "refresh_token":
@@ -497,8 +514,12 @@ class GongContractServer:
             if scopes is None:
                 reused = presented in self._spent_refresh
                 return JSONResponse(
-                    {"error": "invalid_grant", "error_description": "refresh token already used" if reused
-                     else "unknown refresh token"}, 400)
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "refresh token already used" if reused else "unknown refresh token",
+                    },
+                    400,
+                )
             self._spent_refresh.add(presented)
             new_refresh = "rt-" + secrets.token_urlsafe(24)
             self._refresh[new_refresh] = scopes
@@ -556,9 +577,7 @@ def _extensive(call: GongCall, selector: dict[str, Any], index: int) -> dict[str
     if context in ("Basic", "Extended"):
         objects = []
         for system in call.context:
-            objs = [
-                {k: v for k, v in o.items() if context == "Extended" or k != "fields"} for o in system["objects"]
-            ]
+            objs = [{k: v for k, v in o.items() if context == "Extended" or k != "fields"} for o in system["objects"]]
             objects.append({"system": system["system"], "objects": objs})
         record["context"] = objects
     if exposed.get("parties"):

@@ -25,10 +25,54 @@ ACCOUNTS = [
     ("Wonka Industries", "wonka.com"),
 ]
 COMPETITORS = ["Clari", "Chorus", "Salesloft", "Outreach"]
-FIRST = ["Ana", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kara", "Liam",
-         "Maya", "Noor", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Victor", "Wen", "Yusuf"]
-LAST = ["Alvarez", "Brooks", "Chen", "Dubois", "Eriksen", "Fischer", "Garcia", "Hughes", "Ivanova", "Jensen",
-        "Khan", "Lopez", "Moreau", "Novak", "Okafor", "Patel", "Rossi", "Silva", "Tanaka", "Weber"]
+FIRST = [
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kara",
+    "Liam",
+    "Maya",
+    "Noor",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Yusuf",
+]
+LAST = [
+    "Alvarez",
+    "Brooks",
+    "Chen",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Hughes",
+    "Ivanova",
+    "Jensen",
+    "Khan",
+    "Lopez",
+    "Moreau",
+    "Novak",
+    "Okafor",
+    "Patel",
+    "Rossi",
+    "Silva",
+    "Tanaka",
+    "Weber",
+]
 TITLES_EXT = ["VP Finance", "Head of RevOps", "CTO", "Procurement Lead", "Sales Director", "CISO", "CFO"]
 TITLES_INT = ["Account Executive", "Solutions Engineer", "Customer Success Manager", "Sales Manager", "SDR"]
 
@@ -102,8 +146,13 @@ TOPICS: dict[str, tuple[list[str], list[str]]] = {
         ],
     ),
 }
-SMALL_TALK = ["Thanks everyone for joining.", "Can you all hear me okay?", "Let me share my screen.",
-              "Great, that makes sense.", "Sounds good, let's keep going."]
+SMALL_TALK = [
+    "Thanks everyone for joining.",
+    "Can you all hear me okay?",
+    "Let me share my screen.",
+    "Great, that makes sense.",
+    "Sounds good, let's keep going.",
+]
 
 
 @dataclass
@@ -319,16 +368,22 @@ def _call(
         "keyPoints": [{"text": f"{account} raised {t.lower()} concerns."} for t in topics],
         "topics": [{"name": t, "duration": rng.randrange(60, 900)} for t in topics],
         "trackers": [
-            {"id": _id(rng), "name": "Competitors", "count": 1 + rng.randrange(3), "type": "KEYWORD",
-             "occurrences": []},
+            {
+                "id": _id(rng),
+                "name": "Competitors",
+                "count": 1 + rng.randrange(3),
+                "type": "KEYWORD",
+                "occurrences": [],
+            },
         ],
         "outline": [],
         "highlights": [],
         "callOutcome": {"id": _id(rng), "category": "Answered", "name": "Meeting held"},
     }
     interaction = {
-        "speakers": [{"id": p["speakerId"], "userId": p.get("userId"), "talkTime": rng.randrange(60, 900)}
-                     for p in parties],
+        "speakers": [
+            {"id": p["speakerId"], "userId": p.get("userId"), "talkTime": rng.randrange(60, 900)} for p in parties
+        ],
         "interactionStats": [{"name": "Interactivity", "value": round(rng.random() * 10, 1)}],
         "questions": {"companyCount": rng.randrange(10), "nonCompanyCount": rng.randrange(10)},
     }
@@ -336,14 +391,31 @@ def _call(
         {
             "system": "Salesforce",
             "objects": [
-                {"objectType": "Account", "objectId": _id(rng, 18), "timing": "Now",
-                 "fields": [{"name": "Name", "value": account}, {"name": "Industry", "value": "Technology"}]},
-                {"objectType": "Opportunity", "objectId": _id(rng, 18), "timing": "Now",
-                 "fields": [{"name": "Name", "value": f"{account} - New Business"},
-                            {"name": "StageName", "value": rng.choice(["Discovery", "Proposal", "Negotiation"])},
-                            {"name": "Amount", "value": rng.choice([48000, 96000, 150000])}]},
+                {
+                    "objectType": "Account",
+                    "objectId": _id(rng, 18),
+                    "timing": "Now",
+                    "fields": [{"name": "Name", "value": account}, {"name": "Industry", "value": "Technology"}],
+                },
+                {
+                    "objectType": "Opportunity",
+                    "objectId": _id(rng, 18),
+                    "timing": "Now",
+                    "fields": [
+                        {"name": "Name", "value": f"{account} - New Business"},
+                        {"name": "StageName", "value": rng.choice(["Discovery", "Proposal", "Negotiation"])},
+                        {"name": "Amount", "value": rng.choice([48000, 96000, 150000])},
+                    ],
+                },
             ],
         }
     ]
-    return GongCall(meta=meta, parties=parties, content=content, interaction=interaction, context=context,
-                    transcript=monologues, account=account)
+    return GongCall(
+        meta=meta,
+        parties=parties,
+        content=content,
+        interaction=interaction,
+        context=context,
+        transcript=monologues,
+        account=account,
+    )

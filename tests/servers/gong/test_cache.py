@@ -11,7 +11,10 @@ from sophia_gong.cache import _parse_hit, account_of, call_items, clock
 def details_of(index: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     call = generate(calls=3, users=5, seed=5).calls[index]
     details: dict[str, Any] = {
-        "metaData": call.meta, "parties": call.parties, "content": call.content, "context": call.context
+        "metaData": call.meta,
+        "parties": call.parties,
+        "content": call.content,
+        "context": call.context,
     }
     return details, call.transcript
 

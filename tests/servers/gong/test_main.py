@@ -46,7 +46,8 @@ async def test_stdio_serves_the_tools_against_gong(gong: GongContractServer, sop
 
 
 def test_check_exits_zero_when_gong_answers(gong: GongContractServer, sophia_home: Path) -> None:
-    ok = subprocess.run([*ENTRY, "check"], capture_output=True, text=True, timeout=60,
-                        env=env_for(gong, sophia_home), check=False)
+    ok = subprocess.run(
+        [*ENTRY, "check"], capture_output=True, text=True, timeout=60, env=env_for(gong, sophia_home), check=False
+    )
     assert ok.returncode == 0 and "2 workspaces" in ok.stdout
     assert [e.path for e in gong.requests()] == ["/v2/workspaces"]

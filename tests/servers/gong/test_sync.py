@@ -30,7 +30,9 @@ def days_ago(days: float) -> str:
 
 
 async def run_tools(
-    settings: GongSettings, memory: Opener | None, calls: list[tuple[str, dict[str, Any]]],
+    settings: GongSettings,
+    memory: Opener | None,
+    calls: list[tuple[str, dict[str, Any]]],
     principal: Principal = DEV,
 ) -> list[Any]:
     server = build_server(settings, memory=memory)
@@ -60,11 +62,15 @@ async def test_incremental_sync_skips_known_calls_and_picks_up_late_ones(
 
     gong.reset()
     late = gong.publish_late_calls()
-    (second, status, found) = await run_tools(gong_settings, stand_in_memory, [
-        ("gong_sync", {}),
-        ("gong_sync_status", {}),
-        ("gong_search_calls", {"query": "pricing", "call_id": late[0]}),
-    ])
+    (second, status, found) = await run_tools(
+        gong_settings,
+        stand_in_memory,
+        [
+            ("gong_sync", {}),
+            ("gong_sync_status", {}),
+            ("gong_search_calls", {"query": "pricing", "call_id": late[0]}),
+        ],
+    )
     report = structured(second)
     assert report["status"] == "complete"
     # The window reaches back by the overlap, and only the late calls are fetched.
@@ -82,9 +88,14 @@ async def test_sync_stops_at_the_daily_budget_and_a_later_run_resumes(
 ) -> None:
     visible = [c.id for c in gong.dataset.calls if not c.late]
     tight = gong_settings.model_copy(update={"daily_budget": 3})
-    (paused, status) = await run_tools(tight, stand_in_memory, [
-        ("gong_sync", {"since": days_ago(30)}), ("gong_sync_status", {}),
-    ])
+    (paused, status) = await run_tools(
+        tight,
+        stand_in_memory,
+        [
+            ("gong_sync", {"since": days_ago(30)}),
+            ("gong_sync_status", {}),
+        ],
+    )
     report = structured(paused)
     assert report["status"] == "paused" and "budget" in report["reason"]
     assert report["calls_seen"] == 100 and report["requests_used"] == 2
@@ -109,9 +120,14 @@ async def test_sync_leaves_the_reserve_for_other_tools(
     gong: GongContractServer, gong_settings: GongSettings, stand_in_memory: Opener
 ) -> None:
     settings = gong_settings.model_copy(update={"daily_budget": 5, "sync_budget_reserve": 2})
-    (paused, users) = await run_tools(settings, stand_in_memory, [
-        ("gong_sync", {"since": days_ago(30)}), ("gong_list_users", {}),
-    ])
+    (paused, users) = await run_tools(
+        settings,
+        stand_in_memory,
+        [
+            ("gong_sync", {"since": days_ago(30)}),
+            ("gong_list_users", {}),
+        ],
+    )
     report = structured(paused)
     assert report["status"] == "paused" and "kept for other tools" in report["reason"]
     assert report["requests_used"] == 2 and report["budget_remaining"] == 3
@@ -123,9 +139,14 @@ async def test_sync_stops_after_max_seconds_and_resumes(
 ) -> None:
     # Gong's Retry-After makes the first page take at least a second.
     gong.fail_next(429, times=1, retry_after=1)
-    (cut, rest) = await run_tools(gong_settings, stand_in_memory, [
-        ("gong_sync", {"since": days_ago(30), "max_seconds": 1}), ("gong_sync", {}),
-    ])
+    (cut, rest) = await run_tools(
+        gong_settings,
+        stand_in_memory,
+        [
+            ("gong_sync", {"since": days_ago(30), "max_seconds": 1}),
+            ("gong_sync", {}),
+        ],
+    )
     assert structured(cut)["status"] == "paused" and "1 s" in structured(cut)["reason"]
     assert structured(cut)["calls_seen"] == 100
     assert structured(rest)["status"] == "complete" and structured(rest)["resumed"] is True
@@ -135,9 +156,14 @@ async def test_gong_daily_cap_pauses_the_sync_cleanly(
     gong: GongContractServer, gong_settings: GongSettings, stand_in_memory: Opener
 ) -> None:
     gong.daily_cap = 3
-    (paused, again) = await run_tools(gong_settings, stand_in_memory, [
-        ("gong_sync", {"since": days_ago(30)}), ("gong_sync", {}),
-    ])
+    (paused, again) = await run_tools(
+        gong_settings,
+        stand_in_memory,
+        [
+            ("gong_sync", {"since": days_ago(30)}),
+            ("gong_sync", {}),
+        ],
+    )
     report = structured(paused)
     assert report["status"] == "paused" and report["calls_new"] == 100
     assert report["budget_remaining"] == 0
@@ -185,8 +211,12 @@ async def test_sync_reports_progress(
 
 @pytest.mark.parametrize(
     ("args", "code"),
-    [({"since": "2026-02-30"}, "invalid_argument"), ({"since": "2099-01-01"}, "invalid_argument"),
-     ({"since": "2000-01-01"}, "invalid_argument"), ({"max_pages": 0}, "invalid_argument")],
+    [
+        ({"since": "2026-02-30"}, "invalid_argument"),
+        ({"since": "2099-01-01"}, "invalid_argument"),
+        ({"since": "2000-01-01"}, "invalid_argument"),
+        ({"max_pages": 0}, "invalid_argument"),
+    ],
 )
 async def test_bad_sync_arguments(
     gong: GongContractServer, gong_settings: GongSettings, stand_in_memory: Opener, args: dict[str, Any], code: str
@@ -211,9 +241,14 @@ async def test_search_with_minilm_finds_what_a_customer_said_offline_and_per_ten
     # Offline: no credentials, nothing listening is needed for search.
     offline = GongSettings(base_url="http://127.0.0.1:9")
     query = {"query": f"what did {account} say about pricing", "affiliation": "external", "limit": 5}
-    (found, elsewhere) = await run_tools(offline, None, [
-        ("gong_search_calls", query), ("gong_search_calls", {**query, "call_id": "1"}),
-    ])
+    (found, elsewhere) = await run_tools(
+        offline,
+        None,
+        [
+            ("gong_search_calls", query),
+            ("gong_search_calls", {**query, "call_id": "1"}),
+        ],
+    )
     (other_tenant,) = await run_tools(
         offline, None, [("gong_search_calls", query)], principal=Principal("mallory", Role.VIEWER)
     )

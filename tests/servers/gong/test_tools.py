@@ -67,7 +67,15 @@ async def test_list_calls_pages_with_a_frozen_window(gong: GongContractServer, g
     expected = [c.id for c in gong.dataset.calls if not c.late]
     assert ids == expected and first["total"] == len(expected)
     assert set(first["calls"][0]) == {
-        "id", "title", "started", "duration_s", "host_user_id", "direction", "scope", "workspace_id", "url"
+        "id",
+        "title",
+        "started",
+        "duration_s",
+        "host_user_id",
+        "direction",
+        "scope",
+        "workspace_id",
+        "url",
     }
     log = gong.requests("/v2/calls")
     assert len({(e.query["fromDateTime"], e.query["toDateTime"]) for e in log}) == 1
@@ -87,7 +95,11 @@ async def test_list_calls_by_host_uses_the_extensive_filter(
 async def test_quiet_range_is_an_empty_list(gong: GongContractServer, gong_settings: GongSettings) -> None:
     result = await call(gong_settings, "gong_list_calls", {"from_date": "2001-01-01", "to_date": "2001-01-31"})
     assert structured(result) | {"window_from": None} == {
-        "calls": [], "total": 0, "window_from": None, "window_to": "2001-02-01T00:00:00Z", "next_cursor": None,
+        "calls": [],
+        "total": 0,
+        "window_from": None,
+        "window_to": "2001-02-01T00:00:00Z",
+        "next_cursor": None,
     }
     assert [e.status for e in gong.requests()] == [404]
 

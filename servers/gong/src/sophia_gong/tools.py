@@ -317,9 +317,7 @@ def _max_batch() -> int:
     return load_settings(MemorySettings).max_batch
 
 
-def build_server(
-    settings: GongSettings, *, memory: Callable[[], Awaitable[MemoryStore]] | None = None
-) -> SophiaServer:
+def build_server(settings: GongSettings, *, memory: Callable[[], Awaitable[MemoryStore]] | None = None) -> SophiaServer:
     """The Gong server; `memory` opens the cache's store (default: the configured memory store)."""
     client = GongClient(settings)
     cache = CallCache(memory or _open_memory)
@@ -361,8 +359,10 @@ def build_server(
         ] = None,
         cursor: Annotated[
             str | None,
-            Field(description="next_cursor from the previous page; the other arguments may then be omitted.",
-                  max_length=4000),
+            Field(
+                description="next_cursor from the previous page; the other arguments may then be omitted.",
+                max_length=4000,
+            ),
         ] = None,
     ) -> CallList:
         """List calls in a date range (default: the last 7 days), 100 per page, oldest first.
@@ -413,11 +413,13 @@ def build_server(
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
     async def gong_get_transcript(
         call_id: CallId,
-        offset: Annotated[int, Field(description="First turn to return (next_offset of the last page).", ge=0,
-                                     le=100_000)] = 0,
+        offset: Annotated[
+            int, Field(description="First turn to return (next_offset of the last page).", ge=0, le=100_000)
+        ] = 0,
         max_turns: Annotated[int, Field(description="Turns per page.", ge=1, le=200)] = 50,
-        max_chars_per_turn: Annotated[int, Field(description="Longer turns are cut and marked truncated.",
-                                                 ge=100, le=10_000)] = 2_000,
+        max_chars_per_turn: Annotated[
+            int, Field(description="Longer turns are cut and marked truncated.", ge=100, le=10_000)
+        ] = 2_000,
     ) -> Transcript:
         """A call's transcript: speaker turns with names, affiliation and time from the call's start."""
         client.require_configured()
@@ -476,12 +478,11 @@ def build_server(
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False)
     async def gong_search_calls(
-        query: Annotated[str, Field(description="What to look for, e.g. 'Acme pricing objections'.",
-                                    min_length=2, max_length=500)],
+        query: Annotated[
+            str, Field(description="What to look for, e.g. 'Acme pricing objections'.", min_length=2, max_length=500)
+        ],
         limit: Annotated[int, Field(description="Most hits to return.", ge=1, le=25)] = 10,
-        call_id: Annotated[
-            str | None, Field(description="Only within this call.", pattern=r"^\d{1,20}$")
-        ] = None,
+        call_id: Annotated[str | None, Field(description="Only within this call.", pattern=r"^\d{1,20}$")] = None,
         speaker: Annotated[
             str | None, Field(description="Only turns whose speaker name contains this.", min_length=2, max_length=120)
         ] = None,
@@ -502,15 +503,27 @@ def build_server(
             raise InvalidArgument("from_date must not be after to_date: swap them")
         tenant = current_principal().name
         hits = await cache.search(
-            tenant, query, k=limit, call_id=call_id, affiliation=affiliation, speaker=speaker,
-            from_day=from_day, to_day=to_day,
+            tenant,
+            query,
+            k=limit,
+            call_id=call_id,
+            affiliation=affiliation,
+            speaker=speaker,
+            from_day=from_day,
+            to_day=to_day,
         )
         return SearchResult(
             hits=[
                 SearchHitOut(
-                    call_id=h.call_id, call_title=h.call_title, date=h.date,
-                    kind="summary" if h.kind == "summary" else "turn", speaker=h.speaker,
-                    affiliation=h.affiliation, at=h.at, text=h.text[:1200], score=h.score,
+                    call_id=h.call_id,
+                    call_title=h.call_title,
+                    date=h.date,
+                    kind="summary" if h.kind == "summary" else "turn",
+                    speaker=h.speaker,
+                    affiliation=h.affiliation,
+                    at=h.at,
+                    text=h.text[:1200],
+                    score=h.score,
                 )
                 for h in hits
             ],
@@ -530,8 +543,11 @@ def build_server(
         ] = None,
         max_seconds: Annotated[
             int,
-            Field(description="Stop after the page in progress once this much time has passed (resume later).",
-                  ge=1, le=3600),
+            Field(
+                description="Stop after the page in progress once this much time has passed (resume later).",
+                ge=1,
+                le=3600,
+            ),
         ] = 240,
     ) -> SyncReport:
         """Cache calls and transcripts locally for gong_search_calls: incremental and resumable.
@@ -556,8 +572,16 @@ def build_server(
             await ctx.report_progress(done, total, message)
 
         return await run_sync(
-            client, cache, sync_store, current_principal().name, since=start, workspace_id=workspace_id,
-            max_pages=max_pages, max_batch=_max_batch(), max_seconds=max_seconds, progress=progress,
+            client,
+            cache,
+            sync_store,
+            current_principal().name,
+            since=start,
+            workspace_id=workspace_id,
+            max_pages=max_pages,
+            max_batch=_max_batch(),
+            max_seconds=max_seconds,
+            progress=progress,
         )
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False)
