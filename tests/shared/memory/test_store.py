@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import anyio
 import pytest
@@ -15,6 +16,7 @@ from sophia_shared.memory import (
     MemoryPatch,
     MemorySettings,
     MemoryStore,
+    open_store,
 )
 from sophia_shared.memory import postgres as postgres_backend
 from sophia_shared.memory import sqlite as sqlite_backend
@@ -275,3 +277,11 @@ async def test_keyword_search_survives_common_words(
         common = await store.search("alice", "someone said the weekly report", k=5)
         assert len(common) == 5 and all(h.text_rank is None for h in common)
         assert len(await store.search("alice", "someone said the weekly report", k=5, mode="text")) == 5
+
+
+async def test_a_damaged_sqlite_file_is_reported_not_crashed(tmp_path: Path, models_dir: Path) -> None:
+    damaged = tmp_path / "memory.db"
+    damaged.write_bytes(b"this is not a database" * 100)
+    with anyio.fail_after(30), pytest.raises(SophiaError) as info:
+        await open_store(MemorySettings(dsn=f"sqlite://{damaged}", models_dir=models_dir))
+    assert info.value.code == ErrorCode.UNAVAILABLE and str(damaged) in info.value.message

@@ -557,8 +557,17 @@ class PostgresStore(Store):
                 ef_search=settings.hnsw_ef_search,
             )
             if migrate:
+                import psycopg
+
                 try:
                     backend.migrate()
+                except psycopg.Error as exc:
+                    backend.close()
+                    raise StoreUnavailable(
+                        "cannot prepare the memory schema in PostgreSQL (it needs the pgvector extension, "
+                        "which a superuser can add with CREATE EXTENSION vector)",
+                        detail=str(exc),
+                    ) from exc
                 except BaseException:
                     backend.close()
                     raise

@@ -708,9 +708,20 @@ class SqliteStore(Store):
         import anyio.to_thread
 
         def build() -> SqliteBackend:
-            backend = SqliteBackend(settings.sqlite_path())
+            import sqlean
+
+            path = settings.sqlite_path()
+            backend = SqliteBackend(path)
             if migrate:
-                backend.migrate()
+                try:
+                    backend.migrate()
+                except sqlean.DatabaseError as exc:
+                    backend.close()
+                    raise StoreUnavailable(
+                        f"the memory database {path} cannot be used (not a database, or damaged): "
+                        "move it aside or point SOPHIA_MEMORY_DSN elsewhere",
+                        detail=str(exc),
+                    ) from exc
             return backend
 
         backend: Backend = await anyio.to_thread.run_sync(build)
