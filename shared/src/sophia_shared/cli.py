@@ -4,16 +4,12 @@
 `check` validates config and connectivity and exits non-zero with the reason.
 """
 
-from __future__ import annotations
 
 import ipaddress
 import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
-
-import anyio
-import typer
 
 from .errors import SophiaError
 from .settings import ServerSettings, SettingsError, SuiteSettings, load_settings
@@ -40,14 +36,54 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class ServerCLI:
+    """`sophia-<name>`: with no arguments it serves stdio at once (what client configs run, so
+    start-up skips importing typer); with arguments it is the typer app below."""
+
+    def __init__(
+        self, name: str, settings_cls: type[S], build_server: Callable[[S], Any], check: Callable[[S], Awaitable[str]]
+    ) -> None:
+        self.name = name
+        self._settings_cls: type[Any] = settings_cls
+        self._build_server: Callable[[Any], Any] = build_server
+        self._check: Callable[[Any], Awaitable[str]] = check
+        BUILDERS[name] = lambda: build_server(load_settings(settings_cls))
+
+    def __call__(self, args: list[str] | None = None) -> None:
+        argv = sys.argv[1:] if args is None else args
+        if not argv:
+            try:
+                settings = load_settings(self._settings_cls)
+            except SettingsError as exc:
+                print(f"sophia-{self.name}: {exc}", file=sys.stderr)
+                raise SystemExit(2) from None
+            self._build_server(settings).run("stdio")
+            return
+        self.typer_app()(argv, prog_name=f"sophia-{self.name}")
+
+    def typer_app(self) -> Any:
+        return _typer_app(self.name, self._settings_cls, self._build_server, self._check)
+
+
 def server_app(
     name: str,
     settings_cls: type[S],
     build_server: Callable[[S], Any],
     check: Callable[[S], Awaitable[str]],
-) -> typer.Typer:
-    """The typer app behind `sophia-<name>`."""
-    BUILDERS[name] = lambda: build_server(load_settings(settings_cls))
+) -> ServerCLI:
+    """The command line behind `sophia-<name>`."""
+    return ServerCLI(name, settings_cls, build_server, check)
+
+
+def _typer_app(
+    name: str,
+    settings_cls: type[S],
+    build_server: Callable[[S], Any],
+    check: Callable[[S], Awaitable[str]],
+) -> Any:
+    import anyio
+    import typer
+
     app = typer.Typer(
         name=f"sophia-{name}", add_completion=False, no_args_is_help=False, invoke_without_command=True,
         help=f"Sophia {name} MCP server.", pretty_exceptions_enable=False,
@@ -115,10 +151,10 @@ def server_app(
     return app
 
 
-def run(app: typer.Typer) -> None:
-    """Entry point body for `__main__.main`."""
+def run(app: Any) -> None:
+    """Entry point body for `__main__.main` (a ServerCLI or a typer app)."""
     try:
         app()
     except SettingsError as exc:
-        print(f"{app.info.name}: {exc}", file=sys.stderr)
+        print(f"sophia: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
