@@ -95,6 +95,10 @@ def build_server(settings: DemoSettings) -> SophiaServer:
         """An admin-only tool with a secret argument."""
         return "ok"
 
+    @server.resource("demo://{name}", name="demo", description="A greeting for the reader.")
+    async def demo_resource(name: str) -> str:
+        return f"{settings.greeting} {name}, read by {current_principal().name}"
+
     return server
 
 

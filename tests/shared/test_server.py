@@ -271,3 +271,12 @@ async def test_secrets_never_reach_the_logs(server: SophiaServer, caplog: pytest
     assert "hunter2" not in caplog.text
     assert "sekrit" not in caplog.text
     assert "demo_fail crashed" in caplog.text
+
+
+async def test_resource_reads_know_the_principal_and_are_audited(server: SophiaServer) -> None:
+    with anyio.fail_after(5):
+        async with connect(server, principal=VIEWER) as client:
+            read = await client.read_resource("demo://bob")
+    assert read.contents[0].text == "hello bob, read by vera"  # type: ignore[union-attr]
+    record = server.audit.records()[-1]
+    assert (record["tool"], record["principal"], record["outcome"]) == ("resources/read", "vera", "ok")

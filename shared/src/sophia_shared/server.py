@@ -294,6 +294,27 @@ class SophiaServer(MCPServer[Any]):
             _principal.reset(p_token)
             _correlation.reset(c_token)
 
+    async def read_resource(self, uri: Any, context: Context[Any, Any] | None = None) -> Any:
+        """Resource reads get the same principal (current_principal()) and audit as tool calls."""
+        principal = self._principal_for(context)
+        correlation = uuid.uuid4().hex[:16]
+        p_token = _principal.set(principal)
+        c_token = _correlation.set(correlation)
+        started = time.perf_counter()
+        outcome, code = "ok", None
+        try:
+            return await super().read_resource(uri, context)
+        except SophiaError as exc:
+            outcome, code = "error", exc.code.value
+            raise
+        except Exception:
+            outcome, code = "error", ErrorCode.NOT_FOUND.value
+            raise
+        finally:
+            self._record(None, "resources/read", {"uri": str(uri)}, principal, correlation, outcome, code, started)
+            _principal.reset(p_token)
+            _correlation.reset(c_token)
+
     async def execute(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
     ) -> CallToolResult | InputRequiredResult:

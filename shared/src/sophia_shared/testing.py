@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Literal, cast
 
 from mcp.client import Client
-from mcp.types import CallToolResult, ElicitResult, RequestParamsMeta, Tool
+from mcp.types import CallToolResult, ElicitResult, ReadResourceResult, RequestParamsMeta, Tool
 
 from .auth import Principal, Role
 from .server import PRINCIPAL_META_KEY, SophiaServer
@@ -28,6 +28,11 @@ class SophiaTestClient:
         who = principal or self.principal
         meta = cast(RequestParamsMeta, {PRINCIPAL_META_KEY: who.as_meta()})
         return await self.client.call_tool(name, arguments or {}, meta=meta, progress_callback=progress_callback)
+
+    async def read_resource(self, uri: str, *, principal: Principal | None = None) -> ReadResourceResult:
+        who = principal or self.principal
+        meta = cast(RequestParamsMeta, {PRINCIPAL_META_KEY: who.as_meta()})
+        return await self.client.read_resource(uri, meta=meta, cache_mode="bypass")
 
     async def list_tools(self) -> list[Tool]:
         return (await self.client.list_tools()).tools
