@@ -4,10 +4,13 @@ trivial child (bench/host/child.py, a bare MCPServer with one `add` tool), in on
 1. hop overhead over stdio: `add` called directly on the child and through `sophia up --transport stdio`,
    sequentially, interleaved in blocks so both see the same machine load (mcp-proxy has no stdio→stdio
    mode; its hop is measured over HTTP in 2).
-2. latency over streamable HTTP: sequential calls through the host and through mcp-proxy.
-3. capacity: closed-loop calls/s over streamable HTTP with W concurrent SDK clients, host vs mcp-proxy.
-4. many clients: 1,000 SDK clients held open against the host over streamable HTTP, an open-loop offered
-   load of 300 calls/s spread across them for 60 s; latency counted from each call's scheduled time.
+2. latency over streamable HTTP: sequential calls with the real SDK client, through the host and mcp-proxy.
+3. capacity: closed-loop calls/s over streamable HTTP with W keep-alive connections, host vs mcp-proxy,
+   driven by wrk (C; apt package, installed here if missing) with the exact requests the SDK client sends,
+   because a Python load generator costs about as much CPU per call as the gateways on these 2 cores.
+4. many clients: 1,000 clients, each its own keep-alive connection, held open against the host, with an
+   open-loop offered load of 300 calls/s spread across them for 60 s (WireClient: the SDK client's
+   requests without its per-call Python work); latency counted from each call's scheduled time.
 
 Targets (issue 6): hop adds ≤ 0.5 ms p50 and ≤ 2 ms p99; capacity ≥ 3× mcp-proxy; many clients: 0 errors,
 p99 ≤ 200 ms, peak RSS reported. Loopback only; the host runs with bearer tokens and audit on, as shipped.
@@ -18,14 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-import resource
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,13 @@ ALL_PHASES = ("hop", "http", "many")
 PHASES = os.environ.get("BENCH_PHASES", ",".join(ALL_PHASES)).split(",")
 CONNECT_CONCURRENCY = 25
 READ_TIMEOUT_S = 60.0
+MODERN = "2026-07-28"
+HANDSHAKE = "2025-11-25"
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": MODERN,
+    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "0"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
 
 
 def _when() -> dict[str, Any]:
@@ -194,41 +204,119 @@ async def _client(url: str, headers: dict[str, str]) -> AsyncIterator[Client]:
         yield client
 
 
+class WireClient:
+    """One connection sending tools/call as the SDK client puts it on the wire, with none of its
+    per-call Python work: on 2 cores the SDK client would otherwise cost more CPU than the gateway
+    it measures. 2026-era (the host): stateless POSTs with the _meta envelope; handshake-era
+    (mcp-proxy, mcp<2): an initialize, then POSTs in its session."""
+
+    def __init__(self, url: str, headers: dict[str, str], modern: bool):
+        self.url = url
+        self.modern = modern
+        self.http = httpx2.AsyncClient(
+            headers={**headers, "Accept": "application/json, text/event-stream", "Content-Type": "application/json"},
+            timeout=httpx2.Timeout(READ_TIMEOUT_S), limits=httpx2.Limits(max_connections=1),
+        )
+        self.next_id = 0
+
+    async def open(self) -> WireClient:
+        if self.modern:
+            self.http.headers.update({"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": "add"})
+            return self
+        init = await self.http.post(self.url, json={
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": HANDSHAKE, "capabilities": {},
+                       "clientInfo": {"name": "bench", "version": "0"}},
+        })
+        init.raise_for_status()
+        self.http.headers.update({"Mcp-Session-Id": init.headers["mcp-session-id"], "MCP-Protocol-Version": HANDSHAKE})
+        done = await self.http.post(self.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        done.raise_for_status()
+        return self
+
+    async def add(self, a: int) -> bool:
+        self.next_id += 1
+        params: dict[str, Any] = {"name": "add", "arguments": {"a": a, "b": 1}}
+        if self.modern:
+            params["_meta"] = MODERN_META
+        response = await self.http.post(self.url, content=json.dumps(
+            {"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call", "params": params}))
+        body = response.text
+        if body.startswith("event:") or body.startswith("data:"):
+            body = next(line[5:] for line in body.splitlines() if line.startswith("data:"))
+        message = json.loads(body)
+        return response.status_code == 200 and "result" in message and not message["result"].get("isError")
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
 async def http_latency(url: str, headers: dict[str, str]) -> dict[str, float]:
     async with _client(url, headers) as client:
         await _sequential(client, 100)
         return percentiles(await _sequential(client, HTTP_CALLS))
 
 
-async def capacity(url: str, headers: dict[str, str], workers: int) -> dict[str, Any]:
-    count = 0
-    errors = 0
-    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-    async with AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(_client(url, headers)) for _ in range(workers)]
-        deadline = anyio.current_time() + CAPACITY_S
+WRK_SCRIPT = """
+local counter = 0
+local failed = 0
+local headers = HEADERS
+function setup(thread) end
+function request()
+  counter = counter + 1
+  local body = string.format(BODY, counter, counter)
+  return wrk.format("POST", nil, headers, body)
+end
+function response(status, hdrs, body)
+  if status ~= 200 or not string.find(body, '"isError":false', 1, true) then failed = failed + 1 end
+end
+function done(summary, latency, requests)
+  io.write(string.format('{"requests": %d, "duration_us": %d, "non_2xx": %d, "socket_errors": %d, '
+    .. '"p50_us": %d, "p99_us": %d}\\n', summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
 
-        async def work(client: Client) -> None:
-            nonlocal count, errors
-            i = 0
-            while anyio.current_time() < deadline:
-                i += 1
-                try:
-                    result = await client.call_tool("add", {"a": i, "b": 1})
-                    errors += result.is_error
-                except Exception:  # a gateway falling over counts as an error, not a crash of the bench
-                    errors += 1
-                count += 1
 
-        started = anyio.current_time()
-        async with anyio.create_task_group() as tg:
-            for client in clients:
-                tg.start_soon(work, client)
-        elapsed = anyio.current_time() - started
-    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-    load_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
-    return {"workers": workers, "calls": count, "errors": errors, "calls_per_s": round(count / elapsed, 1),
-            "load_generator_cpu_share": round(load_cpu / elapsed, 2)}
+async def _session_headers(url: str, headers: dict[str, str], modern: bool) -> dict[str, str]:
+    client = await WireClient(url, headers, modern).open()
+    try:
+        return {k: v for k, v in client.http.headers.items() if k.lower() not in ("accept-encoding", "user-agent")}
+    finally:
+        await client.aclose()
+
+
+async def capacity(url: str, headers: dict[str, str], workers: int, modern: bool) -> dict[str, Any]:
+    """Closed-loop calls/s with `workers` connections, driven by wrk (C, one thread): a Python load
+    generator on the same 2 cores would cost about as much CPU per call as the gateway it measures."""
+    wire = await _session_headers(url, headers, modern)
+    params: dict[str, Any] = {"name": "add", "arguments": {"a": 0, "b": 1}}
+    if modern:
+        params["_meta"] = MODERN_META
+    body = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": params})
+    # Every request gets its own id (a handshake-era session matches responses by id).
+    body = body.replace('"id": 0', '"id": %d').replace('"a": 0', '"a": %d')
+    lua_headers = "{" + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in wire.items()) + "}"
+    script = WRK_SCRIPT.replace("HEADERS", lua_headers).replace("BODY", json.dumps(body))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+    try:
+        run = await anyio.run_process(["wrk", "-t1", f"-c{workers}", f"-d{CAPACITY_S:g}s", "--timeout", "30s",
+                                       "-s", fh.name, url], check=True)
+    finally:
+        os.unlink(fh.name)
+    line = [x for x in run.stdout.decode().splitlines() if x.startswith("{")][-1]
+    stats = json.loads(line)
+    seconds = stats["duration_us"] / 1e6
+    return {"workers": workers, "calls": stats["requests"], "errors": stats["non_2xx"] + stats["socket_errors"],
+            "calls_per_s": round(stats["requests"] / seconds, 1), "p50_ms": stats["p50_us"] / 1000,
+            "p99_ms": stats["p99_us"] / 1000}
+
+
+def _ensure_wrk() -> None:
+    if shutil.which("wrk") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
 
 
 def _tree_rss_mb(pid: int) -> tuple[float, float]:
@@ -250,7 +338,7 @@ def _tree_rss_mb(pid: int) -> tuple[float, float]:
 async def many_clients(url: str, headers: dict[str, str], host_pid: int) -> dict[str, Any]:
     """Each client lives in its own task (flat, not nested: 1,000 nested task groups overflow the stack)."""
     latencies: list[float] = []
-    errors = {"call": 0, "connect": 0, "client_closed_with_error": 0}
+    errors = {"call": 0, "connect": 0}
     peak = {"host": 0.0, "tree": 0.0}
     total = int(MANY_RATE * MANY_S)
     connected = 0
@@ -259,13 +347,13 @@ async def many_clients(url: str, headers: dict[str, str], host_pid: int) -> dict
     connecting = anyio.Semaphore(CONNECT_CONCURRENCY)
     streams = [anyio.create_memory_object_stream[tuple[float, int]](total) for _ in range(MANY_CLIENTS)]
 
-    async def one(client: Client, at: float, i: int) -> None:
+    async def one(client: WireClient, at: float, i: int) -> None:
         try:
-            result = await client.call_tool("add", {"a": i, "b": 1})
+            ok = await client.add(i)
         except Exception:  # a failed call is a result of this benchmark
             errors["call"] += 1
             return
-        if result.is_error:
+        if not ok:
             errors["call"] += 1
             return
         latencies.append(anyio.current_time() - at)
@@ -273,10 +361,13 @@ async def many_clients(url: str, headers: dict[str, str], host_pid: int) -> dict
     async def hold(index: int) -> None:
         nonlocal connected
         _send, receive = streams[index]
+        client: WireClient | None = None
         try:
             async with connecting:
-                stack = AsyncExitStack()
-                client = await stack.enter_async_context(_client(url, headers))
+                client = await WireClient(url, headers, modern=True).open()
+                # The connection opens with the first request: make it now, as a held-open client would.
+                if not await client.add(-1):
+                    errors["connect"] += 1
         except Exception:  # a refused connection is a result of this benchmark
             errors["connect"] += 1
             client = None
@@ -293,10 +384,7 @@ async def many_clients(url: str, headers: dict[str, str], host_pid: int) -> dict
                 async for at, i in receive:
                     calls.start_soon(one, client, at, i)
         finally:
-            try:
-                await stack.aclose()
-            except Exception:  # a connection the gateway dropped surfaces here; it is counted, not fatal
-                errors["client_closed_with_error"] += 1
+            await client.aclose()
 
     async def sample_rss() -> None:
         while not finished.is_set():
@@ -328,7 +416,6 @@ async def many_clients(url: str, headers: dict[str, str], host_pid: int) -> dict
     return {
         "clients": MANY_CLIENTS, "offered_per_s": MANY_RATE, "seconds": MANY_S, "calls": total,
         "errors": errors["call"], "connect_errors": errors["connect"],
-        "clients_closed_with_error": errors["client_closed_with_error"],
         "completed_per_s": round(len(latencies) / elapsed, 1), "latency": percentiles(latencies or [0.0]),
         "connect_all_s": round(connect_s, 2), "peak_rss_mb": {"host": round(peak["host"], 1),
                                                              "host_and_children": round(peak["tree"], 1)},
@@ -351,14 +438,15 @@ async def main() -> None:
             result["hop_stdio"] = {**await hop_over_stdio(home, config), **_when()}
             write_result("host", result, "partial: hop over stdio")
         if "http" in phases:
+            _ensure_wrk()
             print("http latency and capacity: host, then mcp-proxy ...", file=sys.stderr)
             measured = _when()
             async with host_http(home, config) as (url, headers, _process):
                 result["http_latency_host"] = {**await http_latency(url, headers), **measured}
-                result["capacity_host"] = [await capacity(url, headers, w) for w in WORKERS]
+                result["capacity_host"] = [await capacity(url, headers, w, modern=True) for w in WORKERS]
             async with proxy_http(home) as (url, headers, _process):
                 result["http_latency_mcp_proxy"] = {**await http_latency(url, headers), **measured}
-                result["capacity_mcp_proxy"] = [await capacity(url, headers, w) for w in WORKERS]
+                result["capacity_mcp_proxy"] = [await capacity(url, headers, w, modern=False) for w in WORKERS]
             write_result("host", result, "partial: hop, HTTP latency and capacity")
         if "many" in phases:
             print("many clients ...", file=sys.stderr)
