@@ -2,7 +2,8 @@
 
 `python child_server.py NAME [--hang-init | --http PORT]`: a SophiaServer named NAME with tools NAME_echo,
 NAME_slow, NAME_delete (destructive, confirmed), NAME_crash (the process dies mid-call),
-NAME_hang (never answers), NAME_grow (adds a tool: tools/list_changed). With --hang-init the
+NAME_hang (never answers; NAME_cancelled counts its cancellations),
+NAME_grow (adds a tool: tools/list_changed). With --hang-init the
 process reads stdin and never answers, the way a wedged server looks to the host; with --http it
 serves streamable HTTP on 127.0.0.1:PORT (a remote server, to the host).
 """
@@ -31,6 +32,7 @@ class Echo(BaseModel):
 
 def build(name: str) -> SophiaServer:
     server = SophiaServer(name, settings=ServerSettings())
+    cancelled = {"count": 0}
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
                  name=f"{name}_echo")
@@ -67,8 +69,18 @@ def build(name: str) -> SophiaServer:
                  name=f"{name}_hang")
     async def hang() -> str:
         """Never answer (until cancelled)."""
-        await anyio.sleep_forever()
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled["count"] += 1
+            raise
         return "unreachable"
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
+                 name=f"{name}_cancelled")
+    async def cancelled_calls() -> int:
+        """How many calls of the hang tool this process saw cancelled."""
+        return cancelled["count"]
 
     @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=True, open_world=False,
                  name=f"{name}_grow")

@@ -303,7 +303,11 @@ class Child:
             ) from None
         except MCPError as exc:
             self.failures += 1
-            if self.client is not client or self.state is not State.ready or exc.code == types.CONNECTION_CLOSED:
+            died = self.process is not None and not self.entry.remote and (
+                self.process.exited.is_set() or self.process.returncode is not None
+            )
+            if died or self.client is not client or self.state is not State.ready or \
+                    exc.code == types.CONNECTION_CLOSED:
                 raise Unavailable(
                     f"{name} failed: server {self.name} stopped during the call and is being restarted; "
                     "retry shortly"
