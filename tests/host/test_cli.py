@@ -102,6 +102,11 @@ async def test_stdio_end_to_end(tmp_path: Path, sophia_home: Path, mode: str) ->
             servers = {s["name"]: s for s in json.loads(status.stdout)["servers"]}
             assert set(servers) == {"alpha", "beta"}
             assert all(s["state"] == "ready" and s["pid"] for s in servers.values())
+            table = subprocess.run([SOPHIA, "status"], env=host_env(config, sophia_home), capture_output=True,
+                                   text=True, timeout=60, check=True).stdout.splitlines()
+            rows = {line.split()[0]: line.split() for line in table[2:]}
+            assert rows["alpha"][1:3] == ["ready", str(servers["alpha"]["pid"])]
+            assert rows["beta"][1] == "ready"
     # The host removed its status when it left: `sophia status` says nothing runs.
     after = subprocess.run([SOPHIA, "status"], env=host_env(config, sophia_home), capture_output=True,
                            text=True, timeout=60)
