@@ -259,3 +259,22 @@ async def test_the_suite_servers_compose_without_collisions() -> None:
                 assert {t.name for t in child.tools} <= names
             # Without an account Retool answers not_configured, through the host, with its code.
             assert error_code(await client.call("retool_list_apps", {})) == "not_configured"
+
+
+async def test_a_tool_name_collision_refuses_to_run_naming_both(tmp_path: Path, sophia_home: Path) -> None:
+    config = tmp_path / "sophia.toml"
+    child = json.dumps([sys.executable, str(CHILD), "alpha"])
+    config.write_text(f"[servers.one]\ncommand = {child}\n\n[servers.two]\ncommand = {child}\n")
+    # stdin stays open (a client that says nothing): the host leaves because of the collision alone.
+    async with await anyio.open_process([SOPHIA, "up", "--transport", "stdio"], env=host_env(config, sophia_home),
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE) as process:
+        assert process.stderr is not None
+        err = b""
+        with anyio.fail_after(START_S):
+            async for chunk in process.stderr:
+                err += chunk
+            code = await process.wait()
+    assert code == 2
+    message = err.decode()
+    assert "refused to run" in message and "server one" in message and "server two" in message

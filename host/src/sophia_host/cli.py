@@ -65,7 +65,6 @@ def up(
         raise typer.Exit(2)
     anyio.run(_serve, server, app, host, port)
     if server.fatal:
-        typer.echo(f"sophia: refused to run: {server.fatal}", err=True)
         raise typer.Exit(2)
 
 
@@ -73,23 +72,27 @@ async def _serve(server: HostServer, app: Any, host: str, port: int) -> None:
     async with server.running(), anyio.create_task_group() as tg:
         web: Any = None
 
-        async def stop_on(event: anyio.Event) -> None:
-            await event.wait()
+        def stop(code: int) -> None:
             if web is not None:
                 web.should_exit = True
+            server.end_stdio()
+            # The SDK's fallback stdio transport blocks in a thread until stdin closes: leave anyway
+            # once the children had their time to stop (they also leave when their stdin closes).
+            deadline = threading.Timer(EXIT_GRACE_S, os._exit, args=(code,))
+            deadline.daemon = True
+            deadline.start()
             tg.cancel_scope.cancel()
+
+        async def stop_on(event: anyio.Event) -> None:
+            await event.wait()
+            # Said at once: on the SDK's fallback transport the process may have to leave by os._exit.
+            print(f"sophia: refused to run: {server.fatal}", file=sys.stderr, flush=True)
+            stop(2)
 
         async def stop_on_signal() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
-                    if web is not None:
-                        web.should_exit = True
-                    # A transport stuck in a blocking read cannot be cancelled: leave anyway once
-                    # the children had their time to stop (they also leave when their stdin closes).
-                    deadline = threading.Timer(EXIT_GRACE_S, os._exit, args=(1,))
-                    deadline.daemon = True
-                    deadline.start()
-                    tg.cancel_scope.cancel()
+                    stop(1)
                     return
 
         tg.start_soon(stop_on, server.fatal_event)

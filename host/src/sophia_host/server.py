@@ -44,7 +44,7 @@ from .config import HostSettings, ServerEntry
 from .search import Entry, ToolIndex
 from .status import StatusFile
 from .tokens import CachedTokenStore
-from .transport import connect_stdio_pipes, stdio_streams
+from .transport import StdioPipes, connect_stdio_pipes, stdio_streams
 
 log = logging.getLogger("sophia.host")
 
@@ -106,6 +106,7 @@ class HostServer(SophiaServer):
         self._legacy_connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._started = time.time()
         self._changed = anyio.Event()
+        self._stdio: StdioPipes | None = None
         self._register_own_tools()
         self._own_specs = dict(self.specs)
         self._own_tools: list[types.Tool] = []
@@ -150,8 +151,21 @@ class HostServer(SophiaServer):
         except (OSError, ValueError):
             await super().run_stdio_async()
             return
-        async with stdio_streams(pipes) as (read, write):
-            await self._lowlevel_server.run(read, write, self._lowlevel_server.create_initialization_options())
+        self._stdio = pipes
+        try:
+            async with stdio_streams(pipes) as (read, write):
+                await self._lowlevel_server.run(read, write, self._lowlevel_server.create_initialization_options())
+        finally:
+            self._stdio = None
+
+    def end_stdio(self) -> None:
+        """End the stdio session as if the client had closed stdin.
+
+        The SDK's serving loop drains its input before it returns, so cancelling it alone would
+        wait for the client to hang up; an end of input lets it finish now.
+        """
+        if self._stdio is not None:
+            self._stdio.reader.feed_eof()
 
     async def _wait_stopped(self) -> None:
         await self.until(lambda: all(c.state in (State.stopped, State.failed) for c in self.children))

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import stat
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -165,6 +166,11 @@ class StdioPipes:
 
 async def connect_stdio_pipes() -> StdioPipes:
     """Open stdin/stdout as non-blocking pipes; OSError/ValueError where they are not pipes or sockets."""
+    for fd in (0, 1):
+        mode = os.fstat(fd).st_mode
+        # epoll takes pipes and sockets; /dev/null, regular files and some ttys it refuses.
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+            raise OSError(f"fd {fd} is not a pipe or a socket")
     loop = asyncio.get_running_loop()
     wire_in, wire_out = os.dup(0), os.dup(1)
     reader = asyncio.StreamReader(limit=STDIO_LINE_LIMIT)
