@@ -13,7 +13,7 @@ import pytest
 from sophia_host.children import State
 from sophia_host.config import ServerEntry
 from sophia_shared.server import Principal, Role
-from sophia_shared.testing import connect, error_code, structured
+from sophia_shared.testing import connect, error_code, error_of, structured
 
 from .conftest import CHILD, START_S, child_entry, ready, running_host, settle
 
@@ -70,7 +70,7 @@ async def test_a_child_dying_mid_call_answers_unavailable_then_restarts() -> Non
         alpha = host.children[0]
         crashed = await client.call("alpha_crash", {})
         assert error_code(crashed) == "unavailable"
-        assert "restart" in structured(crashed)["error"]["message"]
+        assert "restart" in error_of(crashed)["message"]
         await settle(host, lambda: alpha.restarts >= 1 and ready(alpha))
         assert not (await client.call("alpha_echo", {"text": "x"})).is_error
         # While restarting, its tools stay listed and answer `unavailable` (checked on the status).

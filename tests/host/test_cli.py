@@ -23,6 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ElicitResult, ToolListChangedNotification
 from sophia_shared.audit import AuditLog
 from sophia_shared.auth import Role, TokenStore
+from sophia_shared.testing import error_of
 
 from .conftest import CHILD, START_S
 
@@ -119,8 +120,8 @@ async def _check_tools(client: Client, names: set[str]) -> None:
     assert not result.is_error
     assert result.structured_content is not None and result.structured_content["text"] == "over stdio"
     missing = await client.call_tool("beta_echo", {"text": "missing"})
-    assert missing.is_error and missing.structured_content is not None
-    assert missing.structured_content["error"]["code"] == "not_found"
+    assert missing.is_error
+    assert error_of(missing)["code"] == "not_found"
 
 
 @asynccontextmanager
@@ -164,9 +165,9 @@ async def test_streamable_http_end_to_end_with_tokens_and_roles(tmp_path: Path, 
             # The child's view of the caller is the token's principal, forwarded by the host.
             assert (result.structured_content["principal"], result.structured_content["role"]) == ("dana", "developer")
             first = await client.call_tool("alpha_delete", {"item": "x"})
-            assert first.structured_content is not None
-            assert first.structured_content["error"]["code"] == "confirmation_required"
-            token = first.structured_content["error"]["data"]["confirmation_token"]
+            assert first.is_error
+            assert error_of(first)["code"] == "confirmation_required"
+            token = error_of(first)["data"]["confirmation_token"]
             done = await client.call_tool("alpha_delete", {"item": "x", "confirmation_token": token})
             assert not done.is_error
         asked: list[str] = []
@@ -185,8 +186,8 @@ async def test_streamable_http_end_to_end_with_tokens_and_roles(tmp_path: Path, 
         async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {viewer_token}"}) as http, \
                 Client(streamable_http_client(url, http_client=http)) as client:
             denied = await client.call_tool("alpha_delete", {"item": "x"})
-            assert denied.structured_content is not None
-            assert denied.structured_content["error"]["code"] == "forbidden"
+            assert denied.is_error
+            assert error_of(denied)["code"] == "forbidden"
     who = {(r["server"], r["principal"]) for r in AuditLog().records() if r["tool"] == "alpha_echo"}
     assert who == {("sophia", "dana"), ("alpha", "dana")}
 

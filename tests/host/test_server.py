@@ -12,7 +12,7 @@ from mcp.types import ElicitResult, RequestParamsMeta
 from sophia_host.children import State
 from sophia_shared.audit import AuditLog
 from sophia_shared.server import PRINCIPAL_META_KEY, Principal, Role
-from sophia_shared.testing import connect, error_code, error_data, structured
+from sophia_shared.testing import connect, error_code, error_data, error_of, structured
 
 from .conftest import child_entry, ready, running_host, settle
 
@@ -62,7 +62,7 @@ async def test_roles_and_read_only_apply_at_the_edge() -> None:
         async with connect(host, principal=viewer) as client:
             denied = await client.call("alpha_delete", {"item": "x"})
             assert error_code(denied) == "forbidden"
-            assert "developer" in structured(denied)["error"]["message"]
+            assert "developer" in error_of(denied)["message"]
         host.read_only = True
         async with connect(host, principal=ALICE) as client:
             names = {t.name for t in await client.list_tools()}
@@ -103,7 +103,7 @@ async def test_confirmation_by_elicitation_at_the_host_edge(answer: str) -> None
             assert structured(result)["result"] == "deleted db for alice"
         else:
             assert error_code(result) == "forbidden"
-            assert "declined" in structured(result)["error"]["message"]
+            assert "declined" in error_of(result)["message"]
 
 
 async def test_confirmation_by_elicitation_over_a_handshake_era_session() -> None:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from sophia_shared.audit import AuditLog
 from sophia_shared.auth import Role, SophiaTokenVerifier
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG, Confirmation
-from sophia_shared.errors import ErrorCode, Forbidden, SophiaError
+from sophia_shared.errors import ErrorCode, Forbidden, SophiaError, error_info
 from sophia_shared.server import (
     CORRELATION_META_KEY,
     PRINCIPAL_META_KEY,
@@ -441,18 +441,14 @@ def _can_elicit(context: Context[Any, Any]) -> bool:
 
 
 def _error_data(result: types.CallToolResult) -> dict[str, Any]:
-    content = result.structured_content or {}
-    error = content.get("error") if isinstance(content, dict) else None
-    data = error.get("data") if isinstance(error, dict) else None
+    info = error_info(result) or {}
+    data = info.get("data")
     return data if isinstance(data, dict) else {}
 
 
 def _code(result: types.CallToolResult) -> str | None:
-    if not result.is_error:
-        return None
-    content = result.structured_content or {}
-    error = content.get("error") if isinstance(content, dict) else None
-    return str(error.get("code")) if isinstance(error, dict) else None
+    info = error_info(result)
+    return str(info["code"]) if info else None
 
 
 def _own_pid() -> int:

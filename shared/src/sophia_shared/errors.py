@@ -5,6 +5,30 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, ClassVar
 
+# Where a tool error's code, message and data travel: the result's _meta. Not structuredContent,
+# because clients (the TypeScript SDK among them) validate structuredContent against the tool's
+# output schema even on error results.
+ERROR_META_KEY = "sophia/error"
+
+
+def error_info(result: Any) -> dict[str, Any] | None:
+    """The {code, message, data} of a failed CallToolResult, or None when it succeeded."""
+    if not getattr(result, "is_error", False):
+        return None
+    meta = getattr(result, "meta", None) or {}
+    error = meta.get(ERROR_META_KEY) if isinstance(meta, dict) else None
+    if isinstance(error, dict) and "code" in error:
+        return error
+    return {"code": ErrorCode.INTERNAL.value, "message": _first_text(result)}
+
+
+def _first_text(result: Any) -> str:
+    for block in getattr(result, "content", None) or []:
+        text = getattr(block, "text", None)
+        if isinstance(text, str):
+            return text
+    return ""
+
 
 class ErrorCode(StrEnum):
     INVALID_ARGUMENT = "invalid_argument"

@@ -30,6 +30,7 @@ from .audit import AuditEvent, AuditLog
 from .auth import Principal, Role, TokenStore, local_principal, principal_from_access_token
 from .confirm import CONFIRMATION_TOKEN_ARG, ConfirmationGate, Preview
 from .errors import (
+    ERROR_META_KEY,
     ConfirmationRequired,
     ErrorCode,
     Forbidden,
@@ -38,6 +39,7 @@ from .errors import (
     LimitExceeded,
     NotFound,
     SophiaError,
+    error_info,
 )
 from .redact import get_logger, is_secret_name, redact
 from .settings import ServerSettings, SuiteSettings
@@ -352,8 +354,8 @@ class SophiaServer(MCPServer[Any]):
             error["data"] = exc.data
         return CallToolResult(
             content=[TextContent(type="text", text=f"[{exc.code.value}] {message}")],
-            structured_content={"error": error},
             is_error=True,
+            _meta={ERROR_META_KEY: error},  # type: ignore[call-arg]
         )
 
     # -- audit ----------------------------------------------------------------------------
@@ -445,9 +447,8 @@ def _validation_message(tool: str, error: ValidationError) -> str:
 
 
 def _error_code_of(result: CallToolResult) -> str | None:
-    content = result.structured_content or {}
-    error = content.get("error") if isinstance(content, dict) else None
-    return str(error.get("code")) if isinstance(error, dict) else ErrorCode.INTERNAL.value
+    info = error_info(result)
+    return str(info["code"]) if info else None
 
 
 def output_schema_of(fn: Callable[..., Any]) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from mcp.client import Client
 from mcp.types import CallToolResult, ElicitResult, ReadResourceResult, RequestParamsMeta, Tool
 
 from .auth import Principal, Role
+from .errors import error_info
 from .server import PRINCIPAL_META_KEY, SophiaServer
 
 
@@ -65,17 +66,21 @@ async def connect(
 
 def error_code(result: CallToolResult) -> str | None:
     """The stable error code of a failed call, or None when it succeeded."""
-    if not result.is_error:
-        return None
-    content = result.structured_content or {}
-    error = content.get("error") if isinstance(content, dict) else None
-    return str(error["code"]) if isinstance(error, dict) and "code" in error else "unknown"
+    info = error_info(result)
+    return str(info["code"]) if info else None
+
+
+def error_of(result: CallToolResult) -> dict[str, Any]:
+    """The {code, message, data} of a call that must have failed (fails loudly when it did not)."""
+    info = error_info(result)
+    assert info is not None, f"the call succeeded: {result.content}"
+    return info
 
 
 def error_data(result: CallToolResult) -> dict[str, Any]:
-    content = result.structured_content or {}
-    error = content.get("error") if isinstance(content, dict) else None
-    data = error.get("data") if isinstance(error, dict) else None
+    """The `data` of a failed call's error (e.g. a confirmation token), or {}."""
+    info = error_info(result) or {}
+    data = info.get("data")
     return data if isinstance(data, dict) else {}
 
 

@@ -18,7 +18,7 @@ from sophia_pulumi.settings import PulumiSettings
 from sophia_pulumi.tools import build_server
 from sophia_shared.errors import NotConfigured, NotFound, Unavailable
 from sophia_shared.server import Principal, Role
-from sophia_shared.testing import connect, error_code, structured
+from sophia_shared.testing import connect, error_code, error_of, structured
 
 pytestmark = pytest.mark.anyio
 
@@ -73,9 +73,9 @@ async def test_second_operation_on_a_busy_stack_is_refused_standin_cli(
             os.close(os.open(gate / "release", os.O_WRONLY))
     for name in ("preview", "up", "config"):
         assert error_code(results[name]) == "conflict", name
-        assert structured(results[name])["error"]["data"]["running"] == "preview"
+        assert error_of(results[name])["data"]["running"] == "preview"
     assert error_code(results["locked"]) == "conflict"  # the stand-in's lock file, via the CLI's error
-    assert "lock" in structured(results["locked"])["error"]["message"]
+    assert "lock" in error_of(results["locked"])["message"]
     assert not results["read"].is_error  # reads never wait for or block on operations
     assert not results["first"].is_error
     assert structured(results["first"])["counts"]["create"] >= 5

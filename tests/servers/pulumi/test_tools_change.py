@@ -21,7 +21,7 @@ from mcp.types import ElicitResult, RequestParamsMeta
 from servers.pulumi.environments import ChangeEnv
 from sophia_pulumi.tools import build_server
 from sophia_shared.server import PRINCIPAL_META_KEY, Principal, Role, SophiaServer
-from sophia_shared.testing import SophiaTestClient, connect, error_code, error_data, structured
+from sophia_shared.testing import SophiaTestClient, connect, error_code, error_data, error_of, structured
 
 pytestmark = pytest.mark.anyio
 
@@ -280,5 +280,5 @@ async def test_legacy_mid_call_confirmation_voided_by_a_newer_preview(change_env
                 meta = cast(RequestParamsMeta, {PRINCIPAL_META_KEY: DEVOPS.as_meta()})
                 result = await raw.call_tool("pulumi_up", STACK, meta=meta)
     assert error_code(result) == "conflict"
-    assert "nothing was applied" in structured(result)["error"]["message"]
+    assert "nothing was applied" in error_of(result)["message"]
     assert resource_urns(change_env) == []

@@ -14,7 +14,7 @@ from servers.pulumi.environments import Backend
 from sophia_pulumi.settings import PulumiSettings
 from sophia_pulumi.tools import build_server
 from sophia_shared.server import Principal, Role
-from sophia_shared.testing import connect, error_code, error_data, structured
+from sophia_shared.testing import connect, error_code, error_data, error_of, structured
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +54,7 @@ async def test_list_stacks_of_one_project_and_unknown_project(no_cli_settings: P
     assert sorted(s["name"] for s in body["stacks"]) == ["dev", "sandbox"]
     missing = await call(no_cli_settings, "pulumi_list_stacks", {"project": "nope"})
     assert error_code(missing) == "not_found"
-    assert "webapp" in structured(missing)["error"]["message"]
+    assert "webapp" in error_of(missing)["message"]
 
 
 async def test_outputs_are_redacted_including_nested_secrets(no_cli_settings: PulumiSettings) -> None:
@@ -179,7 +179,7 @@ async def test_bad_cursor_and_bad_names_are_invalid_arguments(no_cli_settings: P
 async def test_unknown_stack_and_project_are_not_found(no_cli_settings: PulumiSettings) -> None:
     stack = await call(no_cli_settings, "pulumi_list_resources", {"project": "webapp", "stack": "qa"})
     assert error_code(stack) == "not_found"
-    assert "prod" in structured(stack)["error"]["message"]
+    assert "prod" in error_of(stack)["message"]
     project = await call(no_cli_settings, "pulumi_stack_history", {"project": "ghost", "stack": "dev"})
     assert error_code(project) == "not_found"
     assert error_data(project)["project"] == "ghost"
@@ -237,7 +237,7 @@ async def test_change_tools_without_cli_are_unavailable(
     before = sorted(p.read_bytes() for p in (read_backend.root / ".pulumi" / "stacks").rglob("*.json*"))
     result = await call(no_cli_settings, tool, {"project": "webapp", "stack": "dev", **args}, who)
     assert error_code(result) == "unavailable"
-    assert "Pulumi CLI" in structured(result)["error"]["message"]
+    assert "Pulumi CLI" in error_of(result)["message"]
     after = sorted(p.read_bytes() for p in (read_backend.root / ".pulumi" / "stacks").rglob("*.json*"))
     assert before == after
 

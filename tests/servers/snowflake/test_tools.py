@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 from sophia_shared.server import Principal, Role
-from sophia_shared.testing import connect, error_code, error_data, structured
+from sophia_shared.testing import connect, error_code, error_data, error_of, structured
 from sophia_snowflake.settings import SnowflakeSettings
 from sophia_snowflake.tools import build_server
 
@@ -220,7 +220,7 @@ async def test_syntax_errors_carry_position_and_parser_message(shop_settings: Sn
     assert error_code(result) == "invalid_argument"
     data = error_data(result)
     assert data["line"] == 2 and data["column"] >= 1
-    assert "line 2" in structured(result)["error"]["message"]
+    assert "line 2" in error_of(result)["message"]
 
 
 async def test_unknown_objects_are_named(shop_settings: SnowflakeSettings) -> None:
@@ -230,7 +230,7 @@ async def test_unknown_objects_are_named(shop_settings: SnowflakeSettings) -> No
             query = await client.call("snowflake_query", {"sql": "select * from no_such_table"})
             described = await client.call("snowflake_describe_table", {"table": "no_such_table"})
     assert error_code(query) == "not_found"
-    assert "NO_SUCH_TABLE" in structured(query)["error"]["message"]
+    assert "NO_SUCH_TABLE" in error_of(query)["message"]
     assert error_code(described) == "not_found"
 
 
