@@ -72,15 +72,3 @@ def test_without_sophia_toml_every_installed_server_is_served(tmp_path: Path,
     assert [s.name for s in load_servers()] == sorted(found)
     for server in found.values():
         assert Path(server.command[0]).name == f"sophia-{server.name}"
-
-
-def test_cached_token_store_sees_new_and_revoked_tokens(sophia_home: Path) -> None:
-    from sophia_host.tokens import CachedTokenStore
-    from sophia_shared.auth import Role, TokenStore
-
-    cached = CachedTokenStore()
-    _record, token = TokenStore().create("dana", Role.DEVELOPER)
-    found = cached.lookup(token)
-    assert found is not None and found.name == "dana"
-    TokenStore().revoke("dana")
-    assert cached.lookup(token) is None

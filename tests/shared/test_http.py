@@ -201,3 +201,13 @@ async def test_sse_transport_with_a_token() -> None:
             async with Client(transport) as client:
                 result = await client.call_tool("demo_echo", {"text": "over sse"})
     assert structured(result)["principal"] == "sse-user"
+
+
+def test_token_store_sees_new_and_revoked_tokens_from_another_process(sophia_home: Path) -> None:
+    """Lookups are cached per file version: a token made or revoked elsewhere counts at once."""
+    serving = TokenStore()
+    _record, token = TokenStore().create("dana", Role.DEVELOPER)
+    found = serving.lookup(token)
+    assert found is not None and found.name == "dana"
+    TokenStore().revoke("dana")
+    assert serving.lookup(token) is None

@@ -26,8 +26,8 @@ from mcp.shared.subscriptions import ToolsListChanged
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 from sophia_shared.audit import AuditLog
-from sophia_shared.auth import Role, SophiaTokenVerifier
-from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG, Confirmation
+from sophia_shared.auth import Role
+from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG, Confirmation, client_can_elicit
 from sophia_shared.errors import ErrorCode, Forbidden, SophiaError, error_info
 from sophia_shared.server import (
     CORRELATION_META_KEY,
@@ -43,7 +43,6 @@ from .children import Child, ChildFailed, State, toolset_of
 from .config import HostSettings, ServerEntry
 from .search import Entry, ToolIndex
 from .status import StatusFile
-from .tokens import CachedTokenStore
 from .transport import StdioPipes, connect_stdio_pipes, stdio_streams
 
 log = logging.getLogger("sophia.host")
@@ -194,11 +193,6 @@ class HostServer(SophiaServer):
             "fatal": self.fatal, "servers": self.children_status(),
         })
 
-    def configure_auth(self, verifier: Any, resource_url: str, issuer_url: str | None = None) -> None:
-        if isinstance(verifier, SophiaTokenVerifier):
-            verifier = SophiaTokenVerifier(CachedTokenStore(verifier.store.path))
-        super().configure_auth(verifier, resource_url, issuer_url)
-
     # -- the registry of forwarded tools ----------------------------------------------------
 
     async def _child_changed(self, child: Child) -> None:
@@ -307,7 +301,7 @@ class HostServer(SophiaServer):
         if (
             isinstance(result, types.CallToolResult) and context is not None
             and CONFIRMATION_TOKEN_ARG not in arguments and _code(result) == ErrorCode.CONFIRMATION_REQUIRED
-            and _can_elicit(context)
+            and client_can_elicit(context)
         ):
             # The child always uses the token path; where the caller can show a prompt, the
             # host turns the token into a question at its edge and redeems it on a yes.
@@ -429,15 +423,6 @@ def _confirmation_answer(context: Context[Any, Any] | None) -> tuple[str, bool] 
         and isinstance(answer.content, dict) and answer.content.get("confirm") is True
     )
     return token, accepted
-
-
-def _can_elicit(context: Context[Any, Any]) -> bool:
-    try:
-        capabilities = context.client_capabilities
-    except (ValueError, AttributeError, LookupError):
-        return False
-    elicitation = capabilities.elicitation if capabilities is not None else None
-    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
 
 
 def _error_data(result: types.CallToolResult) -> dict[str, Any]:

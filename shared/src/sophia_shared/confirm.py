@@ -96,7 +96,7 @@ class ConfirmationGate:
             preview = await self.preview(spec, args)
             if token:
                 return _Gate("token", preview)
-            if _client_can_elicit(ctx):
+            if client_can_elicit(ctx):
                 return Elicit(_render(spec.name, preview), Confirmation)
             return _Gate("ask", preview)
 
@@ -193,7 +193,8 @@ class ConfirmationGate:
         return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _client_can_elicit(ctx: Context[Any, Any]) -> bool:
+def client_can_elicit(ctx: Context[Any, Any]) -> bool:
+    """True when the caller declared form elicitation (so it can show the user a prompt)."""
     try:
         capabilities = ctx.client_capabilities
     except (ValueError, AttributeError, LookupError):
