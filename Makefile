@@ -24,7 +24,10 @@ $(APT_STAMP): | .venv/.synced
 
 test-deps: install $(APT_STAMP)
 
+# HTTP on 127.0.0.1 needs a bearer token: the first run creates one (printed once) for this user.
 run: install
+	@$(UV) run --frozen sophia token list | grep -q " make-run " || \
+	  $(UV) run --frozen sophia token create --name make-run --role developer
 	$(UV) run --frozen sophia up
 
 test: test-deps
