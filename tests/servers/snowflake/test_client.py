@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 from sophia_shared.errors import LimitExceeded, Unavailable
 from sophia_shared.settings import SettingsError, load_settings
@@ -317,9 +318,13 @@ async def test_a_cancelled_caller_aborts_its_statement(fakesnow_server: Fakesnow
     """When the MCP request is cancelled, the tool's task is cancelled: the statement is aborted."""
     import threading
 
-    aborted = threading.Event()
+    aborted, started = threading.Event(), threading.Event()
 
     class Recording(SnowflakeClient):
+        def _execute(self, *args: Any, **kwargs: Any) -> Any:
+            started.set()  # in the worker thread, once the statement is registered as running
+            return super()._execute(*args, **kwargs)
+
         def _abort(self, request_id: str) -> None:
             super()._abort(request_id)
             aborted.set()
@@ -330,7 +335,8 @@ async def test_a_cancelled_caller_aborts_its_statement(fakesnow_server: Fakesnow
         with anyio.fail_after(60):
             async with anyio.create_task_group() as group:
                 group.start_soon(partial_query, client, long_read)
-                await anyio.wait_all_tasks_blocked()
+                # Logging in happens in a worker thread first; wait until the statement runs.
+                assert await anyio.to_thread.run_sync(started.wait, 30)
                 assert [principal for _, principal, _ in client.running()] == ["alice"]
                 group.cancel_scope.cancel()
             assert aborted.is_set()
