@@ -235,6 +235,10 @@ class PostgresBackend:
                 self._set_search(conn)
             for row in rows:
                 vec = _vector(row.embedding)
+                values = (
+                    row.id, tenant, row.namespace, row.text, row.tags, row.source, row.source_ref,
+                    row.importance, now, now, row.expires_at, model, vec,
+                )
                 if dedupe_threshold is not None:
                     near = conn.execute(
                         "SELECT id, 1 - (embedding <=> %s::vector) AS sim, tags, importance FROM memories "
@@ -269,40 +273,10 @@ class PostgresBackend:
                     conn.execute(
                         f"INSERT INTO memories ({_COLUMNS}, embedding) "
                         "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::vector)",
-                        (
-                            row.id,
-                            tenant,
-                            row.namespace,
-                            row.text,
-                            row.tags,
-                            row.source,
-                            row.source_ref,
-                            row.importance,
-                            now,
-                            now,
-                            row.expires_at,
-                            model,
-                            vec,
-                        ),
+                        values,
                     )
                 else:
-                    inserts.append(
-                        (
-                            row.id,
-                            tenant,
-                            row.namespace,
-                            row.text,
-                            row.tags,
-                            row.source,
-                            row.source_ref,
-                            row.importance,
-                            now,
-                            now,
-                            row.expires_at,
-                            model,
-                            vec,
-                        )
-                    )
+                    inserts.append(values)
                 out.append(
                     Written(
                         "created",
