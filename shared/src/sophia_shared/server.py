@@ -22,12 +22,11 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
-from mcp.server.mcpserver.utilities.func_metadata import func_metadata
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
 from .audit import AuditEvent, AuditLog
-from .auth import Principal, Role, TokenStore, local_principal, principal_from_access_token
+from .auth import Principal, Role, local_principal, principal_from_access_token
 from .confirm import CONFIRMATION_TOKEN_ARG, ConfirmationGate, Preview
 from .errors import (
     ERROR_META_KEY,
@@ -403,9 +402,6 @@ class SophiaServer(MCPServer[Any]):
             validate_token_resource=False,
         )
 
-    def token_store(self) -> TokenStore:
-        return TokenStore()
-
 
 def _json_kind(value: Any) -> str:
     if value is None:
@@ -449,8 +445,3 @@ def _validation_message(tool: str, error: ValidationError) -> str:
 def _error_code_of(result: CallToolResult) -> str | None:
     info = error_info(result)
     return str(info["code"]) if info else None
-
-
-def output_schema_of(fn: Callable[..., Any]) -> dict[str, Any] | None:
-    """The output schema the SDK derives for `fn` (used by schema snapshot tests)."""
-    return func_metadata(fn).output_schema
