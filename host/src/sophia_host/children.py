@@ -24,6 +24,7 @@ from sophia_shared.paths import sophia_home
 from sophia_shared.redact import redact
 
 from .config import HostSettings, ServerEntry
+from .raw import RawChannel
 from .transport import ChildProcess, spawn_child
 
 log = logging.getLogger("sophia.host")
@@ -78,6 +79,8 @@ class Child:
         self.log_dir = log_dir or sophia_home() / "host" / "logs"
         self.state = State.starting
         self.client: Client | None = None
+        # Set while a stdio child is ready: the fast path's way to it (remote children have none).
+        self.raw: RawChannel | None = None
         self.process: ChildProcess | None = None
         self.tools: list[types.Tool] = []
         self.restarts = 0
@@ -172,10 +175,11 @@ class Child:
                     transport = self._remote_transport(stack)
                 else:
                     env = {**os.environ, **self.entry.env, **TRUST_ENV}
-                    child, streams = await stack.enter_async_context(
+                    child, streams, raw = await stack.enter_async_context(
                         spawn_child(self.entry.command, env, self.log_dir / f"{self.name}.log")
                     )
                     self.process = child
+                    self.raw = raw
                     exited = child.exited
                     transport = _Attached(streams)
                 client = Client(transport, mode="auto", cache=None, message_handler=self._on_message)
@@ -196,6 +200,7 @@ class Child:
                         tg.cancel_scope.cancel()
                 finally:
                     self.client = None
+                    self.raw = None
         if start.cancelled_caught:
             raise TimeoutError(f"did not answer initialize within {start_timeout:g} s")
         if exited is not None and exited.is_set() and not self._stop.is_set():

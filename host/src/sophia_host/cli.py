@@ -54,6 +54,10 @@ def up(
             app = http_app(server, transport=transport.value, host=host, port=port,
                            allow_unauthenticated=allow_unauthenticated, extra_hosts=allowed_host or [],
                            suite=SuiteSettings())
+            if transport is Transport.http:
+                from .fastpath import install_http_edge
+
+                install_http_edge(app, server.fast, app.state.sophia_security, app.state.sophia_max_body_bytes)
     except SettingsError as exc:
         typer.echo(f"sophia: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -25,7 +25,7 @@ from mcp.server.mcpserver import Context
 from mcp.shared.subscriptions import ToolsListChanged
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
-from sophia_shared.audit import AuditLog
+from sophia_shared.audit import AuditEvent, AuditLog, AuditWriter
 from sophia_shared.auth import Role
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG, Confirmation, client_can_elicit
 from sophia_shared.errors import ErrorCode, Forbidden, SophiaError, error_info
@@ -41,6 +41,7 @@ from sophia_shared.settings import SuiteSettings
 
 from .children import Child, ChildFailed, State, toolset_of
 from .config import HostSettings, ServerEntry
+from .fastpath import FastPath, StdioEdge
 from .search import Entry, ToolIndex
 from .status import StatusFile
 from .transport import StdioPipes, connect_stdio_pipes, stdio_streams
@@ -106,6 +107,8 @@ class HostServer(SophiaServer):
         self._started = time.time()
         self._changed = anyio.Event()
         self._stdio: StdioPipes | None = None
+        self.fast = FastPath(self)
+        self._audit_writer: AuditWriter | None = None
         self._register_own_tools()
         self._own_specs = dict(self.specs)
         self._own_tools: list[types.Tool] = []
@@ -141,6 +144,8 @@ class HostServer(SophiaServer):
                 with anyio.CancelScope(shield=True), anyio.move_on_after(15):
                     await self._wait_stopped()
                 tg.cancel_scope.cancel()
+                if self._audit_writer is not None:
+                    self._audit_writer.close()
         self.status_file.remove()
 
     async def run_stdio_async(self) -> None:
@@ -151,9 +156,13 @@ class HostServer(SophiaServer):
             await super().run_stdio_async()
             return
         self._stdio = pipes
+        writer = pipes.writer
         try:
-            async with stdio_streams(pipes) as (read, write):
-                await self._lowlevel_server.run(read, write, self._lowlevel_server.create_initialization_options())
+            async with anyio.create_task_group() as calls:
+                edge = StdioEdge(self.fast, lambda line: writer.write(line + b"\n"), calls)
+                async with stdio_streams(pipes, take=edge.take) as (read, write):
+                    await self._lowlevel_server.run(read, write, self._lowlevel_server.create_initialization_options())
+                calls.cancel_scope.cancel()
         finally:
             self._stdio = None
 
@@ -165,6 +174,22 @@ class HostServer(SophiaServer):
         """
         if self._stdio is not None:
             self._stdio.reader.feed_eof()
+
+    @property
+    def routes(self) -> dict[str, Child]:
+        """Forwarded tool name → the child that serves it."""
+        return self._routes
+
+    def write_audit(self, event: AuditEvent) -> None:
+        """Write-behind at the edge (AuditWriter): a forwarded call's executing Sophia child records
+        it synchronously itself, so the host's copy never holds up the answer."""
+        if self._audit_writer is None:
+            self._audit_writer = AuditWriter(self.audit)
+        self._audit_writer.submit(event)
+
+    def flush_audit(self) -> None:
+        if self._audit_writer is not None:
+            self._audit_writer.flush()
 
     async def _wait_stopped(self) -> None:
         await self.until(lambda: all(c.state in (State.stopped, State.failed) for c in self.children))
@@ -380,7 +405,9 @@ def _spec_for(tool: types.Tool, child: Child) -> ToolSpec:
         name=tool.name, role=role, read_only=read_only, destructive=destructive,
         idempotent=bool(annotations.idempotent_hint) if annotations is not None else False,
         open_world=bool(annotations.open_world_hint) if annotations is not None else True,
-        confirm=bool(sophia.get("confirm", destructive)), toolset=toolset_of(tool, child.name),
+        # Only a Sophia child confirms (through its token, which the host may turn into a question);
+        # the host does not add confirmation to another server's tools.
+        confirm=bool(sophia.get("confirm", False)), toolset=toolset_of(tool, child.name),
     )
 
 

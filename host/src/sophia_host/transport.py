@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import stat
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,8 @@ import anyio.abc
 import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
+
+from .raw import RAW_MARK, RawChannel
 
 log = logging.getLogger("sophia.host")
 
@@ -66,8 +68,9 @@ async def spawn_child(
     env: Mapping[str, str],
     stderr_path: Path | None,
     cwd: Path | None = None,
-) -> AsyncIterator[tuple[ChildProcess, tuple[Any, Any]]]:
-    """Start `command` and yield it with (read, write) streams of JSON-RPC messages."""
+) -> AsyncIterator[tuple[ChildProcess, tuple[Any, Any], RawChannel]]:
+    """Start `command` and yield it with (read, write) streams of JSON-RPC messages for the SDK
+    client, and the raw channel that shares its pipe (see raw.py)."""
     stderr: Any = None
     if stderr_path is not None:
         stderr_path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,9 +89,10 @@ async def spawn_child(
     read_send: MemoryObjectSendStream[SessionMessage | Exception]
     read_recv: MemoryObjectReceiveStream[SessionMessage | Exception]
     read_send, read_recv = anyio.create_memory_object_stream(64)
-    write_send: MemoryObjectSendStream[SessionMessage]
-    write_recv: MemoryObjectReceiveStream[SessionMessage]
+    write_send: MemoryObjectSendStream[SessionMessage | bytes]
+    write_recv: MemoryObjectReceiveStream[SessionMessage | bytes]
     write_send, write_recv = anyio.create_memory_object_stream(64)
+    raw = RawChannel(write_send)
 
     async def reader() -> None:
         assert process.stdout is not None
@@ -99,16 +103,24 @@ async def spawn_child(
                     buffer += chunk
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
+                        if RAW_MARK in line and _route_raw(raw, line):
+                            continue
                         if line.strip():
                             await read_send.send(_parse(line))
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
                 pass
+            finally:
+                raw.close()
 
     async def writer() -> None:
         assert process.stdin is not None
         async with write_recv:
             try:
                 async for message in write_recv:
+                    if isinstance(message, bytes):
+                        await process.stdin.send(message)
+                        continue
+                    raw.observe(message)
                     data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
                     await process.stdin.send(data.encode() + b"\n")
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
@@ -123,8 +135,9 @@ async def spawn_child(
         tg.start_soon(writer)
         tg.start_soon(reaper)
         try:
-            yield child, (read_recv, write_send)
+            yield child, (read_recv, write_send), raw
         finally:
+            raw.close()
             with anyio.CancelScope(shield=True):
                 await _stop(child)
             tg.cancel_scope.cancel()
@@ -145,6 +158,14 @@ async def _stop(child: ChildProcess) -> None:
             await child.exited.wait()
     # The child is gone but something it forked may still hold its group.
     child.kill()
+
+
+def _route_raw(raw: RawChannel, line: bytes) -> bool:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and raw.route(message)
 
 
 def _parse(line: bytes) -> SessionMessage | Exception:
@@ -191,7 +212,9 @@ async def connect_stdio_pipes() -> StdioPipes:
 
 
 @asynccontextmanager
-async def stdio_streams(pipes: StdioPipes) -> AsyncIterator[tuple[Any, Any]]:
+async def stdio_streams(
+    pipes: StdioPipes, take: Callable[[bytes], bool] | None = None
+) -> AsyncIterator[tuple[Any, Any]]:
     """The host's own stdio as (read, write) message streams, on non-blocking pipes.
 
     The SDK's stdio_server reads and writes through a worker thread per line; on the host's edge,
@@ -223,6 +246,8 @@ async def stdio_streams(pipes: StdioPipes) -> AsyncIterator[tuple[Any, Any]]:
                     log.warning("stdin line over %d bytes dropped", STDIO_LINE_LIMIT)
                     await reader.read(STDIO_LINE_LIMIT)
                     continue
+                if take is not None and take(line):
+                    continue  # the fast path (fastpath.StdioEdge) took it
                 if line.strip():
                     await read_send.send(_parse(line))
 

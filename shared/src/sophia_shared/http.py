@@ -49,10 +49,15 @@ def http_app(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
     if transport == "sse":
-        return server.sse_app(transport_security=security, max_request_body_size=suite.http_max_body_bytes)
-    return server.streamable_http_app(
-        transport_security=security, max_request_body_size=suite.http_max_body_bytes, host=host
-    )
+        app = server.sse_app(transport_security=security, max_request_body_size=suite.http_max_body_bytes)
+    else:
+        app = server.streamable_http_app(
+            transport_security=security, max_request_body_size=suite.http_max_body_bytes, host=host
+        )
+    # What a wrapper of the MCP route (the host's fast path) must check exactly as the SDK does.
+    app.state.sophia_security = security
+    app.state.sophia_max_body_bytes = suite.http_max_body_bytes
+    return app
 
 
 def run_http(app: Any, host: str, port: int) -> None:

@@ -334,14 +334,17 @@ class SophiaServer(MCPServer[Any]):
             ) from None
 
     def _cap(self, name: str, result: CallToolResult) -> CallToolResult:
+        self.check_result_size(name, sum(len(c.text) for c in result.content if isinstance(c, TextContent)))
+        return result
+
+    def check_result_size(self, name: str, size: int) -> None:
+        """LimitExceeded when a result's text is over this server's cap."""
         limit = self.server_settings.max_result_chars
-        size = sum(len(c.text) for c in result.content if isinstance(c, TextContent))
         if size > limit:
             raise LimitExceeded(
                 f"{name} produced {size} characters, over this server's cap of {limit} "
                 f"(SOPHIA_{self.name.upper()}_MAX_RESULT_CHARS); ask for fewer rows or a smaller page"
             )
-        return result
 
     def _error_result(self, exc: SophiaError) -> CallToolResult:
         # Confirmation messages are ours and carry the token the model must repeat.
@@ -376,9 +379,13 @@ class SophiaServer(MCPServer[Any]):
             correlation_id=correlation,
         )
         try:
-            self.audit.append(event)
+            self.write_audit(event)
         except Exception:  # the audit must never take a call down with it, but it must be seen
             log.exception("audit append failed for %s.%s", self.name, name)
+
+    def write_audit(self, event: AuditEvent) -> None:
+        """Append synchronously: a server that executes the action records it before answering."""
+        self.audit.append(event)
 
     def _argument_shape(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         shape: dict[str, Any] = {}

@@ -1,0 +1,326 @@
+"""The host's fast path: a plain forwarded tools/call without the SDK's per-message model work.
+
+Most calls through the host are plain: a tool of a ready stdio child, a caller whose role allows
+it, no confirmation, no multi-round input. For those, the edge hands the parsed JSON-RPC request
+here instead of to the SDK server, and the call goes to the child over its raw channel (raw.py).
+The request path is the same one, in the same order, with the same shared pieces: the principal
+(from the verified token, or the local user over stdio), the role and read-only checks (a call
+that fails them is not fast: the SDK path refuses it with its usual error), the principal and
+correlation id forwarded in `_meta` (the caller's own `_meta` is never passed on), the timeout,
+the result cap, the error mapping, and the audit record (`SophiaServer._record`). Anything else —
+confirmation, progress over HTTP, retries carrying input responses, remote children — takes the
+SDK path, which stays the reference behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import mcp_types as types
+from mcp_types import PROTOCOL_VERSION_META_KEY
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from sophia_shared.auth import Principal
+from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG
+from sophia_shared.errors import ERROR_META_KEY, SophiaError, ToolTimeout, Unavailable, UpstreamError
+from sophia_shared.server import CORRELATION_META_KEY, PRINCIPAL_META_KEY, ToolSpec
+
+from .children import Child, State
+from .raw import ENVELOPE_PREFIX, ChannelClosed, ProgressSink
+
+if TYPE_CHECKING:
+    from .server import HostServer
+
+# Keys of a tools/call's params that only the SDK path handles (the multi-round input flow).
+_SLOW_PARAMS = frozenset({"inputResponses", "requestState", "task"})
+
+
+def era_of(params: Mapping[str, Any]) -> str | None:
+    """The 2026-era protocol version a request names in its `_meta`, or None (handshake era)."""
+    meta = params.get("_meta")
+    version = meta.get(PROTOCOL_VERSION_META_KEY) if isinstance(meta, dict) else None
+    return version if isinstance(version, str) else None
+
+
+class FastPath:
+    """Forwards eligible tools/call requests of one HostServer over its children's raw channels."""
+
+    def __init__(self, host: HostServer):
+        self.host = host
+
+    def route(self, params: Any, principal: Principal) -> tuple[Child, ToolSpec] | None:
+        """The child and spec when this call may take the fast path; None sends it the SDK way."""
+        if not isinstance(params, dict) or _SLOW_PARAMS.intersection(params):
+            return None
+        name = params.get("name")
+        arguments = params.get("arguments", {})
+        if not isinstance(name, str) or not isinstance(arguments, dict) or CONFIRMATION_TOKEN_ARG in arguments:
+            return None
+        version = era_of(params)
+        if version is not None and version not in MODERN_PROTOCOL_VERSIONS:
+            return None
+        child = self.host.routes.get(name)
+        spec = self.host.specs.get(name)
+        if child is None or spec is None or child.raw is None or child.state is not State.ready:
+            return None
+        if spec.confirm or not self.host.visible(spec) or principal.role < spec.role:
+            return None
+        return child, spec
+
+    async def forward(
+        self, child: Child, spec: ToolSpec, params: dict[str, Any], principal: Principal,
+        progress: ProgressSink | None = None,
+    ) -> dict[str, Any]:
+        """Run one routed call and return the JSON-RPC `result` for the caller."""
+        host = self.host
+        name = spec.name
+        arguments: dict[str, Any] = params.get("arguments") or {}
+        correlation = uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        outcome, code = "ok", None
+        forwarded = {"name": name, "arguments": arguments,
+                     "_meta": {PRINCIPAL_META_KEY: principal.as_meta(), CORRELATION_META_KEY: correlation}}
+        child.calls += 1
+        try:
+            raw = child.raw
+            if raw is None:
+                raise Unavailable(f"{name} is unavailable: {child.describe()}")
+            timeout = host.host_settings.call_timeout_s
+            try:
+                with anyio.fail_after(timeout):
+                    message = await raw.call(forwarded, progress)
+            except TimeoutError:
+                child.failures += 1
+                raise ToolTimeout(
+                    f"{name} did not finish within {timeout:g} s (SOPHIA_HOST_CALL_TIMEOUT_S); it was cancelled"
+                ) from None
+            except ChannelClosed:
+                child.failures += 1
+                raise Unavailable(
+                    f"{name} failed: server {child.name} stopped during the call and is being restarted; retry shortly"
+                ) from None
+            result = message.get("result")
+            if not isinstance(result, dict):
+                child.failures += 1
+                error = message.get("error")
+                why = error.get("message") if isinstance(error, dict) else "no result"
+                raise UpstreamError(f"server {child.name} refused the call to {name}: {why}")
+            host.check_result_size(name, sum(
+                len(c.get("text") or "") for c in result.get("content") or [] if isinstance(c, dict)))
+            if result.get("isError"):
+                outcome, code = "error", _error_code(result)
+            return _restamp(result, era_of(params), host)
+        except SophiaError as exc:
+            outcome, code = "error", exc.code.value
+            error = host._error_result(exc).model_dump(by_alias=True, mode="json", exclude_none=True)
+            return _restamp(error, era_of(params), host)
+        except BaseException:
+            outcome, code = "error", "cancelled"
+            raise
+        finally:
+            host._record(spec, name, arguments, principal, correlation, outcome, code, started)
+
+
+def _error_code(result: Mapping[str, Any]) -> str | None:
+    meta = result.get("_meta")
+    error = meta.get(ERROR_META_KEY) if isinstance(meta, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return str(code) if code is not None else None
+
+
+def _restamp(result: dict[str, Any], version: str | None, host: HostServer) -> dict[str, Any]:
+    """The child's result as the host answers it: the child's protocol stamps removed (they name
+    the wrong hop), and the host's own added for a 2026-era caller as the SDK would."""
+    meta = result.get("_meta")
+    if isinstance(meta, dict):
+        kept = {k: v for k, v in meta.items() if not k.startswith(ENVELOPE_PREFIX)}
+        if kept:
+            result["_meta"] = kept
+        else:
+            del result["_meta"]
+    if version is None:
+        if result.get("resultType") == "complete":
+            del result["resultType"]
+        return result
+    result.setdefault("resultType", "complete")
+    stamp = host._lowlevel_server.server_info_stamp
+    result["_meta"] = {**(result.get("_meta") or {}), types.SERVER_INFO_META_KEY: stamp}
+    return result
+
+
+def response_line(request_id: Any, result: dict[str, Any]) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}, separators=(",", ":")).encode()
+
+
+class StdioEdge:
+    """The fast path on the host's own stdio: takes eligible lines before the SDK parses them."""
+
+    def __init__(self, fast: FastPath, write: Callable[[bytes], None], tg: anyio.abc.TaskGroup):
+        self.fast = fast
+        self.write = write
+        self.tg = tg
+        self.handshake = False
+        self._inflight: dict[Any, anyio.CancelScope] = {}
+
+    def take(self, line: bytes) -> bool:
+        """True when the line was handled here; False hands it to the SDK server."""
+        if b'"tools/call"' in line:
+            return self._call(line)
+        if b'"notifications/cancelled"' in line:
+            return self._cancel(line)
+        if b'"initialize"' in line and _parse(line).get("method") == "initialize":
+            # Handshake-era calls (no `_meta` envelope) are only valid after initialize.
+            self.handshake = True
+        return False
+
+    def _call(self, line: bytes) -> bool:
+        message = _parse(line)
+        request_id = message.get("id")
+        if message.get("method") != "tools/call" or not isinstance(request_id, str | int) or request_id in \
+                self._inflight:
+            return False
+        params = message.get("params")
+        principal = self.fast.host.local_principal
+        if not isinstance(params, dict) or self.fast.host.trust_meta_principal:
+            return False  # a host behind a host: the SDK path reads the forwarded principal
+        routed = self.fast.route(params, principal)
+        if routed is None or (era_of(params) is None and not self.handshake):
+            return False
+        token = (params.get("_meta") or {}).get("progressToken")
+        scope = self._inflight[request_id] = anyio.CancelScope()
+        self.tg.start_soon(self._serve, request_id, routed, params, principal, token, scope)
+        return True
+
+    async def _serve(
+        self, request_id: Any, routed: tuple[Child, ToolSpec], params: dict[str, Any], principal: Principal,
+        token: Any, scope: anyio.CancelScope,
+    ) -> None:
+        progress: ProgressSink | None = None
+        if isinstance(token, str | int) and not isinstance(token, bool):
+            def progress(note: dict[str, Any]) -> None:
+                self.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/progress",
+                                       "params": {**note, "progressToken": token}}, separators=(",", ":")).encode())
+        try:
+            with scope:
+                result = await self.fast.forward(*routed, params, principal, progress)
+                self.write(response_line(request_id, result))
+        finally:
+            self._inflight.pop(request_id, None)
+
+    def _cancel(self, line: bytes) -> bool:
+        message = _parse(line)
+        params = message.get("params")
+        request_id = params.get("requestId") if isinstance(params, dict) else None
+        scope = self._inflight.get(request_id) if isinstance(request_id, str | int) else None
+        if message.get("method") != "notifications/cancelled" or scope is None:
+            return False
+        scope.cancel()  # the raw channel tells the child; a cancelled request gets no response
+        return True
+
+
+def _parse(line: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return {}
+    return message if isinstance(message, dict) else {}
+
+
+class HttpEdge:
+    """The fast path on streamable HTTP: an ASGI wrapper inside the SDK's auth middleware.
+
+    It takes only 2026-era single-exchange POSTs of tools/call (the `Mcp-Method` header says so
+    before the body is read) and answers them as `application/json`. The SDK's own pieces run
+    first — the body cap, Host/Origin checks, the Accept check, the routing-header ladder — and any
+    request they would refuse, or the fast path would not take, is replayed to the SDK handler.
+    """
+
+    def __init__(self, fast: FastPath, inner: Any, security: Any, max_body_bytes: int):
+        from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecurityMiddleware
+
+        self.fast = fast
+        self.inner = inner
+        self.security = TransportSecurityMiddleware(security)
+        self.limited = RequestBodyLimitMiddleware(self._handle, max_body_bytes)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not _is_modern_call(scope):
+            await self.inner(scope, receive, send)
+            return
+        await self.limited(scope, receive, send)
+
+    async def _handle(self, scope: Any, receive: Any, send: Any) -> None:
+        from mcp.server.auth.middleware.auth_context import get_access_token
+        from mcp.server.streamable_http import check_accept_headers
+        from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request, find_duplicated_routing_header
+        from sophia_shared.auth import principal_from_access_token
+        from starlette.requests import Request
+
+        request = Request(scope, receive)
+        body = await request.body()
+        headers = request.headers
+        message = _parse(body)
+        params = message.get("params")
+        params = params if isinstance(params, dict) else {}
+        token = get_access_token()
+        principal = principal_from_access_token(token) if token is not None else self.fast.host.local_principal
+        routed = self.fast.route(params, principal) if message.get("method") == "tools/call" else None
+        if (
+            routed is None or "id" not in message or self.fast.host.trust_meta_principal
+            or await self.security.validate_request(request, is_post=True) is not None
+            or not check_accept_headers(request)[0]
+            or find_duplicated_routing_header(headers.items()) is not None
+            or any(h.startswith("mcp-param-") for h in headers)
+            or "progressToken" in (params.get("_meta") or {})
+            or isinstance(classify_inbound_request(message, headers=dict(headers)), InboundLadderRejection)
+        ):
+            await self.inner(scope, _replay(body, receive), send)
+            return
+        result = await self.fast.forward(*routed, params, principal)
+        payload = response_line(message["id"], result)
+        headers_out = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers_out})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _is_modern_call(scope: Mapping[str, Any]) -> bool:
+    method = version = None
+    for key, value in scope["headers"]:
+        if key == b"mcp-method":
+            method = value
+        elif key == b"mcp-protocol-version":
+            version = value
+        elif key == b"mcp-session-id":
+            return False
+    return method == b"tools/call" and version is not None and version.decode() in MODERN_PROTOCOL_VERSIONS
+
+
+def _replay(body: bytes, receive: Any) -> Callable[[], Any]:
+    """A receive that gives the already-read body once, then the connection's own events."""
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def install_http_edge(app: Any, fast: FastPath, security: Any, max_body_bytes: int, path: str = "/mcp") -> None:
+    """Put the HTTP fast path in front of the SDK handler of `app`'s MCP route, inside its auth."""
+    from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
+
+    for route in app.routes:
+        if getattr(route, "path", None) != path:
+            continue
+        holder = route.app if isinstance(route.app, RequireAuthMiddleware) else route
+        holder.app = HttpEdge(fast, holder.app, security, max_body_bytes)
+        return
+    raise LookupError(f"no route {path} in the HTTP app")

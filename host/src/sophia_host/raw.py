@@ -1,0 +1,127 @@
+"""The raw channel to a stdio child: tools/call as JSON lines, answered by id.
+
+The SDK client validates every message into pydantic models both ways; on the host's hot path
+that work is most of the hop. A forwarded call needs none of it: the child validates its own
+arguments and the caller's client validates the result. So the fast path writes the request as
+one JSON line on the child's stdin and the child's reader hands the matching response line back
+as a dict. Everything else on the pipe (initialize, tools/list, list_changed, the slow path) stays
+with the SDK client; the two share the pipe through ids the SDK never uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+from mcp.shared.message import SessionMessage
+
+# Request ids (and progress tokens) of raw calls; the SDK client numbers its own requests.
+RAW_ID_PREFIX = "sophia-raw-"
+RAW_MARK = RAW_ID_PREFIX.encode()
+ENVELOPE_PREFIX = "io.modelcontextprotocol/"
+
+ProgressSink = Callable[[dict[str, Any]], None]
+
+
+class ChannelClosed(Exception):
+    """The child's pipe closed (the child died or is being stopped) before it answered."""
+
+
+class _Pending:
+    __slots__ = ("done", "progress", "response")
+
+    def __init__(self, progress: ProgressSink | None):
+        self.done = anyio.Event()
+        self.response: dict[str, Any] | None = None
+        self.progress = progress
+
+
+class RawChannel:
+    """Raw tools/call requests multiplexed with the SDK client's traffic on one child pipe."""
+
+    def __init__(self, write: MemoryObjectSendStream[SessionMessage | bytes]):
+        self._write = write
+        self._pending: dict[str, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._closed = False
+        # The per-request `_meta` envelope of a 2026-era connection, copied from the SDK client's
+        # own requests so raw calls speak exactly the negotiated version; empty on handshake-era.
+        self.envelope: dict[str, Any] = {}
+
+    def observe(self, message: SessionMessage) -> None:
+        """See a request the SDK client writes (the writer calls this) to learn its envelope."""
+        params = getattr(message.message, "params", None)
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        if isinstance(meta, dict):
+            self.envelope = {k: v for k, v in meta.items() if k.startswith(ENVELOPE_PREFIX)}
+
+    def route(self, message: dict[str, Any]) -> bool:
+        """Take a message the child wrote if it belongs to a raw call (the reader calls this)."""
+        if "method" not in message:
+            pending = self._pending.get(message.get("id"))  # type: ignore[arg-type]
+            if pending is None:
+                return False
+            pending.response = message
+            pending.done.set()
+            return True
+        if message.get("method") == "notifications/progress":
+            params = message.get("params")
+            token = params.get("progressToken") if isinstance(params, dict) else None
+            pending = self._pending.get(token) if isinstance(token, str) else None
+            if pending is None:
+                return False
+            if pending.progress is not None:
+                pending.progress(params)  # type: ignore[arg-type]
+            return True
+        return False
+
+    async def call(self, params: dict[str, Any], progress: ProgressSink | None = None) -> dict[str, Any]:
+        """Send tools/call with `params` and return the child's JSON-RPC response message.
+
+        With `progress`, the child's progress notifications for this call go to it (their token is
+        this call's id; the caller maps it back to its own). Cancelled (or timed out) → the child
+        hears notifications/cancelled. ChannelClosed when the pipe closes first.
+        """
+        if self._closed:
+            raise ChannelClosed("the child's pipe is closed")
+        request_id = f"{RAW_ID_PREFIX}{next(self._ids)}"
+        meta = {**(params.get("_meta") or {}), **self.envelope}
+        if progress is not None:
+            meta["progressToken"] = request_id
+        else:
+            meta.pop("progressToken", None)
+        line = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+                           "params": {**params, "_meta": meta}}, separators=(",", ":")).encode() + b"\n"
+        pending = self._pending[request_id] = _Pending(progress)
+        answered = False
+        try:
+            await self._write.send(line)
+            await pending.done.wait()
+            if pending.response is None:
+                raise ChannelClosed("the child's pipe closed during the call")
+            answered = True
+            return pending.response
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            raise ChannelClosed("the child's pipe is closed") from None
+        finally:
+            del self._pending[request_id]
+            if not answered and not self._closed:
+                self._cancel(request_id)
+
+    def _cancel(self, request_id: str) -> None:
+        notice = {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                  "params": {"requestId": request_id, "reason": "the caller cancelled or timed out"}}
+        # Best effort: the child's own timeout still applies.
+        with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._write.send_nowait(json.dumps(notice, separators=(",", ":")).encode() + b"\n")
+
+    def close(self) -> None:
+        """Fail every call still waiting: the pipe is gone."""
+        self._closed = True
+        for pending in self._pending.values():
+            pending.done.set()
