@@ -67,7 +67,8 @@ def up(
     if not servers:
         typer.echo("sophia: no servers configured or installed; nothing to serve", err=True)
         raise typer.Exit(2)
-    anyio.run(_serve, server, app, host, port)
+    # uvloop: the host's edge is all event-loop work (pipes, sockets, tasks); it cuts the hop.
+    anyio.run(_serve, server, app, host, port, backend_options={"use_uvloop": True})
     if server.fatal:
         raise typer.Exit(2)
 
@@ -120,7 +121,7 @@ async def _serve(server: HostServer, app: Any, host: str, port: int) -> None:
             # Clients of a host hold their connection between calls; uvicorn's 5 s idle cut-off makes
             # them reconnect constantly and race the close (a POST on a just-closed connection).
             web = _Web(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                      timeout_keep_alive=KEEP_ALIVE_S))
+                                      timeout_keep_alive=KEEP_ALIVE_S, http="httptools"))
             await web.serve()
         tg.cancel_scope.cancel()
 

@@ -158,12 +158,11 @@ class HostServer(SophiaServer):
         self._stdio = pipes
         writer = pipes.writer
         try:
-            async with anyio.create_task_group() as calls:
-                edge = StdioEdge(self.fast, lambda line: writer.write(line + b"\n"), calls)
-                async with stdio_streams(pipes, take=edge.take) as (read, write):
-                    await self._lowlevel_server.run(read, write, self._lowlevel_server.create_initialization_options())
-                calls.cancel_scope.cancel()
+            edge = StdioEdge(self.fast, lambda line: writer.write(line + b"\n"))
+            async with stdio_streams(pipes, take=edge.take) as (read, write):
+                await self._lowlevel_server.run(read, write, self._lowlevel_server.create_initialization_options())
         finally:
+            edge.close()
             self._stdio = None
 
     def end_stdio(self) -> None:

@@ -89,10 +89,11 @@ async def spawn_child(
     read_send: MemoryObjectSendStream[SessionMessage | Exception]
     read_recv: MemoryObjectReceiveStream[SessionMessage | Exception]
     read_send, read_recv = anyio.create_memory_object_stream(64)
-    write_send: MemoryObjectSendStream[SessionMessage | bytes]
-    write_recv: MemoryObjectReceiveStream[SessionMessage | bytes]
+    write_send: MemoryObjectSendStream[SessionMessage]
+    write_recv: MemoryObjectReceiveStream[SessionMessage]
     write_send, write_recv = anyio.create_memory_object_stream(64)
-    raw = RawChannel(write_send)
+    assert process.stdin is not None
+    raw = RawChannel(process.stdin.send)
 
     async def reader() -> None:
         assert process.stdout is not None
@@ -117,9 +118,6 @@ async def spawn_child(
         async with write_recv:
             try:
                 async for message in write_recv:
-                    if isinstance(message, bytes):
-                        await process.stdin.send(message)
-                        continue
                     raw.observe(message)
                     data = message.message.model_dump_json(by_alias=True, exclude_unset=True)
                     await process.stdin.send(data.encode() + b"\n")
