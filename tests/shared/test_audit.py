@@ -134,3 +134,52 @@ def test_postgres_backend_detects_tampering(postgres_database_dsn: str, sophia_h
     assert "record seq=2: modified (its content does not match its hash)" in problems
     assert "records seq=4: deleted" in problems
     audit.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_batched_appends_keep_one_chain(backend: str, sophia_home: Path, request: pytest.FixtureRequest) -> None:
+    dsn = request.getfixturevalue("postgres_database_dsn") if backend == "postgres" else None
+    if dsn is not None:
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as conn:  # the database may hold another test's log
+            conn.execute("DROP TABLE IF EXISTS sophia_audit")
+    audit = AuditLog(dsn=dsn, home=sophia_home)
+    audit.append(_event(1))
+    written = audit.append_many([_event(i) for i in range(2, 40)])
+    audit.append(_event(40))
+    assert [r["seq"] for r in written] == list(range(2, 40))
+    report = audit.verify()
+    assert report.intact, report.problems
+    assert [r["tool"] for r in audit.records()] == [f"tool_{i}" for i in range(1, 41)]
+    audit.close()
+
+
+@pytest.mark.anyio
+async def test_the_write_behind_writer_batches_on_a_loop_and_drains_on_flush_and_close(sophia_home: Path) -> None:
+    from sophia_shared.audit import AuditWriter
+
+    audit = AuditLog(home=sophia_home)
+    writer = AuditWriter(audit, linger_s=60.0)  # nothing moves by time in this test: only flush/close
+    for i in range(1, 101):
+        writer.submit(_event(i))
+    assert audit.records() == []  # on a loop, records wait for their hand-over
+    assert writer.flush()
+    assert [r["tool"] for r in audit.records()] == [f"tool_{i}" for i in range(1, 101)]
+    writer.submit(_event(101))
+    writer.close()
+    writer.submit(_event(102))  # after close: written at once, never queued and lost
+    assert [r["seq"] for r in audit.records()][-2:] == [101, 102]
+    assert audit.verify().intact
+
+
+def test_the_write_behind_writer_without_a_loop(sophia_home: Path) -> None:
+    from sophia_shared.audit import AuditWriter
+
+    audit = AuditLog(home=sophia_home)
+    writer = AuditWriter(audit)
+    for i in range(1, 21):
+        writer.submit(_event(i))
+    assert writer.flush()
+    assert len(audit.records()) == 20 and audit.verify().intact
+    writer.close()

@@ -52,6 +52,7 @@ class FastPath:
 
     def __init__(self, host: HostServer):
         self.host = host
+        self.calls = 0  # shown by `sophia status --json` as fast_path_calls
 
     def route(self, params: Any, principal: Principal) -> tuple[Child, ToolSpec] | None:
         """The child and spec when this call may take the fast path; None sends it the SDK way."""
@@ -86,6 +87,7 @@ class FastPath:
         forwarded = {"name": name, "arguments": arguments,
                      "_meta": {PRINCIPAL_META_KEY: principal.as_meta(), CORRELATION_META_KEY: correlation}}
         child.calls += 1
+        self.calls += 1
         try:
             raw = child.raw
             if raw is None:

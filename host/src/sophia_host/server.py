@@ -214,7 +214,7 @@ class HostServer(SophiaServer):
         self.status_file.write({
             "pid": _own_pid(), "started": self._started, "updated": time.time(),
             "tools": len(self._routes) + len(self._own_specs), "listed": len(self._listed) + len(self._own_tools),
-            "fatal": self.fatal, "servers": self.children_status(),
+            "fatal": self.fatal, "servers": self.children_status(), "fast_path_calls": self.fast.calls,
         })
 
     # -- the registry of forwarded tools ----------------------------------------------------
