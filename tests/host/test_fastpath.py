@@ -174,6 +174,9 @@ async def test_cancellation_timeout_and_a_dying_child(tmp_path: Path, sophia_hom
         hung = wire.next_id
         await wire.send({"jsonrpc": "2.0", "id": hung, "method": "tools/call",
                          "params": {"name": "alpha_hang", "arguments": {}, "_meta": ENVELOPE}})
+        # A call cancelled before the host sent it never reaches the child (nothing to cancel there);
+        # once a later call has come back, the hang is running in the child.
+        await wire.call("alpha_echo", {"text": "after the hang"})
         await wire.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": hung}})
         with anyio.fail_after(START_S):
             while (await wire.call("alpha_cancelled", {}))["structuredContent"]["result"] < 1:
