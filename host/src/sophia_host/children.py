@@ -24,7 +24,7 @@ from sophia_shared.paths import sophia_home
 from sophia_shared.redact import redact
 
 from .config import HostSettings, ServerEntry
-from .raw import RawChannel
+from .raw import RawChannel, without_protocol_stamps
 from .transport import ChildProcess, spawn_child
 
 log = logging.getLogger("sophia.host")
@@ -302,30 +302,38 @@ class Child:
                 # caller's own client does that, so the host forwards the result as it came.
                 result = await client.session.send_request(request, _RESULT, progress_callback=progress)
         except TimeoutError:
-            self.failures += 1
-            raise ToolTimeout(
-                f"{name} did not finish within {timeout:g} s (SOPHIA_HOST_CALL_TIMEOUT_S); it was cancelled"
-            ) from None
+            raise self.failed_timeout(name) from None
         except MCPError as exc:
-            self.failures += 1
             died = self.process is not None and not self.entry.remote and (
                 self.process.exited.is_set() or self.process.returncode is not None
             )
             if died or self.client is not client or self.state is not State.ready or \
                     exc.code == types.CONNECTION_CLOSED:
-                raise Unavailable(
-                    f"{name} failed: server {self.name} stopped during the call and is being restarted; "
-                    "retry shortly"
-                ) from None
-            raise UpstreamError(f"server {self.name} refused the call to {name}: {exc.message}") from None
+                raise self.failed_stopped(name) from None
+            raise self.failed_refused(name, exc.message) from None
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             self.failures += 1
             raise Unavailable(f"{name} failed: server {self.name} is not reachable; retry shortly") from None
         if result.meta:
-            # The child's protocol stamps (its serverInfo) describe the wrong hop to the caller.
-            kept = {k: v for k, v in result.meta.items() if not k.startswith("io.modelcontextprotocol/")}
-            result.meta = kept or None  # type: ignore[assignment]
+            result.meta = without_protocol_stamps(result.meta) or None  # type: ignore[assignment]
         return result
+
+    # The ways a forwarded call fails, the same on the SDK path and the fast path (each counts).
+
+    def failed_timeout(self, name: str) -> ToolTimeout:
+        self.failures += 1
+        timeout = self.settings.call_timeout_s
+        return ToolTimeout(f"{name} did not finish within {timeout:g} s (SOPHIA_HOST_CALL_TIMEOUT_S); it was cancelled")
+
+    def failed_stopped(self, name: str) -> Unavailable:
+        self.failures += 1
+        return Unavailable(
+            f"{name} failed: server {self.name} stopped during the call and is being restarted; retry shortly"
+        )
+
+    def failed_refused(self, name: str, why: str) -> UpstreamError:
+        self.failures += 1
+        return UpstreamError(f"server {self.name} refused the call to {name}: {why}")
 
 
 def _root_cause(exc: BaseException) -> BaseException:

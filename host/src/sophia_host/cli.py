@@ -55,7 +55,7 @@ def up(
                            allow_unauthenticated=allow_unauthenticated, extra_hosts=allowed_host or [],
                            suite=SuiteSettings())
             if transport is Transport.http:
-                from .fastpath import install_http_edge
+                from .http_edge import install_http_edge
 
                 install_http_edge(app, server.fast, app.state.sophia_security, app.state.sophia_max_body_bytes)
     except SettingsError as exc:

@@ -27,11 +27,11 @@ from mcp_types import PROTOCOL_VERSION_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from sophia_shared.auth import Principal
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG
-from sophia_shared.errors import ERROR_META_KEY, SophiaError, ToolTimeout, Unavailable, UpstreamError
+from sophia_shared.errors import ERROR_META_KEY, SophiaError, Unavailable
 from sophia_shared.server import CORRELATION_META_KEY, PRINCIPAL_META_KEY, ToolSpec
 
 from .children import Child, State
-from .raw import ENVELOPE_PREFIX, ChannelClosed, ProgressSink
+from .raw import ChannelClosed, ProgressSink, without_protocol_stamps
 
 if TYPE_CHECKING:
     from .server import HostServer
@@ -81,6 +81,7 @@ class FastPath:
         host = self.host
         name = spec.name
         arguments: dict[str, Any] = params.get("arguments") or {}
+        version = era_of(params)
         correlation = uuid.uuid4().hex[:16]
         started = time.perf_counter()
         outcome, code = "ok", None
@@ -92,35 +93,26 @@ class FastPath:
             raw = child.raw
             if raw is None:
                 raise Unavailable(f"{name} is unavailable: {child.describe()}")
-            timeout = host.host_settings.call_timeout_s
             try:
-                with anyio.fail_after(timeout):
+                with anyio.fail_after(host.host_settings.call_timeout_s):
                     message = await raw.call(forwarded, progress)
             except TimeoutError:
-                child.failures += 1
-                raise ToolTimeout(
-                    f"{name} did not finish within {timeout:g} s (SOPHIA_HOST_CALL_TIMEOUT_S); it was cancelled"
-                ) from None
+                raise child.failed_timeout(name) from None
             except ChannelClosed:
-                child.failures += 1
-                raise Unavailable(
-                    f"{name} failed: server {child.name} stopped during the call and is being restarted; retry shortly"
-                ) from None
+                raise child.failed_stopped(name) from None
             result = message.get("result")
             if not isinstance(result, dict):
-                child.failures += 1
                 error = message.get("error")
-                why = error.get("message") if isinstance(error, dict) else "no result"
-                raise UpstreamError(f"server {child.name} refused the call to {name}: {why}")
+                raise child.failed_refused(name, str(error.get("message")) if isinstance(error, dict) else "no result")
             host.check_result_size(name, sum(
                 len(c.get("text") or "") for c in result.get("content") or [] if isinstance(c, dict)))
             if result.get("isError"):
                 outcome, code = "error", _error_code(result)
-            return _restamp(result, era_of(params), host)
+            return _restamp(result, version, host)
         except SophiaError as exc:
             outcome, code = "error", exc.code.value
             error = host._error_result(exc).model_dump(by_alias=True, mode="json", exclude_none=True)
-            return _restamp(error, era_of(params), host)
+            return _restamp(error, version, host)
         except BaseException:
             outcome, code = "error", "cancelled"
             raise
@@ -140,7 +132,7 @@ def _restamp(result: dict[str, Any], version: str | None, host: HostServer) -> d
     the wrong hop), and the host's own added for a 2026-era caller as the SDK would."""
     meta = result.get("_meta")
     if isinstance(meta, dict):
-        kept = {k: v for k, v in meta.items() if not k.startswith(ENVELOPE_PREFIX)}
+        kept = without_protocol_stamps(meta)
         if kept:
             result["_meta"] = kept
         else:
@@ -176,13 +168,13 @@ class StdioEdge:
             return self._call(line)
         if b'"notifications/cancelled"' in line:
             return self._cancel(line)
-        if b'"initialize"' in line and _parse(line).get("method") == "initialize":
+        if b'"initialize"' in line and parse(line).get("method") == "initialize":
             # Handshake-era calls (no `_meta` envelope) are only valid after initialize.
             self.handshake = True
         return False
 
     def _call(self, line: bytes) -> bool:
-        message = _parse(line)
+        message = parse(line)
         request_id = message.get("id")
         if message.get("method") != "tools/call" or not isinstance(request_id, str | int) or request_id in \
                 self._inflight:
@@ -221,7 +213,7 @@ class StdioEdge:
             self._inflight.pop(request_id, None)
 
     def _cancel(self, line: bytes) -> bool:
-        message = _parse(line)
+        message = parse(line)
         params = message.get("params")
         request_id = params.get("requestId") if isinstance(params, dict) else None
         task = self._inflight.get(request_id) if isinstance(request_id, str | int) else None
@@ -231,105 +223,10 @@ class StdioEdge:
         return True
 
 
-def _parse(line: bytes) -> dict[str, Any]:
+def parse(line: bytes) -> dict[str, Any]:
     try:
         message = json.loads(line)
     except ValueError:
         return {}
     return message if isinstance(message, dict) else {}
 
-
-class HttpEdge:
-    """The fast path on streamable HTTP: an ASGI wrapper inside the SDK's auth middleware.
-
-    It takes only 2026-era single-exchange POSTs of tools/call (the `Mcp-Method` header says so
-    before the body is read) and answers them as `application/json`. The SDK's own pieces run
-    first — the body cap, Host/Origin checks, the Accept check, the routing-header ladder — and any
-    request they would refuse, or the fast path would not take, is replayed to the SDK handler.
-    """
-
-    def __init__(self, fast: FastPath, inner: Any, security: Any, max_body_bytes: int):
-        from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecurityMiddleware
-
-        self.fast = fast
-        self.inner = inner
-        self.security = TransportSecurityMiddleware(security)
-        self.limited = RequestBodyLimitMiddleware(self._handle, max_body_bytes)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not _is_modern_call(scope):
-            await self.inner(scope, receive, send)
-            return
-        await self.limited(scope, receive, send)
-
-    async def _handle(self, scope: Any, receive: Any, send: Any) -> None:
-        from mcp.server.auth.middleware.auth_context import get_access_token
-        from mcp.server.streamable_http import check_accept_headers
-        from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request, find_duplicated_routing_header
-        from sophia_shared.auth import principal_from_access_token
-        from starlette.requests import Request
-
-        request = Request(scope, receive)
-        body = await request.body()
-        headers = request.headers
-        message = _parse(body)
-        params = message.get("params")
-        params = params if isinstance(params, dict) else {}
-        token = get_access_token()
-        principal = principal_from_access_token(token) if token is not None else self.fast.host.local_principal
-        routed = self.fast.route(params, principal) if message.get("method") == "tools/call" else None
-        if (
-            routed is None or "id" not in message or self.fast.host.trust_meta_principal
-            or await self.security.validate_request(request, is_post=True) is not None
-            or not check_accept_headers(request)[0]
-            or find_duplicated_routing_header(headers.items()) is not None
-            or any(h.startswith("mcp-param-") for h in headers)
-            or "progressToken" in (params.get("_meta") or {})
-            or isinstance(classify_inbound_request(message, headers=dict(headers)), InboundLadderRejection)
-        ):
-            await self.inner(scope, _replay(body, receive), send)
-            return
-        result = await self.fast.forward(*routed, params, principal)
-        payload = response_line(message["id"], result)
-        headers_out = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers_out})
-        await send({"type": "http.response.body", "body": payload})
-
-
-def _is_modern_call(scope: Mapping[str, Any]) -> bool:
-    method = version = None
-    for key, value in scope["headers"]:
-        if key == b"mcp-method":
-            method = value
-        elif key == b"mcp-protocol-version":
-            version = value
-        elif key == b"mcp-session-id":
-            return False
-    return method == b"tools/call" and version is not None and version.decode() in MODERN_PROTOCOL_VERSIONS
-
-
-def _replay(body: bytes, receive: Any) -> Callable[[], Any]:
-    """A receive that gives the already-read body once, then the connection's own events."""
-    sent = False
-
-    async def replay() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-def install_http_edge(app: Any, fast: FastPath, security: Any, max_body_bytes: int, path: str = "/mcp") -> None:
-    """Put the HTTP fast path in front of the SDK handler of `app`'s MCP route, inside its auth."""
-    from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
-
-    for route in app.routes:
-        if getattr(route, "path", None) != path:
-            continue
-        holder = route.app if isinstance(route.app, RequireAuthMiddleware) else route
-        holder.app = HttpEdge(fast, holder.app, security, max_body_bytes)
-        return
-    raise LookupError(f"no route {path} in the HTTP app")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -25,6 +25,12 @@ RAW_MARK = RAW_ID_PREFIX.encode()
 ENVELOPE_PREFIX = "io.modelcontextprotocol/"
 
 ProgressSink = Callable[[dict[str, Any]], None]
+
+
+def without_protocol_stamps(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A result's `_meta` without the child's protocol stamps (its serverInfo): they describe the
+    wrong hop to the host's caller."""
+    return {k: v for k, v in meta.items() if not k.startswith(ENVELOPE_PREFIX)}
 
 
 class ChannelClosed(Exception):

@@ -186,10 +186,6 @@ class HostServer(SophiaServer):
             self._audit_writer = AuditWriter(self.audit)
         self._audit_writer.submit(event)
 
-    def flush_audit(self) -> None:
-        if self._audit_writer is not None:
-            self._audit_writer.flush()
-
     async def _wait_stopped(self) -> None:
         await self.until(lambda: all(c.state in (State.stopped, State.failed) for c in self.children))
 
