@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import mcp_types as types
 from mcp_types import PROTOCOL_VERSION_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -53,6 +52,9 @@ class FastPath:
     def __init__(self, host: HostServer):
         self.host = host
         self.calls = 0  # shown by `sophia status --json` as fast_path_calls
+        # The host's serverInfo stamp, made once (the SDK copies it per response; here it is only
+        # ever serialized, never mutated).
+        self.stamp = host._lowlevel_server.server_info_stamp
 
     def route(self, params: Any, principal: Principal) -> tuple[Child, ToolSpec] | None:
         """The child and spec when this call may take the fast path; None sends it the SDK way."""
@@ -94,7 +96,7 @@ class FastPath:
             if raw is None:
                 raise Unavailable(f"{name} is unavailable: {child.describe()}")
             try:
-                with anyio.fail_after(host.host_settings.call_timeout_s):
+                async with asyncio.timeout(host.host_settings.call_timeout_s):
                     message = await raw.call(forwarded, progress)
             except TimeoutError:
                 raise child.failed_timeout(name) from None
@@ -142,8 +144,7 @@ def _restamp(result: dict[str, Any], version: str | None, host: HostServer) -> d
             del result["resultType"]
         return result
     result.setdefault("resultType", "complete")
-    stamp = host._lowlevel_server.server_info_stamp
-    result["_meta"] = {**(result.get("_meta") or {}), types.SERVER_INFO_META_KEY: stamp}
+    result["_meta"] = {**(result.get("_meta") or {}), types.SERVER_INFO_META_KEY: host.fast.stamp}
     return result
 
 
