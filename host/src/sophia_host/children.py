@@ -23,6 +23,7 @@ from sophia_shared.errors import ToolTimeout, Unavailable, UpstreamError
 from sophia_shared.paths import sophia_home
 from sophia_shared.redact import redact
 
+from .catalogue import Catalogue
 from .config import HostSettings, ServerEntry
 from .raw import RawChannel, without_protocol_stamps
 from .transport import ChildProcess, spawn_child
@@ -32,8 +33,9 @@ log = logging.getLogger("sophia.host")
 _RESULT = TypeAdapter[types.CallToolResult | types.InputRequiredResult](
     types.CallToolResult | types.InputRequiredResult
 )
-# Children started by the host accept the caller's principal from each call's _meta.
-TRUST_ENV = {"SOPHIA_TRUST_HOST_PRINCIPAL": "1"}
+# Children started by the host accept the caller's principal from each call's _meta, and list
+# every tool: the host lists to each caller what that caller's role may call.
+TRUST_ENV = {"SOPHIA_TRUST_HOST_PRINCIPAL": "1", "SOPHIA_LIST_ALL_TOOLS": "1"}
 _LIST_PAGE_CAP = 50
 
 
@@ -71,6 +73,7 @@ class Child:
         settings: HostSettings,
         on_change: Callable[[Child], Awaitable[None]],
         log_dir: Path | None = None,
+        catalogue: Catalogue | None = None,
     ):
         self.entry = entry
         self.name = entry.name
@@ -82,7 +85,11 @@ class Child:
         # Set while a stdio child is ready: the fast path's way to it (remote children have none).
         self.raw: RawChannel | None = None
         self.process: ChildProcess | None = None
-        self.tools: list[types.Tool] = []
+        self.catalogue = catalogue
+        # Until the child lists its tools, the ones it listed last time under the same install and
+        # config: the host lists and routes them at once, and calls to them wait for the child.
+        self.tools: list[types.Tool] = (catalogue.load(entry, self.child_env()) if catalogue else None) or []
+        self.from_catalogue = bool(self.tools)
         self.restarts = 0
         self.last_error: str | None = None
         self.up_since: float | None = None
@@ -91,6 +98,7 @@ class Child:
         self.failures = 0
         self._stop = anyio.Event()
         self._relist = anyio.Event()
+        self._state_changed = anyio.Event()
 
     # -- status ---------------------------------------------------------------------------
 
@@ -122,6 +130,21 @@ class Child:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def first_start(self) -> bool:
+        """Starting for the first time: worth waiting for (a restarting or failed child is not)."""
+        return self.state is State.starting and self.restarts == 0
+
+    def child_env(self) -> dict[str, str]:
+        """The environment the child process runs with."""
+        return {**os.environ, **self.entry.env, **TRUST_ENV}
+
+    async def wait_started(self, timeout: float) -> None:
+        """Wait (at most `timeout` s) while the child starts for the first time."""
+        with anyio.move_on_after(timeout):
+            while self.first_start and not self._stop.is_set():
+                await self._state_changed.wait()
 
     async def run(self) -> None:
         """Serve this child until stopped: (re)start it, with exponential backoff between attempts."""
@@ -162,6 +185,8 @@ class Child:
         self.state = state
         if state is not State.ready:
             self.up_since = None
+        self._state_changed.set()
+        self._state_changed = anyio.Event()
 
     async def _serve_once(self) -> None:
         exited: anyio.Event | None = None
@@ -174,7 +199,7 @@ class Child:
                 if self.entry.remote:
                     transport = self._remote_transport(stack)
                 else:
-                    env = {**os.environ, **self.entry.env, **TRUST_ENV}
+                    env = self.child_env()
                     child, streams, raw = await stack.enter_async_context(
                         spawn_child(self.entry.command, env, self.log_dir / f"{self.name}.log")
                     )
@@ -187,7 +212,7 @@ class Child:
                 tools = await self._list(client)
                 start.deadline = math.inf
                 self.client = client
-                self.tools = tools
+                self._keep(tools)
                 self.last_error = None
                 self.up_since = time.time()
                 self._set(State.ready)
@@ -233,6 +258,14 @@ class Child:
                 break
         return [t for t in tools if self._forwarded(t)]
 
+    def _keep(self, tools: list[types.Tool]) -> None:
+        """Take the child's own listing, and remember it for the next start when it is news."""
+        unchanged = self.from_catalogue and [t.model_dump() for t in tools] == [t.model_dump() for t in self.tools]
+        if self.catalogue is not None and not unchanged:
+            self.catalogue.save(self.entry, self.child_env(), tools)
+        self.tools = tools
+        self.from_catalogue = False
+
     def _forwarded(self, tool: types.Tool) -> bool:
         if self.entry.tools and tool.name not in self.entry.tools:
             return False
@@ -269,7 +302,7 @@ class Child:
                 log.warning("server %s: re-listing tools failed: %s", self.name, exc)
                 continue
             if [t.model_dump() for t in tools] != [t.model_dump() for t in self.tools]:
-                self.tools = tools
+                self._keep(tools)
                 await self.on_change(self)
 
     # -- calls ----------------------------------------------------------------------------
@@ -284,7 +317,12 @@ class Child:
         input_responses: types.InputResponses | None = None,
         request_state: str | None = None,
     ) -> types.CallToolResult | types.InputRequiredResult:
-        """Forward one tools/call; a dead child is `unavailable`, a hung call ends with `timeout`."""
+        """Forward one tools/call; a dead child is `unavailable`, a hung call ends with `timeout`.
+
+        A call made while the child starts for the first time waits for it (SOPHIA_HOST_START_WAIT_S).
+        """
+        if self.first_start:
+            await self.wait_started(self.settings.start_wait_s)
         client = self.client
         if client is None or self.state is not State.ready:
             raise Unavailable(f"{name} is unavailable: {self.describe()}")
