@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from mcp_types import PROTOCOL_VERSION_META_KEY
+from mcp_types.methods import validate_client_request
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 from sophia_shared.auth import Principal
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG
 from sophia_shared.errors import Unavailable
@@ -62,23 +64,24 @@ class FastPath:
         # The host's serverInfo stamp, made once (the SDK copies it per response; here it is only
         # ever serialized, never mutated).
         self.stamp = host._lowlevel_server.server_info_stamp
+        self._valid_envelope: dict[str, Any] | None = None
 
     @property
     def enabled(self) -> bool:
         return self.host.host_settings.fast_path
 
     def route(self, params: Mapping[str, Any]) -> tuple[Child, ToolSpec] | None:
-        """The child and spec when this call may take the fast lane; None sends it the SDK way."""
+        """The child and spec when this call may take the fast lane; None sends it the SDK way.
+
+        Only frames the SDK lane would take as the same call come here: anything it would refuse
+        (a bad `_meta`, a wrong-typed name or arguments, an unknown version) is its to answer.
+        """
         if _SLOW_PARAMS.intersection(params):
             return None
-        meta = params.get("_meta")
         name = params.get("name")
         arguments = params.get("arguments", {})
-        if (meta is not None and not isinstance(meta, dict)) or not isinstance(name, str) \
-                or not isinstance(arguments, dict) or CONFIRMATION_TOKEN_ARG in arguments:
-            return None  # the SDK lane answers a frame it cannot take with its JSON-RPC error
-        version = era_of(params)
-        if version is not None and version not in MODERN_PROTOCOL_VERSIONS:
+        if not isinstance(name, str) or not isinstance(arguments, dict) or CONFIRMATION_TOKEN_ARG in arguments \
+                or not self._meta_valid(params.get("_meta")):
             return None
         child = self.host.routes.get(name)
         spec = self.host.specs.get(name)
@@ -87,6 +90,30 @@ class FastPath:
         if spec.confirm:
             return None  # the host may turn the child's confirmation into a question to the caller
         return child, spec
+
+    def _meta_valid(self, meta: object) -> bool:
+        """Whether the SDK would accept this `_meta` on a tools/call (the SDK's own check, once per envelope)."""
+        if meta is None:
+            return True
+        if not isinstance(meta, dict):
+            return False
+        token = meta.get("progressToken")
+        if token is not None and not isinstance(token, str | int):
+            return False
+        envelope = {k: v for k, v in meta.items() if k != "progressToken"} if "progressToken" in meta else meta
+        if not envelope:
+            return True
+        version = envelope.get(PROTOCOL_VERSION_META_KEY)
+        if version not in MODERN_PROTOCOL_VERSIONS:
+            return False  # a handshake-era `_meta` carries a progress token at most; the rest is the SDK's
+        if envelope == self._valid_envelope:
+            return True
+        try:
+            validate_client_request("tools/call", version, {"name": "", "arguments": {}, "_meta": envelope})
+        except (ValidationError, ValueError, KeyError):
+            return False
+        self._valid_envelope = envelope  # a client sends the same envelope on every call
+        return True
 
     def identify(self, params: Mapping[str, Any], authenticated: Principal | None) -> tuple[Principal, str]:
         """The caller and the call's correlation id, by the request path's one trust rule."""
@@ -161,7 +188,9 @@ class StdioEdge:
     def __init__(self, fast: FastPath, write: Callable[[bytes], None]):
         self.fast = fast
         self.write = write
-        self.handshake = False
+        # The connection's era, decided the way the SDK decides it (runner.py): by its first request,
+        # which therefore always goes to the SDK. None until then; the lane takes only calls of that era.
+        self.modern: bool | None = None
         # Plain asyncio tasks, not an anyio task group's: spawning one is a third of the cost, and
         # the hop is measured in tens of microseconds. `close` cancels what is still running.
         self._inflight: dict[Any, asyncio.Task[None]] = {}
@@ -169,27 +198,37 @@ class StdioEdge:
     def take(self, line: bytes) -> bool:
         """True when the line was handled here; False hands it to the SDK server (never raises)."""
         try:
+            if self.modern is None:
+                self._opening(line)
+                return False
             if b'"tools/call"' in line:
                 return self.fast.enabled and self._call(line)
             if b'"notifications/cancelled"' in line:
                 return self._cancel(line)
-            if b'"initialize"' in line and parse(line).get("method") == "initialize":
-                # Handshake-era calls (no `_meta` envelope) are only valid after initialize.
-                self.handshake = True
         except Exception:  # the boundary: a frame this lane mishandles is the SDK lane's to answer
             log.exception("fast lane could not take a frame; the SDK lane answers it")
         return False
 
+    def _opening(self, line: bytes) -> None:
+        message = parse(line)
+        method = message.get("method")
+        if message.get("jsonrpc") != "2.0" or not isinstance(method, str) or not usable_id(message.get("id")):
+            return  # not a request: the SDK keeps waiting for its opening request too
+        params = message.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        self.modern = method != "initialize" and isinstance(meta, dict) and PROTOCOL_VERSION_META_KEY in meta
+
     def _call(self, line: bytes) -> bool:
         message = parse(line)
         request_id = message.get("id")
-        if message.get("method") != "tools/call" or not usable_id(request_id) or request_id in self._inflight:
+        if message.get("method") != "tools/call" or message.get("jsonrpc") != "2.0" or not usable_id(request_id) \
+                or request_id in self._inflight:
             return False
         params = message.get("params")
-        if not isinstance(params, dict):
-            return False
+        if not isinstance(params, dict) or (era_of(params) is not None) is not self.modern:
+            return False  # the SDK answers a call of the other era with its own refusal
         routed = self.fast.route(params)
-        if routed is None or (era_of(params) is None and not self.handshake):
+        if routed is None:
             return False
         principal, correlation = self.fast.identify(params, None)
         token = (params.get("_meta") or {}).get("progressToken")  # route() took only a dict `_meta`
