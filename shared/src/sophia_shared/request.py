@@ -37,7 +37,7 @@ from .errors import (
     Unavailable,
     error_code,
 )
-from .redact import get_logger, redact
+from .redact import clip, get_logger, redact
 
 if TYPE_CHECKING:
     from .server import SophiaServer, ToolSpec
@@ -62,8 +62,6 @@ PRINCIPAL_META_KEY = "sophia/principal"
 CORRELATION_META_KEY = "sophia/correlation_id"
 # A forwarded correlation id is ours (16 hex characters); anything longer is not taken.
 MAX_CORRELATION_CHARS = 64
-# How much of a caller-chosen tool name an error message repeats.
-_NAME_IN_MESSAGE = 80
 
 R = TypeVar("R")
 
@@ -201,7 +199,7 @@ def admit(server: SophiaServer, call: Call) -> ToolSpec:
     name = call.tool
     spec = server.specs.get(name)
     if spec is None:
-        raise NotFound(f"unknown tool {name[:_NAME_IN_MESSAGE]!r}; list the tools to see what this server offers")
+        raise NotFound(f"unknown tool {clip(name)!r}; list the tools to see what this server offers")
     call.spec = spec
     if not server.visible(spec):
         raise Forbidden(

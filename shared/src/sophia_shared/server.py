@@ -26,7 +26,7 @@ from .audit import AuditEvent, AuditLog
 from .auth import Principal, Role, local_principal, principal_from_access_token
 from .confirm import CONFIRMATION_TOKEN_ARG, ConfirmationGate, Preview
 from .errors import ErrorCode, InternalError, InvalidArgument, LimitExceeded, SophiaError
-from .redact import get_logger, is_secret_name, redact
+from .redact import clip, get_logger, is_secret_name, redact
 from .request import (
     CORRELATION_META_KEY,
     PRINCIPAL_META_KEY,
@@ -351,8 +351,8 @@ def _sophia_cause(exc: BaseException) -> SophiaError | None:
 def _validation_message(tool: str, error: ValidationError) -> str:
     parts = []
     for item in error.errors()[:5]:
-        where = ".".join(str(p) for p in item["loc"]) or "arguments"
-        parts.append(f"{where}: {item['msg']}")
+        where = clip(".".join(str(p) for p in item["loc"])) or "arguments"
+        parts.append(f"{where}: {clip(item['msg'])}")
     return f"invalid arguments for {tool}: " + "; ".join(parts)
 
 
