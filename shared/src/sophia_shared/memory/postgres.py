@@ -137,6 +137,9 @@ class PostgresBackend:
             timeout=30,
             kwargs={"connect_timeout": 10},
             name="sophia-memory",
+            # A connection broken by a database restart is replaced before it is handed out, so the
+            # first calls after the restart work instead of failing once per pooled connection.
+            check=ConnectionPool.check_connection,
         )
         try:
             self._pool.open(wait=True, timeout=15)
