@@ -46,6 +46,9 @@ class MemorySettings(ServerSettings):
     # PostgreSQL: connection pool and HNSW search breadth.
     pool_min_size: int = Field(default=1, ge=0, le=100)
     pool_max_size: int = Field(default=8, ge=1, le=200)
+    # How long a call waits for a pooled connection: also how soon a call is refused `unavailable`
+    # while the database is down.
+    pool_timeout_s: float = Field(default=10.0, gt=0, le=600)
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
 
     @model_validator(mode="after")
