@@ -232,3 +232,18 @@ def test_over_http_an_unreachable_token_database_answers_503_unavailable() -> No
     assert response.json()["error"]["data"]["code"] == "unavailable"
     # No token at all is still a plain 401: the store is not asked.
     assert anonymous.status_code == 401
+
+
+def test_a_token_connection_dropped_by_the_server_is_replaced_on_the_next_lookup(dsn: str) -> None:
+    store = PostgresTokenStore(dsn, cache_s=0.0)
+    try:
+        _record, plaintext = store.create("idle", Role.VIEWER)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            ended = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        assert ended
+        assert store.lookup(plaintext) is not None
+    finally:
+        store.close()

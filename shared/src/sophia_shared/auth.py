@@ -206,45 +206,61 @@ class PostgresTokenStore:
     _CACHE_MAX = 4096
 
     def __init__(self, dsn: str, cache_s: float = 1.0):
-        from psycopg_pool import ConnectionPool
-
         self.cache_s = cache_s
-        # check_connection: a connection broken by a database restart is replaced, not handed out.
-        self._pool = ConnectionPool(
-            dsn, min_size=1, max_size=4, open=False, timeout=5, check=ConnectionPool.check_connection,
-            kwargs={"autocommit": True, "connect_timeout": 5}, name="sophia-tokens",
-        )
-        self._opened = False
-        self._schema_ready = False
+        self._dsn = dsn
+        # One connection is enough: the database is asked once per token per `cache_s`. It is
+        # reopened when the server dropped it (a restart), with no pool backoff to wait out.
+        self._conn: Any = None
+        self._db_lock = threading.Lock()
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, tuple[TokenRecord, float]] = OrderedDict()
 
     def _connection(self) -> Any:
-        with self._lock:
-            if not self._opened:
-                self._pool.open(wait=False)
-                self._opened = True
-        return self._pool.connection()
-
-    def _run(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         import psycopg
-        from psycopg_pool import PoolTimeout
 
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        self._drop()
+        conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
         try:
-            with self._connection() as conn:
-                if not self._schema_ready:
-                    with conn.transaction():
-                        # Two hosts starting at once must not race CREATE TABLE IF NOT EXISTS.
-                        conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_tokens_schema'))")
-                        for statement in self._DDL:
-                            conn.execute(statement)
-                    self._schema_ready = True
-                cur = conn.execute(query, params)
-                return list(cur.fetchall()) if cur.description else []
-        except psycopg.errors.UniqueViolation:
+            with conn.transaction():
+                # Two hosts starting at once must not race CREATE TABLE IF NOT EXISTS.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_tokens_schema'))")
+                for statement in self._DDL:
+                    conn.execute(statement)
+        except BaseException:
+            conn.close()
             raise
-        except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise Unavailable("the token database cannot be reached", detail=str(exc)) from exc
+        self._conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _run(self, query: str, params: tuple[Any, ...] = (), *, read: bool = False) -> list[tuple[Any, ...]]:
+        """One autocommit statement; a read is retried once on a new connection if the old one was dropped."""
+        import psycopg
+
+        with self._db_lock:
+            try:
+                return self._execute(query, params)
+            except psycopg.OperationalError as exc:
+                dropped = self._conn is not None and self._conn.broken
+                self._drop()
+                if not (read and dropped):
+                    raise Unavailable("the token database cannot be reached", detail=str(exc)) from exc
+            try:
+                return self._execute(query, params)
+            except psycopg.OperationalError as exc:
+                self._drop()
+                raise Unavailable("the token database cannot be reached", detail=str(exc)) from exc
+
+    def _execute(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        cur = self._connection().execute(query, params)
+        return list(cur.fetchall()) if cur.description else []
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> TokenRecord:
@@ -272,7 +288,9 @@ class PostgresTokenStore:
         return record, plaintext
 
     def list(self) -> list[TokenRecord]:
-        rows = self._run("SELECT id, name, role, created, revoked_at FROM sophia_tokens ORDER BY created, id")
+        rows = self._run(
+            "SELECT id, name, role, created, revoked_at FROM sophia_tokens ORDER BY created, id", read=True
+        )
         return [self._record(r) for r in rows]
 
     def revoke(self, name_or_id: str) -> TokenRecord:
@@ -312,6 +330,7 @@ class PostgresTokenStore:
             "SELECT id, name, role, created, revoked_at FROM sophia_tokens "
             "WHERE token_hash = %s AND revoked_at IS NULL",
             (key,),
+            read=True,
         )
         if not rows:
             return None
@@ -324,7 +343,8 @@ class PostgresTokenStore:
         return record
 
     def close(self) -> None:
-        self._pool.close()
+        with self._db_lock:
+            self._drop()
 
 
 def token_store(settings: SuiteSettings | None = None) -> Tokens:
