@@ -235,10 +235,11 @@ async def test_tools_list_shows_each_role_what_it_may_call() -> None:
         for role in (Role.VIEWER, Role.DEVELOPER, Role.ADMIN):
             async with connect(host, principal=Principal("p", role, kind="token")) as client:
                 seen[role] = {t.name for t in await client.list_tools()}
-        # alpha_delete and alpha_grow need developer.
+        # alpha_delete and alpha_grow need developer, alpha_admin needs admin.
         assert "alpha_delete" not in seen[Role.VIEWER] and "alpha_grow" not in seen[Role.VIEWER]
         assert {"sophia_find_tools", "alpha_echo"} <= seen[Role.VIEWER]
-        assert seen[Role.DEVELOPER] == seen[Role.ADMIN] == seen[Role.VIEWER] | {"alpha_delete", "alpha_grow"}
+        assert seen[Role.DEVELOPER] == seen[Role.VIEWER] | {"alpha_delete", "alpha_grow"}
+        assert seen[Role.ADMIN] == seen[Role.DEVELOPER] | {"alpha_admin"}
         host.list_all_tools = True
         async with connect(host, principal=Principal("v", Role.VIEWER, kind="token")) as client:
             assert {t.name for t in await client.list_tools()} == seen[Role.ADMIN]

@@ -10,6 +10,7 @@ only count by presence: the digest of a low-entropy secret could be guessed back
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -143,9 +144,11 @@ def _packages_run_by(command: list[str]) -> list[str]:
     return sorted({ep.value.split(":")[0].split(".")[0] for ep in found})
 
 
+@functools.lru_cache(maxsize=64)
 def _package_stamp(package: str) -> Any:
     """A package's version and the newest time and count of its source files (editable installs change
-    code without changing the version)."""
+    code without changing the version). Taken once per process: an install changed while the host runs
+    only makes the next start's key differ, which costs that start its head start, never a stale list."""
     try:
         spec = find_spec(package)
     except (ImportError, ValueError):

@@ -47,6 +47,9 @@ class HostSettings(ServerSettings):
     installed_servers: bool = True
     # Serve only these servers (empty: every enabled one); `sophia up --servers` overrides it.
     servers: list[str] = Field(default_factory=list)
+    # False sends every call through the SDK lane (the reference lane; the differential test
+    # compares the two). Both lanes run the same request path.
+    fast_path: bool = True
 
 
 class ServerEntry(BaseModel):
