@@ -15,6 +15,7 @@ SDK path, which stays the reference behaviour.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
@@ -27,7 +28,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from sophia_shared.auth import Principal
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG
 from sophia_shared.errors import ERROR_META_KEY, SophiaError, Unavailable
+from sophia_shared.frames import FrameLimits, Rejected, check_frame
 from sophia_shared.server import CORRELATION_META_KEY, PRINCIPAL_META_KEY, ToolSpec
+from sophia_shared.stdio import suite_limits
 
 from .children import Child, State
 from .raw import ChannelClosed, ProgressSink, without_protocol_stamps
@@ -224,10 +227,15 @@ class StdioEdge:
         return True
 
 
+@functools.cache
+def _limits() -> FrameLimits:
+    """The limits the edges check frames against (SOPHIA_FRAME_MAX_BYTES, SOPHIA_FRAME_MAX_DEPTH)."""
+    return suite_limits()
+
+
 def parse(line: bytes) -> dict[str, Any]:
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return {}
-    return message if isinstance(message, dict) else {}
+    """The checked JSON-RPC message in a line or body, or {} for any frame the edge's frame check
+    refuses (the fast lane then declines it, and the edge answers it with its JSON-RPC error)."""
+    message = check_frame(line, _limits())
+    return {} if isinstance(message, Rejected) else message
 

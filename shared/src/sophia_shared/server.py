@@ -397,6 +397,15 @@ class SophiaServer(MCPServer[Any]):
                 shape[key] = kind
         return shape
 
+    # -- transports -----------------------------------------------------------------------
+
+    async def run_stdio_async(self) -> None:
+        """Serve stdio on Sophia's checked edge (stdio.py): every bad frame answered, never dropped."""
+        from .frames import FrameLimits
+        from .stdio import serve_stdio
+
+        await serve_stdio(self, FrameLimits.from_settings(self.suite))
+
     # -- HTTP auth wiring (used by the CLI) -------------------------------------------------
 
     def configure_auth(self, verifier: Any, resource_url: str, issuer_url: str | None = None) -> None:

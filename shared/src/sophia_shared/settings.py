@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -119,6 +119,10 @@ class SuiteSettings(_SophiaBaseSettings):
     jwt_role_claim: str = "sophia_role"
     jwt_algorithms: list[str] = ["RS256", "ES256"]
     http_max_body_bytes: int = 4 * 1024 * 1024
+    # Every frame a client sends (a stdio line, an HTTP body) is checked against these first
+    # (frames.py); the SDK's own parser silently drops frames past ~197 levels, hence the cap.
+    frame_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    frame_max_depth: int = Field(default=64, ge=4, le=190)
 
 
 S = TypeVar("S", bound=BaseSettings)
