@@ -190,7 +190,8 @@ class StdioEdge:
         routed = self.fast.route(params, principal)
         if routed is None or (era_of(params) is None and not self.handshake):
             return False
-        token = (params.get("_meta") or {}).get("progressToken")
+        meta = params.get("_meta")
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
         self._inflight[request_id] = asyncio.get_running_loop().create_task(
             self._serve(request_id, routed, params, principal, token))
         return True

@@ -98,7 +98,7 @@ class FrameCheck:
             return
         checked = check_frame(body, self.limits)
         if isinstance(checked, Rejected):
-            log.warning("refused a frame: %s", checked.reason)
+            log.debug("refused a frame: %s", checked.reason)  # debug: a flood must not flood the log
             answer = checked.response() or error_response(None, checked.code, checked.reason)
             payload = json.dumps(answer, separators=(",", ":")).encode()
             await send({"type": "http.response.start", "status": 400, "headers": [
