@@ -147,8 +147,9 @@ class _PostgresBackend:
     )"""
 
     def __init__(self, dsn: str):
-        import psycopg
+        from .postgres_driver import import_psycopg
 
+        psycopg = import_psycopg("audit_dsn (SOPHIA_<SERVER>_AUDIT_DSN)")
         self._conn = psycopg.connect(dsn, autocommit=True)
         self._lock = threading.Lock()
         self._conn.execute(self._DDL)

@@ -89,7 +89,7 @@ def filler(models_dir: Path) -> tuple[list[str], dict[str, Vector]]:
     vectors: list[Vector] = []
     for n in range(10_000):
         i, j = int(rng.integers(len(base))), int(rng.integers(len(base)))
-        mixed = base[i] + 0.35 * base[j] + rng.normal(0.0, 0.02, base.shape[1]).astype(np.float32)
+        mixed = base[i] + 0.35 * base[j] + np.asarray(rng.normal(0.0, 0.02, base.shape[1]), dtype=np.float32)
         vectors.append((mixed / np.linalg.norm(mixed)).astype(np.float32))
         texts.append(f"{FILLER_BASE[i]} (note {n})")
     return texts, dict(zip(texts, vectors, strict=True))

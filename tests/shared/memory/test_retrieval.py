@@ -50,7 +50,10 @@ def _fuse(
 
 
 def test_a_strong_semantic_match_beats_a_weak_keyword_one() -> None:
-    memories = {"strong": _memory("strong", text="nightly copy of the prod database"), "weak": _memory("weak", text="db")}
+    memories = {
+        "strong": _memory("strong", text="nightly copy of the prod database"),
+        "weak": _memory("weak", text="db"),
+    }
     hits = _fuse({"strong": 0.62, "weak": 0.31}, ["db"], memories)
     assert [h.memory.id for h in hits] == ["strong", "weak"]
     assert hits[0].score == relevance(0.62, 0.0) == 0.62 and hits[0].matched_by == ["vector"]

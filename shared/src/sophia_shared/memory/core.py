@@ -149,6 +149,10 @@ class Store:
         self._embedder = embedder
         self._backend = backend
         self._limiter = anyio.CapacityLimiter(settings.pool_max_size if backend.name == "postgres" else 1)
+        # Embedding runs outside the backend's limiter, so reads and writes go on meanwhile (a Gong
+        # sync indexing thousands of turns does not hold up a search); one batch at a time, since
+        # the model already uses every core.
+        self._embed_limiter = anyio.CapacityLimiter(1)
         self._model_lock = threading.Lock()
 
     @property
@@ -161,6 +165,9 @@ class Store:
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
+
+    async def _embed(self, texts: builtins.list[str]) -> tuple[Vector, str, int]:
+        return await anyio.to_thread.run_sync(self._embed_checked, texts, limiter=self._embed_limiter)
 
     def _embed_checked(self, texts: builtins.list[str]) -> tuple[Vector, str, int]:
         """Vectors for texts, refusing (before any write) a store that holds another model's vectors."""
@@ -217,8 +224,9 @@ class Store:
         threshold = self._settings.dedupe_threshold if dedupe and self._settings.dedupe_threshold < 1.0 else None
         refs = sorted({(i.namespace, i.source_ref) for i in clean if i.source_ref}) if replace_source_ref else []
 
+        vectors, model, dims = await self._embed([i.text for i in clean])
+
         def work() -> builtins.list[Written]:
-            vectors, model, dims = self._embed_checked([i.text for i in clean])
             rows = [
                 NewRow(new_id(), i.namespace, i.text, i.tags, i.source, i.source_ref, i.importance, i.expires_at, v)
                 for i, v in zip(clean, vectors, strict=True)
@@ -264,15 +272,12 @@ class Store:
         if clean.clear_expiry:
             changes["expires_at"] = None
 
-        def work() -> Memory | None:
-            if clean.text is not None:
-                vectors, model, dims = self._embed_checked([clean.text])
-                embedding: Vector | None = vectors[0]
-            else:
-                embedding, model, dims = None, self._embedder.model_id, 0
-            return self._backend.update(tenant, memory_id, changes, embedding, model, dims, now_utc())
-
-        memory = await self._run(work)
+        embedding: Vector | None = None
+        model, dims = self._embedder.model_id, 0
+        if clean.text is not None:
+            vectors, model, dims = await self._embed([clean.text])
+            embedding = vectors[0]
+        memory = await self._run(self._backend.update, tenant, memory_id, changes, embedding, model, dims, now_utc())
         if memory is None:
             raise MemoryNotFound(f"no memory {memory_id[:80]!r} in your memories: check the id with memory_list")
         return memory
@@ -320,20 +325,20 @@ class Store:
         # Each ranking looks deeper than k so scoring and boosts can reorder it.
         depth = min(max(4 * k, 40), 200)
 
+        vector: Vector | None = given
+        if mode != "text" and vector is None and await self._run(self._backend.model) is not None:
+            vector = (await self._embed([query]))[0][0]  # nothing stored yet: no vectors to compare
+
         def work() -> builtins.list[SearchHit]:
             now = now_utc()
             vector_hits: builtins.list[VectorHit] = []
             text_ids: builtins.list[str] = []
             kept: builtins.list[str] | None = None
-            vector: Vector | None = None
-            if mode != "text" and self._backend.model() is not None:  # nothing stored yet: no vectors
-                vector = given if given is not None else self._embed_checked([query])[0][0]
+            if mode != "text" and vector is not None and self._backend.model() is not None:
                 vector_hits = self._backend.vector_search(tenant, vector, flt, depth, now)
             if mode != "vector":
                 if terms:
-                    text_ids, kept = self._backend.text_search(
-                        tenant, terms, flt, depth, now, required=mode == "text"
-                    )
+                    text_ids, kept = self._backend.text_search(tenant, terms, flt, depth, now, required=mode == "text")
                 else:
                     kept = []
             candidates = list(dict.fromkeys([h.memory_id for h in vector_hits] + text_ids))

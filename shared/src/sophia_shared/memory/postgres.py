@@ -124,7 +124,9 @@ class PostgresBackend:
     name: Literal["sqlite", "postgres"] = "postgres"
 
     def __init__(self, dsn: str, *, min_size: int, max_size: int, ef_search: int):
-        import psycopg
+        from ..postgres_driver import import_psycopg
+
+        psycopg = import_psycopg("SOPHIA_MEMORY_DSN")
         from psycopg_pool import ConnectionPool, PoolTimeout
 
         self._ef_search = ef_search
@@ -236,8 +238,19 @@ class PostgresBackend:
             for row in rows:
                 vec = _vector(row.embedding)
                 values = (
-                    row.id, tenant, row.namespace, row.text, row.tags, row.source, row.source_ref,
-                    row.importance, now, now, row.expires_at, model, vec,
+                    row.id,
+                    tenant,
+                    row.namespace,
+                    row.text,
+                    row.tags,
+                    row.source,
+                    row.source_ref,
+                    row.importance,
+                    now,
+                    now,
+                    row.expires_at,
+                    model,
+                    vec,
                 )
                 if dedupe_threshold is not None:
                     near = conn.execute(
