@@ -46,7 +46,9 @@ def test_float_graph_reproduces_the_published_similarity_matrix(float_minilm: Lo
     np.testing.assert_allclose(vectors @ vectors.T, PUBLISHED_MATRIX, atol=1e-3)
 
 
-def test_int8_graph_stays_close_to_the_float_model(minilm: LocalMiniLM, float_minilm: LocalMiniLM) -> None:
+def test_int8_graph_stays_close_to_the_float_model(models_dir: Path, float_minilm: LocalMiniLM) -> None:
+    minilm = local_embedder(models_dir, variant="all-MiniLM-L6-v2-int8")
+    minilm.load()
     assert minilm.model_id == f"{LOCAL_MODEL_ID}@int8" and minilm.graph_path() != float_minilm.graph_path()
     assert minilm.graph_path().stat().st_size < float_minilm.graph_path().stat().st_size / 3
     vectors = minilm.embed(PUBLISHED)
