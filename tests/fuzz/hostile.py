@@ -191,15 +191,24 @@ def object_from_schema(schema: dict[str, Any], defs: dict[str, Any]) -> st.Searc
 
 
 def argument_sets(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    """Arguments for a tool: valid ones from its schema, and the same with hostile values swapped in
-    (wrong types, huge and deep values, control characters), keys dropped and unknown keys added."""
-    defs = schema.get("$defs", {})
-    valid = object_from_schema(schema, defs)
-    names = list(schema.get("properties", {})) or ["x"]
-    hostile = st.builds(
-        lambda base, swaps, extra: {**base, **swaps, **extra},
-        valid,
-        st.dictionaries(st.sampled_from(names), JSON_VALUES, max_size=2),
-        st.dictionaries(_TEXT, JSON_VALUES, max_size=2),
-    )
-    return st.one_of(valid, hostile, hostile, st.dictionaries(_TEXT, JSON_VALUES, max_size=3))
+    """Arguments that follow a tool's schema (the base that `variants` turns hostile)."""
+    return object_from_schema(schema, schema.get("$defs", {}))
+
+
+# Swapped in for each parameter in turn: wrong types, edge numbers, control and bidi characters,
+# a 100,000-character string, values nested 150 deep, a long list.
+HOSTILE_VALUES: list[Any] = [
+    None, True, -1, 2**64, -1.5e308, "", "\x00\x1b[31m\u202e\u200b\ufeff", "A" * 100_000, nested(150),
+    [], {"k": [1, {"k": None}]}, ["x"] * 1_000,
+]
+
+
+def variants(arguments: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """`arguments`, then each parameter given each hostile value, each present key dropped, and
+    unknown keys added: many argument sets from one generated set, cheaply."""
+    out = [arguments]
+    for key in schema.get("properties", {}):
+        out.extend({**arguments, key: value} for value in HOSTILE_VALUES)
+    out.extend({k: v for k, v in arguments.items() if k != key} for key in arguments)
+    out.append({**arguments, "zz_unknown": 1, "\u0000": "x", "k" * 5_000: None})
+    return out

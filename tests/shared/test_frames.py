@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sophia_shared.frames import INVALID_REQUEST, PARSE_ERROR, FrameLimits, Rejected, check_frame
+from sophia_shared.frames import DEFAULT_LIMITS, INVALID_REQUEST, PARSE_ERROR, FrameLimits, Rejected, check_frame
 from sophia_shared.settings import SuiteSettings
 
 
@@ -23,7 +23,7 @@ def _nested(depth: int) -> Any:
     return value
 
 
-def _rejected(data: bytes | str, limits: FrameLimits = FrameLimits()) -> Rejected:
+def _rejected(data: bytes | str, limits: FrameLimits = DEFAULT_LIMITS) -> Rejected:
     result = check_frame(data, limits)
     assert isinstance(result, Rejected), result
     return result
