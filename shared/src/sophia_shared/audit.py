@@ -1,9 +1,16 @@
-"""Append-only, hash-chained audit log (SQLite WAL by default, PostgreSQL when a DSN is set).
+"""Append-only, keyed, hash-chained audit log (SQLite WAL by default, PostgreSQL when a DSN is set).
 
-Each record carries `seq`, `prev_hash` and `entry_hash = sha256(canonical JSON of the record
-without entry_hash)`. The head (last seq and hash) is also written to a file beside the log, so
-truncating the log is detectable. `verify` names every modified, deleted, inserted or reordered
-record, and truncation.
+Each record carries `seq`, `prev_hash`, `key_id` and `entry_hash = HMAC-SHA256(key, canonical
+JSON of the record without entry_hash)`; the key lives in a keyring outside the audit directory
+(`audit_keys`). Records written before keys existed (key_id NULL) keep their plain SHA-256 and are
+verified as legacy: the chain continues from them, so the first sealed record pins them too; an
+unsealed record after a sealed one is a forgery. The head (last seq and hash) is written beside
+the log after each commit and, when configured, to a checkpoint the writer cannot rewrite
+(`audit_checkpoint`); `verify` (`audit_verify`) names every modified, deleted, inserted, reordered
+or forged record, truncation, and a wiped or deleted log.
+
+Writes fail closed: any failure to write raises `AuditUnavailable` and leaves the chain valid,
+and `ready()` says cheaply, before a call runs, whether a record could be written now.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -25,8 +33,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .audit_checkpoint import Checkpoint, CheckpointFile, CheckpointTable
+from .audit_keys import AuditKey, AuditKeyring
+from .audit_shape import argument_shape, settings_secrets
+from .errors import Unavailable
 from .paths import sophia_home
 from .redact import redact
+from .settings import SuiteSettings, load_settings
+
+__all__ = [
+    "AuditEvent", "AuditKey", "AuditKeyring", "AuditLog", "AuditUnavailable", "AuditWriter", "VerifyReport",
+    "argument_shape", "canonical_json", "entry_hash", "settings_secrets",
+]
+
+log = logging.getLogger("sophia.audit")
 
 GENESIS = "0" * 64
 # Column names are constants of this module, never input: the f-string SQL below is safe.
@@ -34,20 +54,35 @@ FIELDS = (
     "seq", "ts", "principal", "principal_kind", "role", "server", "tool", "arguments",
     "outcome", "error_code", "duration_ms", "correlation_id", "prev_hash",
 )
+SEALED_FIELDS = (*FIELDS, "key_id")
+STORED_FIELDS = (*SEALED_FIELDS, "entry_hash")
+# The outcome of a record that stands for records the write-behind had to drop.
+GAP_OUTCOME = "gap"
+
+
+class AuditUnavailable(Unavailable):
+    """No audit record can be written now: the call must not run (or, after it ran, is reported)."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"audit unavailable: {reason}")
+        self.reason = reason
 
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def entry_hash(record: dict[str, Any]) -> str:
-    body = {k: record[k] for k in FIELDS}
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+def entry_hash(record: dict[str, Any], key: AuditKey | None = None) -> str:
+    """The record's seal: HMAC with `key`, or the legacy plain SHA-256 when `key` is None."""
+    if key is None:
+        return hashlib.sha256(canonical_json({k: record[k] for k in FIELDS}).encode()).hexdigest()
+    body = canonical_json({k: record[k] for k in SEALED_FIELDS})
+    return key.seal(b"sophia audit record v2\0" + body.encode())
 
 
 @dataclass
 class AuditEvent:
-    """One call, as the request path saw it. `arguments` is already a shape (names and types)."""
+    """One call, as the request path saw it. `arguments` is already a shape (see `argument_shape`)."""
 
     principal: str
     principal_kind: str
@@ -55,7 +90,7 @@ class AuditEvent:
     server: str
     tool: str
     arguments: dict[str, Any]
-    outcome: str  # ok | error | denied
+    outcome: str  # ok | error | denied | input_required | gap
     error_code: str | None
     duration_ms: float
     correlation_id: str
@@ -66,15 +101,56 @@ class AuditEvent:
 class VerifyReport:
     records: int
     problems: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
         return not self.problems
 
 
+def unavailable_reason(exc: BaseException) -> str:
+    """A short, path-free reason for a failed audit write (the details go to the server's log)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        reasons = {
+            errno.ENOSPC: "no space left where the audit log is written",
+            errno.EDQUOT: "the disk quota where the audit log is written is used up",
+            errno.EFBIG: "the audit log is over its file size limit",
+            errno.EROFS: "the audit log is on a read-only file system",
+            errno.EACCES: "permission denied writing the audit log",
+            errno.EPERM: "permission denied writing the audit log",
+        }
+        return reasons.get(exc.errno, f"the audit log cannot be written ({errno.errorcode.get(exc.errno, exc.errno)})")
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc).lower()
+        for needle, reason in (
+            ("full", "no space left where the audit log is written"),
+            ("readonly", "the audit log is read-only"),
+            ("unable to open", "the audit log cannot be opened"),
+            ("locked", "the audit log is locked by another writer"),
+            ("disk i/o", "disk I/O error writing the audit log"),
+        ):
+            if needle in text:
+                return reason
+        return f"the audit log cannot be written ({type(exc).__name__})"
+    return f"the audit database cannot be written ({type(exc).__name__})"
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` 0600 if absent; tighten a file of ours that an earlier version left 0644."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 class _Backend(Protocol):
-    def append(self, batch: list[dict[str, Any]], head: _HeadFile) -> list[dict[str, Any]]: ...
-    def rows(self) -> Iterator[dict[str, Any]]: ...
+    def append(self, batch: list[dict[str, Any]], key: AuditKey) -> list[dict[str, Any]]: ...
+    def rows(self) -> list[dict[str, Any]] | None: ...
+    def probe(self) -> None: ...
+    def free_bytes(self) -> int | None: ...
     def close(self) -> None: ...
 
 
@@ -85,48 +161,91 @@ class _SqliteBackend:
       seq INTEGER NOT NULL, ts REAL NOT NULL, principal TEXT NOT NULL, principal_kind TEXT NOT NULL,
       role TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, arguments TEXT NOT NULL,
       outcome TEXT NOT NULL, error_code TEXT, duration_ms REAL NOT NULL, correlation_id TEXT NOT NULL,
-      prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL
+      prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL, key_id TEXT
     )"""
 
     def __init__(self, path: Path):
         self.path = path
         self._local = threading.local()
-        with self._conn() as conn:
-            conn.execute(self._DDL)
+        self._schema_ready = False
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self, *, write: bool) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            if write:
+                _private_file(self.path)  # SQLite gives its -wal and -shm files the database's mode
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a committed record survives a process crash (kill -9), which
             # is the failure the log must survive; FULL adds an fsync per call for power loss.
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
+        if write and not self._schema_ready:
+            self._ensure_schema(conn)
         return conn
 
-    def append(self, batch: list[dict[str, Any]], head: _HeadFile) -> list[dict[str, Any]]:
-        conn = self._conn()
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute(self._DDL)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(audit)")}
+        if "key_id" not in columns:  # a log from before keys: its records stay, verified as legacy
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                conn.execute("ALTER TABLE audit ADD COLUMN key_id TEXT")
+        conn.execute("CREATE TABLE IF NOT EXISTS audit_probe (id INTEGER PRIMARY KEY, ts REAL NOT NULL)")
+        for suffix in ("-wal", "-shm"):
+            companion = self.path.with_name(self.path.name + suffix)
+            if companion.exists():
+                _private_file(companion)
+        self._schema_ready = True
+
+    def append(self, batch: list[dict[str, Any]], key: AuditKey) -> list[dict[str, Any]]:
+        conn = self._conn(write=True)
         conn.execute("BEGIN IMMEDIATE")
         try:
             last = conn.execute("SELECT seq, entry_hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-            records = _chain(batch, last)
+            records = _chain(batch, last, key)
             conn.executemany(
-                f"INSERT INTO audit ({', '.join(FIELDS)}, entry_hash) VALUES ({', '.join('?' * (len(FIELDS) + 1))})",  # noqa: S608
-                [[r[k] for k in FIELDS] + [r["entry_hash"]] for r in records],
+                f"INSERT INTO audit ({', '.join(STORED_FIELDS)}) VALUES ({', '.join('?' * len(STORED_FIELDS))})",  # noqa: S608
+                [[r[k] for k in STORED_FIELDS] for r in records],
             )
-            head.write(records[-1])
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # A failed COMMIT (disk full) leaves the transaction open: roll it back, nothing stays.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
             raise
         return records
 
-    def rows(self) -> Iterator[dict[str, Any]]:
-        cur = self._conn().execute(f"SELECT id, {', '.join(FIELDS)}, entry_hash FROM audit ORDER BY id")  # noqa: S608
+    def probe(self) -> None:
+        """A real, tiny write: the log can take a record now (or this raises why not)."""
+        self._conn(write=True)
+        conn = sqlite3.connect(self.path, timeout=2, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("INSERT OR REPLACE INTO audit_probe (id, ts) VALUES (1, ?)", (time.time(),))
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.close()
+
+    def free_bytes(self) -> int | None:
+        st = os.statvfs(self.path.parent)
+        return st.f_bavail * st.f_frsize
+
+    def rows(self) -> list[dict[str, Any]] | None:
+        if not self.path.exists():
+            return None
+        conn = self._conn(write=False)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(audit)")}
+        if not columns:
+            return []
+        wanted = ["id", *(c if c in columns else f"NULL AS {c}" for c in STORED_FIELDS)]
+        cur = conn.execute(f"SELECT {', '.join(wanted)} FROM audit ORDER BY id")  # noqa: S608
         names = [d[0] for d in cur.description]
-        for row in cur:
-            yield dict(zip(names, row, strict=True))
+        return [dict(zip(names, row, strict=True)) for row in cur]
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -143,53 +262,88 @@ class _PostgresBackend:
       principal_kind TEXT NOT NULL, role TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL,
       arguments TEXT NOT NULL, outcome TEXT NOT NULL, error_code TEXT,
       duration_ms DOUBLE PRECISION NOT NULL, correlation_id TEXT NOT NULL,
-      prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL
+      prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL, key_id TEXT
     )"""
+    # Serialises schema set-up between hosts: concurrent CREATE TABLE IF NOT EXISTS can collide.
+    _SCHEMA_LOCK = 0x50_41_55_44
 
     def __init__(self, dsn: str):
+        self._dsn = dsn
+        self._conn: Any = None
+        self._lock = threading.Lock()
+        self._schema_ready = False
+
+    def _connection(self, *, write: bool) -> Any:
         import psycopg
 
-        self._conn = psycopg.connect(dsn, autocommit=True)
-        self._lock = threading.Lock()
-        self._conn.execute(self._DDL)
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+        if write and not self._schema_ready:
+            with self._conn.transaction():
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._SCHEMA_LOCK,))
+                self._conn.execute(self._DDL)
+                self._conn.execute("ALTER TABLE sophia_audit ADD COLUMN IF NOT EXISTS key_id TEXT")
+            self._schema_ready = True
+        return self._conn
 
-    def append(self, batch: list[dict[str, Any]], head: _HeadFile) -> list[dict[str, Any]]:
-        with self._lock, self._conn.transaction():
-            # One writer at a time across processes: the chain needs the true last record.
-            self._conn.execute("LOCK TABLE sophia_audit IN EXCLUSIVE MODE")
-            last = self._conn.execute(
-                "SELECT seq, entry_hash FROM sophia_audit ORDER BY id DESC LIMIT 1"
-            ).fetchone()
-            records = _chain(batch, last)
-            with self._conn.cursor() as cur:
-                cur.executemany(
-                    f"INSERT INTO sophia_audit ({', '.join(FIELDS)}, entry_hash) "  # noqa: S608
-                    f"VALUES ({', '.join(['%s'] * (len(FIELDS) + 1))})",
-                    [[r[k] for k in FIELDS] + [r["entry_hash"]] for r in records],
-                )
-            head.write(records[-1])
+    def append(self, batch: list[dict[str, Any]], key: AuditKey) -> list[dict[str, Any]]:
+        with self._lock:
+            conn = self._connection(write=True)
+            with conn.transaction():
+                # One writer at a time across processes: the chain needs the true last record.
+                conn.execute("LOCK TABLE sophia_audit IN EXCLUSIVE MODE")
+                last = conn.execute("SELECT seq, entry_hash FROM sophia_audit ORDER BY id DESC LIMIT 1").fetchone()
+                records = _chain(batch, last, key)
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        f"INSERT INTO sophia_audit ({', '.join(STORED_FIELDS)}) "  # noqa: S608
+                        f"VALUES ({', '.join(['%s'] * len(STORED_FIELDS))})",
+                        [[r[k] for k in STORED_FIELDS] for r in records],
+                    )
         return records
 
-    def rows(self) -> Iterator[dict[str, Any]]:
+    def probe(self) -> None:
         with self._lock:
-            cur = self._conn.execute(f"SELECT id, {', '.join(FIELDS)}, entry_hash FROM sophia_audit ORDER BY id")  # noqa: S608
+            self._connection(write=True).execute("SELECT 1")
+
+    def free_bytes(self) -> int | None:
+        return None  # the database server's disk is its own to watch
+
+    def usable(self) -> bool:
+        return self._conn is not None and not self._conn.closed and not self._conn.broken
+
+    def rows(self) -> list[dict[str, Any]] | None:
+        import psycopg
+
+        with self._lock:
+            conn = self._connection(write=False)
+            try:
+                cur = conn.execute(f"SELECT id, {', '.join(STORED_FIELDS)} FROM sophia_audit ORDER BY id")  # noqa: S608
+            except psycopg.errors.UndefinedTable:
+                return None
+            except psycopg.errors.UndefinedColumn:  # a log from before keys, not written since
+                cur = conn.execute(
+                    f"SELECT id, {', '.join(FIELDS)}, entry_hash, NULL AS key_id FROM sophia_audit ORDER BY id"  # noqa: S608
+                )
             names = [d.name for d in cur.description or []]
             rows = cur.fetchall()
-        for row in rows:
-            yield dict(zip(names, row, strict=True))
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
-def _chain(batch: list[dict[str, Any]], last: tuple[int, str] | None) -> list[dict[str, Any]]:
-    """Link each record of `batch` to the one before it, starting after `last`."""
+def _chain(batch: list[dict[str, Any]], last: tuple[int, str] | None, key: AuditKey) -> list[dict[str, Any]]:
+    """Link and seal each record of `batch` after `last`."""
     seq, prev_hash = last if last else (0, GENESIS)
     records = []
     for fields in batch:
         seq += 1
-        record = {**fields, "seq": seq, "prev_hash": prev_hash}
-        record["entry_hash"] = prev_hash = entry_hash(record)
+        record = {**fields, "seq": seq, "prev_hash": prev_hash, "key_id": key.key_id}
+        record["entry_hash"] = prev_hash = entry_hash(record, key)
         records.append(record)
     return records
 
@@ -198,10 +352,10 @@ HEAD_SIZE = 160
 
 
 class _HeadFile:
-    """The head kept outside the log: one fixed-size record, rewritten in place.
+    """The head beside the log: one fixed-size record, rewritten in place after each commit.
 
     A rename per call costs ~0.8 ms on ext4 (it forces the data out); a sub-sector pwrite is not
-    torn. Written while the process lock is held, so the head moves with the log.
+    torn. Its owner can rewrite it: it catches naive truncation; a checkpoint catches the rest.
     """
 
     def __init__(self, path: Path):
@@ -220,22 +374,62 @@ class _HeadFile:
             self._fd = None
 
 
-class AuditLog:
-    """The audit log of this SOPHIA_HOME (or of the PostgreSQL DSN given)."""
+def keyring_from_settings(suite: SuiteSettings, home: Path) -> AuditKeyring:
+    if suite.audit_key is not None:
+        supplied = [suite.audit_key, *suite.audit_previous_keys]
+        return AuditKeyring(supplied=[k.get_secret_value().encode() for k in supplied])
+    return AuditKeyring(path=suite.audit_key_file or home / "keys" / "audit.key")
 
-    def __init__(self, dsn: str | None = None, home: Path | None = None):
+
+def checkpoints_from_settings(suite: SuiteSettings) -> list[Checkpoint]:
+    found: list[Checkpoint] = []
+    if suite.audit_checkpoint_file is not None:
+        found.append(CheckpointFile(suite.audit_checkpoint_file))
+    if suite.audit_checkpoint_dsn is not None:
+        found.append(CheckpointTable(suite.audit_checkpoint_dsn.get_secret_value()))
+    return found
+
+
+class AuditLog:
+    """The audit log of this SOPHIA_HOME (or of the PostgreSQL DSN given).
+
+    Keys and checkpoints come from the suite settings (SOPHIA_AUDIT_*) unless given. Nothing is
+    created until the first record (or `ready()`), so `verify` can tell a deleted log.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        home: Path | None = None,
+        *,
+        suite: SuiteSettings | None = None,
+        keyring: AuditKeyring | None = None,
+        checkpoints: list[Checkpoint] | None = None,
+        reprobe_s: float = 0.25,
+    ):
         home = home or sophia_home()
+        suite = suite if suite is not None else load_settings(SuiteSettings)
         self.dsn = dsn
+        self.home = home
         if dsn:
             self._backend: _Backend = _PostgresBackend(dsn)
             self.head_path = home / "audit-postgres.head"
         else:
             self._backend = _SqliteBackend(home / "audit.sqlite3")
             self.head_path = home / "audit.head"
+        self.keyring = keyring if keyring is not None else keyring_from_settings(suite, home)
+        self.checkpoints = checkpoints if checkpoints is not None else checkpoints_from_settings(suite)
+        self.min_free_bytes = suite.audit_min_free_bytes
+        self.reprobe_s = reprobe_s
         self._head = _HeadFile(self.head_path)
         self._lock_path = home / "audit.lock"
         self._lock_fd: int | None = None
         self._thread_lock = threading.Lock()
+        self._failure: str | None = None
+        self._failed_at = 0.0
+        self._probed = False
+        self._errors = _write_errors(uses_postgres=bool(dsn) or any(isinstance(c, CheckpointTable)
+                                                                     for c in self.checkpoints))
 
     @contextlib.contextmanager
     def _process_lock(self) -> Iterator[None]:
@@ -249,30 +443,128 @@ class AuditLog:
             finally:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    # -- writing ----------------------------------------------------------------------------
+
     def append(self, event: AuditEvent) -> dict[str, Any]:
         return self.append_many([event])[0]
 
     def append_many(self, events: list[AuditEvent]) -> list[dict[str, Any]]:
-        """Append `events` in order, in one transaction (one lock, one commit, one head write)."""
+        """Append `events` in order, in one transaction; AuditUnavailable if they cannot be written.
+
+        Either every record is committed or none is. The head and checkpoints follow the commit:
+        if one of them fails, the records stand (they are valid) and this still raises, because
+        the log is not being kept as promised until a write fully succeeds again.
+        """
         batch = [_fields(e) for e in events]
-        with self._process_lock():
-            return self._backend.append(batch, self._head)
+        committed = False
+        try:
+            with self._process_lock():
+                key = self.keyring.current()
+                records = self._backend.append(batch, key)
+                committed = True
+                self._head.write(records[-1])
+                for checkpoint in self.checkpoints:
+                    checkpoint.write(records[-1]["seq"], records[-1]["entry_hash"], key)
+        except self._errors as exc:
+            reason = unavailable_reason(exc)
+            if committed:
+                reason += " (the records were written; their head or checkpoint was not)"
+            self._fail(reason, exc)
+            raise AuditUnavailable(reason) from exc
+        self._failure, self._probed = None, True
+        return records
+
+    def _fail(self, reason: str, exc: BaseException) -> None:
+        self._failure, self._failed_at = reason, time.monotonic()
+        log.error("audit write failed: %s (%s: %s)", reason, type(exc).__name__, redact(str(exc)))
+
+    def ready(self) -> None:
+        """Raise AuditUnavailable unless a record could be written now. Cheap enough for every call:
+        a flag and one statvfs while healthy; after a failure, a real probe at most every `reprobe_s`."""
+        if self._failure is not None or not self._probed:
+            if self._failure is not None and time.monotonic() - self._failed_at < self.reprobe_s:
+                raise AuditUnavailable(self._failure)
+            self._probe()
+        elif isinstance(self._backend, _PostgresBackend) and not self._backend.usable():
+            self._probe()
+        try:
+            free = self._backend.free_bytes()
+        except OSError as exc:
+            raise AuditUnavailable(unavailable_reason(exc)) from exc
+        if free is not None and free < self.min_free_bytes:
+            raise AuditUnavailable(
+                f"less than {self.min_free_bytes // (1024 * 1024)} MiB free where the audit log is written "
+                "(SOPHIA_AUDIT_MIN_FREE_BYTES)"
+            )
+
+    def _probe(self) -> None:
+        try:
+            with self._process_lock():
+                self._backend.probe()
+                if not self.keyring.can_create():
+                    raise PermissionError(errno.EACCES, "the audit key cannot be created")
+                for checkpoint in self.checkpoints:
+                    checkpoint.probe()
+        except self._errors as exc:
+            reason = unavailable_reason(exc)
+            self._fail(reason, exc)
+            raise AuditUnavailable(reason) from exc
+        self._failure, self._probed = None, True
+
+    @property
+    def failure(self) -> str | None:
+        """Why the last write or probe failed (None once one succeeded since)."""
+        return self._failure
+
+    def rotate_key(self, principal: str = "admin") -> tuple[str | None, str]:
+        """Seal new records with a new key (old keys stay for verification); the rotation is itself
+        recorded, sealed with the new key. Returns (old key id, new key id)."""
+        old, new = self.keyring.rotate()
+        self.append(AuditEvent(
+            principal=principal, principal_kind="local", role="admin", server="audit", tool="rotate-key",
+            arguments={"old_key_id": old, "new_key_id": new.key_id}, outcome="ok", error_code=None,
+            duration_ms=0.0, correlation_id="",
+        ))
+        return old, new.key_id
+
+    # -- reading ----------------------------------------------------------------------------
 
     def records(self) -> list[dict[str, Any]]:
-        return list(self._backend.rows())
+        return self._backend.rows() or []
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         return self.records()[-n:] if n > 0 else []
 
     def verify(self) -> VerifyReport:
-        return verify_records(self.records(), _read_head(self.head_path))
+        from .audit_verify import verify_log
+
+        return verify_log(self)
+
+    def read_rows(self) -> list[dict[str, Any]] | None:
+        """The stored rows, or None when the log does not exist."""
+        return self._backend.rows()
+
+    @property
+    def backend_label(self) -> str:
+        return "the PostgreSQL audit table" if self.dsn else "the audit database"
 
     def close(self) -> None:
         self._backend.close()
         self._head.close()
+        for checkpoint in self.checkpoints:
+            checkpoint.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _write_errors(*, uses_postgres: bool) -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (OSError, sqlite3.Error)
+    if uses_postgres:
+        import psycopg
+
+        errors += (psycopg.Error,)
+    return errors
 
 
 class AuditWriter:
@@ -282,15 +574,24 @@ class AuditWriter:
     per `linger_s`, so neither a commit nor a thread wake-up (which would contend for the GIL
     with the loop) happens per call. A group commit costs about what one synchronous append
     does, so the log keeps up at a fraction of the CPU and a call never waits on the disk.
-    The trade: records not yet committed when the process is killed (-9) are lost — at most the
-    last `linger_s` plus one commit of calls; `close` (and interpreter exit) drains everything.
-    The composing host uses this; a server that executes the action appends synchronously.
+
+    When a batch cannot be written, its records are kept and retried (backing off to `retry_max_s`)
+    and `healthy` is False, so the edge refuses calls (`ready()`). Past `max_held` kept records,
+    newer ones are dropped and counted; once writing works again, a gap record (outcome "gap")
+    says how many and when, and `verify` reports it. Records not yet committed when the process
+    is killed (-9) are lost — at most the last `linger_s` plus one commit of calls; `close` (and
+    interpreter exit) drains everything it can. The composing host uses this; a server that
+    executes the action appends synchronously.
     """
 
-    def __init__(self, log: AuditLog, max_batch: int = 1000, linger_s: float = 0.02):
+    def __init__(self, log: AuditLog, max_batch: int = 1000, linger_s: float = 0.02, *,
+                 max_held: int = 10_000, retry_s: float = 0.05, retry_max_s: float = 1.0):
         self.log = log
         self.max_batch = max_batch
         self.linger_s = linger_s
+        self.max_held = max_held
+        self.retry_s = retry_s
+        self.retry_max_s = retry_max_s
         self._queue: queue.SimpleQueue[list[AuditEvent] | None] = queue.SimpleQueue()
         self._buffer: list[AuditEvent] = []
         self._handoff_scheduled = False
@@ -298,6 +599,28 @@ class AuditWriter:
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._failure: str | None = None
+        self._dropped = 0
+        self._dropped_span: tuple[float, float] | None = None
+        self.gaps_written = 0
+
+    @property
+    def healthy(self) -> bool:
+        """False while a batch waits to be retried or dropped records wait for their gap record."""
+        return self._failure is None and self._dropped == 0
+
+    @property
+    def dropped(self) -> int:
+        """Records dropped (over `max_held`) and not yet covered by a gap record."""
+        return self._dropped
+
+    def ready(self) -> None:
+        """Raise AuditUnavailable while records cannot be written (see `AuditLog.ready`)."""
+        if self._failure is not None:
+            raise AuditUnavailable(self._failure)
+        if self._dropped:
+            raise AuditUnavailable("audit records were dropped and their gap is not recorded yet")
+        self.log.ready()
 
     def submit(self, event: AuditEvent) -> None:
         if self._thread is None:
@@ -331,25 +654,64 @@ class AuditWriter:
                 atexit.register(self.close)
 
     def _run(self) -> None:
+        held: list[AuditEvent] = []
+        delay = self.retry_s
+        stopping = False
         while True:
-            batches = [self._queue.get()]
-            while not self._queue.empty() and batches[-1] is not None:
+            try:
+                batches = [self._queue.get(timeout=delay if held else None)]
+            except queue.Empty:
+                batches = []
+            while not self._queue.empty():
                 batches.append(self._queue.get_nowait())
-            events = [e for b in batches if b is not None for e in b]
-            for start in range(0, len(events), self.max_batch):
-                chunk = events[start:start + self.max_batch]
-                try:
-                    self.log.append_many(chunk)
-                except Exception:  # the writer must outlive a bad moment of the disk, and say so
-                    logging.getLogger("sophia.audit").exception("audit write of %d records failed", len(chunk))
+            stopping = stopping or None in batches
+            self._hold([e for b in batches if b is not None for e in b], held)
+            written = self._write_held(held)
+            delay = self.retry_s if self._failure is None else min(delay * 2, self.retry_max_s)
             with self._idle:
-                self._pending -= len(events)
+                self._pending -= written
                 self._idle.notify_all()
-            if batches[-1] is None:
+            if stopping and (not held or self._failure is not None):
+                if held:
+                    log.error("audit writer closing with %d records it could not write: %s",
+                              len(held), self._failure)
                 return
 
+    def _hold(self, events: list[AuditEvent], held: list[AuditEvent]) -> None:
+        room = max(self.max_held - len(held), 0)
+        if len(events) > room:
+            lost = events[room:]
+            with self._idle:
+                self._dropped += len(lost)
+                self._pending -= len(lost)
+            first, last = lost[0].ts, lost[-1].ts
+            span = self._dropped_span
+            self._dropped_span = (min(span[0], first), max(span[1], last)) if span else (first, last)
+            events = events[:room]
+        held.extend(events)
+
+    def _write_held(self, held: list[AuditEvent]) -> int:
+        """Write what is held (then the gap record, if any were dropped); how many were written."""
+        written = 0
+        try:
+            while held:
+                chunk = held[:self.max_batch]
+                self.log.append_many(chunk)
+                del held[:len(chunk)]
+                written += len(chunk)
+            if self._dropped:
+                dropped, span = self._dropped, self._dropped_span or (0.0, 0.0)
+                self.log.append(_gap_event(dropped, span))
+                self.gaps_written += 1
+                self._dropped, self._dropped_span = 0, None
+        except AuditUnavailable as exc:
+            self._failure = exc.reason
+            return written
+        self._failure = None
+        return written
+
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every submitted record is written (or failed); False on timeout.
+        """Wait until every submitted record is written (or dropped); False on timeout.
 
         Called from the event loop's thread (or with no loop), it hands over the records still
         waiting for their linger first.
@@ -367,6 +729,14 @@ class AuditWriter:
         thread.join(timeout=30.0)
 
 
+def _gap_event(dropped: int, span: tuple[float, float]) -> AuditEvent:
+    return AuditEvent(
+        principal="sophia", principal_kind="system", role="admin", server="audit", tool="gap",
+        arguments={"dropped": dropped, "first_ts": round(span[0], 6), "last_ts": round(span[1], 6)},
+        outcome=GAP_OUTCOME, error_code="records_dropped", duration_ms=0.0, correlation_id="",
+    )
+
+
 def _fields(event: AuditEvent) -> dict[str, Any]:
     return {
         "ts": round(event.ts, 6),
@@ -381,69 +751,3 @@ def _fields(event: AuditEvent) -> dict[str, Any]:
         "duration_ms": round(event.duration_ms, 3),
         "correlation_id": event.correlation_id,
     }
-
-
-def _read_head(path: Path) -> dict[str, Any] | None:
-    try:
-        head = json.loads(path.read_text().strip() or "null")
-    except (OSError, ValueError):
-        return None
-    return head if isinstance(head, dict) else None
-
-
-def verify_records(rows: list[dict[str, Any]], head: dict[str, Any] | None) -> VerifyReport:
-    """Walk the log in storage order and name every break in the chain."""
-    problems: list[str] = []
-    seqs = [r["seq"] for r in rows]
-    seen: set[int] = set()
-    expected, prev_hash = 1, GENESIS
-    for index, row in enumerate(rows):
-        seq = row["seq"]
-        if entry_hash(row) != row["entry_hash"]:
-            problems.append(f"record seq={seq}: modified (its content does not match its hash)")
-        if seq in seen:
-            problems.append(f"record seq={seq}: inserted (a second record claims this sequence number)")
-            continue
-        seen.add(seq)
-        if seq == expected:
-            if row["prev_hash"] != prev_hash:
-                problems.append(f"record seq={seq}: inserted or replaced (its prev_hash does not match seq={seq - 1})")
-        elif seq > expected:
-            later = seqs[index + 1:]
-            missing = [s for s in range(expected, seq) if s not in later]
-            if missing:
-                problems.append(f"records seq={_ranges(missing)}: deleted")
-            if len(missing) < seq - expected:
-                problems.append(f"record seq={seq}: reordered (stored before seq={expected})")
-        else:
-            problems.append(f"record seq={seq}: reordered (stored after seq={expected - 1})")
-        expected = max(expected, seq + 1)
-        prev_hash = row["entry_hash"]
-    if head is not None:
-        last_seq = max(seqs) if seqs else 0
-        head_seq = int(head.get("seq", 0))
-        if head_seq > last_seq:
-            problems.append(f"truncated: the head names seq={head_seq} but the log ends at seq={last_seq}")
-        elif head_seq < last_seq:
-            problems.append(f"records seq={_ranges(list(range(head_seq + 1, last_seq + 1)))}: inserted after the head")
-        else:
-            tail = next((r for r in reversed(rows) if r["seq"] == last_seq), None)
-            if tail is not None and tail["entry_hash"] != head.get("entry_hash"):
-                problems.append(f"record seq={last_seq}: replaced (its hash differs from the head's)")
-    elif rows:
-        problems.append("the head file is missing: truncation cannot be ruled out")
-    return VerifyReport(records=len(rows), problems=problems)
-
-
-def _ranges(values: list[int]) -> str:
-    values = sorted(values)
-    parts: list[str] = []
-    start = prev = values[0]
-    for v in values[1:]:
-        if v == prev + 1:
-            prev = v
-            continue
-        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-        start = prev = v
-    parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-    return ",".join(parts)
