@@ -15,124 +15,47 @@ and `ready()` says cheaply, before a call runs, whether a record could be writte
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import contextlib
 import errno
 import fcntl
-import hashlib
-import json
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from .audit_checkpoint import Checkpoint, CheckpointFile, CheckpointTable
-from .audit_keys import AuditKey, AuditKeyring
+from .audit_keys import AuditKey, AuditKeyring, KeyringError
+from .audit_records import (
+    FIELDS,
+    GAP_OUTCOME,
+    GENESIS,
+    SEALED_FIELDS,
+    STORED_FIELDS,
+    AuditEvent,
+    AuditUnavailable,
+    VerifyReport,
+    canonical_json,
+    entry_hash,
+    record_fields,
+    unavailable_reason,
+)
 from .audit_shape import argument_shape, settings_secrets
-from .errors import Unavailable
+from .audit_writer import AuditWriter
 from .paths import sophia_home
 from .redact import redact
 from .settings import SuiteSettings, load_settings
 
 __all__ = [
-    "AuditEvent", "AuditKey", "AuditKeyring", "AuditLog", "AuditUnavailable", "AuditWriter", "VerifyReport",
-    "argument_shape", "canonical_json", "entry_hash", "settings_secrets",
+    "FIELDS", "GAP_OUTCOME", "GENESIS", "SEALED_FIELDS", "AuditEvent", "AuditKey", "AuditKeyring", "AuditLog",
+    "AuditUnavailable", "AuditWriter", "VerifyReport", "argument_shape", "canonical_json", "entry_hash",
+    "settings_secrets",
 ]
 
 log = logging.getLogger("sophia.audit")
-
-GENESIS = "0" * 64
-# Column names are constants of this module, never input: the f-string SQL below is safe.
-FIELDS = (
-    "seq", "ts", "principal", "principal_kind", "role", "server", "tool", "arguments",
-    "outcome", "error_code", "duration_ms", "correlation_id", "prev_hash",
-)
-SEALED_FIELDS = (*FIELDS, "key_id")
-STORED_FIELDS = (*SEALED_FIELDS, "entry_hash")
-# The outcome of a record that stands for records the write-behind had to drop.
-GAP_OUTCOME = "gap"
-
-
-class AuditUnavailable(Unavailable):
-    """No audit record can be written now: the call must not run (or, after it ran, is reported)."""
-
-    def __init__(self, reason: str):
-        super().__init__(f"audit unavailable: {reason}")
-        self.reason = reason
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def entry_hash(record: dict[str, Any], key: AuditKey | None = None) -> str:
-    """The record's seal: HMAC with `key`, or the legacy plain SHA-256 when `key` is None."""
-    if key is None:
-        return hashlib.sha256(canonical_json({k: record[k] for k in FIELDS}).encode()).hexdigest()
-    body = canonical_json({k: record[k] for k in SEALED_FIELDS})
-    return key.seal(b"sophia audit record v2\0" + body.encode())
-
-
-@dataclass
-class AuditEvent:
-    """One call, as the request path saw it. `arguments` is already a shape (see `argument_shape`)."""
-
-    principal: str
-    principal_kind: str
-    role: str
-    server: str
-    tool: str
-    arguments: dict[str, Any]
-    outcome: str  # ok | error | denied | input_required | gap
-    error_code: str | None
-    duration_ms: float
-    correlation_id: str
-    ts: float = field(default_factory=time.time)
-
-
-@dataclass
-class VerifyReport:
-    records: int
-    problems: list[str]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def intact(self) -> bool:
-        return not self.problems
-
-
-def unavailable_reason(exc: BaseException) -> str:
-    """A short, path-free reason for a failed audit write (the details go to the server's log)."""
-    if isinstance(exc, OSError) and exc.errno is not None:
-        reasons = {
-            errno.ENOSPC: "no space left where the audit log is written",
-            errno.EDQUOT: "the disk quota where the audit log is written is used up",
-            errno.EFBIG: "the audit log is over its file size limit",
-            errno.EROFS: "the audit log is on a read-only file system",
-            errno.EACCES: "permission denied writing the audit log",
-            errno.EPERM: "permission denied writing the audit log",
-        }
-        return reasons.get(exc.errno, f"the audit log cannot be written ({errno.errorcode.get(exc.errno, exc.errno)})")
-    if isinstance(exc, sqlite3.Error):
-        text = str(exc).lower()
-        for needle, reason in (
-            ("full", "no space left where the audit log is written"),
-            ("readonly", "the audit log is read-only"),
-            ("unable to open", "the audit log cannot be opened"),
-            ("locked", "the audit log is locked by another writer"),
-            ("disk i/o", "disk I/O error writing the audit log"),
-        ):
-            if needle in text:
-                return reason
-        return f"the audit log cannot be written ({type(exc).__name__})"
-    return f"the audit database cannot be written ({type(exc).__name__})"
 
 
 def _private_file(path: Path) -> None:
@@ -171,9 +94,10 @@ class _SqliteBackend:
 
     def _conn(self, *, write: bool) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None and not write:
+            return self._reader()
         if conn is None:
-            if write:
-                _private_file(self.path)  # SQLite gives its -wal and -shm files the database's mode
+            _private_file(self.path)  # SQLite gives its -wal and -shm files the database's mode
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a committed record survives a process crash (kill -9), which
@@ -182,6 +106,14 @@ class _SqliteBackend:
             self._local.conn = conn
         if write and not self._schema_ready:
             self._ensure_schema(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        """A read-only connection: reading (verify, tail) must work where writing does not."""
+        conn: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if conn is None:
+            conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            self._local.reader = conn
         return conn
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
@@ -239,7 +171,15 @@ class _SqliteBackend:
         if not self.path.exists():
             return None
         conn = self._conn(write=False)
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(audit)")}
+        try:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(audit)")}
+        except sqlite3.OperationalError:
+            # A WAL database in a directory we cannot write has no -shm to read through: read the
+            # file as it stands (nothing of ours can be writing it, we could not either).
+            conn.close()
+            conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None)
+            self._local.reader = conn
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(audit)")}
         if not columns:
             return []
         wanted = ["id", *(c if c in columns else f"NULL AS {c}" for c in STORED_FIELDS)]
@@ -248,10 +188,11 @@ class _SqliteBackend:
         return [dict(zip(names, row, strict=True)) for row in cur]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        for slot in ("conn", "reader"):
+            conn = getattr(self._local, slot, None)
+            if conn is not None:
+                conn.close()
+                setattr(self._local, slot, None)
 
 
 class _PostgresBackend:
@@ -455,7 +396,7 @@ class AuditLog:
         if one of them fails, the records stand (they are valid) and this still raises, because
         the log is not being kept as promised until a write fully succeeds again.
         """
-        batch = [_fields(e) for e in events]
+        batch = [record_fields(e) for e in events]
         committed = False
         try:
             with self._process_lock():
@@ -519,7 +460,12 @@ class AuditLog:
     def rotate_key(self, principal: str = "admin") -> tuple[str | None, str]:
         """Seal new records with a new key (old keys stay for verification); the rotation is itself
         recorded, sealed with the new key. Returns (old key id, new key id)."""
-        old, new = self.keyring.rotate()
+        try:
+            old, new = self.keyring.rotate()
+        except KeyringError:
+            raise
+        except OSError as exc:
+            raise AuditUnavailable(unavailable_reason(exc)) from exc
         self.append(AuditEvent(
             principal=principal, principal_kind="local", role="admin", server="audit", tool="rotate-key",
             arguments={"old_key_id": old, "new_key_id": new.key_id}, outcome="ok", error_code=None,
@@ -567,187 +513,3 @@ def _write_errors(*, uses_postgres: bool) -> tuple[type[BaseException], ...]:
     return errors
 
 
-class AuditWriter:
-    """Write-behind appends for a hot edge: calls hand records over, one thread commits batches.
-
-    On an event loop, `submit` only appends to a list; the list goes to the writer thread once
-    per `linger_s`, so neither a commit nor a thread wake-up (which would contend for the GIL
-    with the loop) happens per call. A group commit costs about what one synchronous append
-    does, so the log keeps up at a fraction of the CPU and a call never waits on the disk.
-
-    When a batch cannot be written, its records are kept and retried (backing off to `retry_max_s`)
-    and `healthy` is False, so the edge refuses calls (`ready()`). Past `max_held` kept records,
-    newer ones are dropped and counted; once writing works again, a gap record (outcome "gap")
-    says how many and when, and `verify` reports it. Records not yet committed when the process
-    is killed (-9) are lost — at most the last `linger_s` plus one commit of calls; `close` (and
-    interpreter exit) drains everything it can. The composing host uses this; a server that
-    executes the action appends synchronously.
-    """
-
-    def __init__(self, log: AuditLog, max_batch: int = 1000, linger_s: float = 0.02, *,
-                 max_held: int = 10_000, retry_s: float = 0.05, retry_max_s: float = 1.0):
-        self.log = log
-        self.max_batch = max_batch
-        self.linger_s = linger_s
-        self.max_held = max_held
-        self.retry_s = retry_s
-        self.retry_max_s = retry_max_s
-        self._queue: queue.SimpleQueue[list[AuditEvent] | None] = queue.SimpleQueue()
-        self._buffer: list[AuditEvent] = []
-        self._handoff_scheduled = False
-        self._pending = 0
-        self._idle = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self._failure: str | None = None
-        self._dropped = 0
-        self._dropped_span: tuple[float, float] | None = None
-        self.gaps_written = 0
-
-    @property
-    def healthy(self) -> bool:
-        """False while a batch waits to be retried or dropped records wait for their gap record."""
-        return self._failure is None and self._dropped == 0
-
-    @property
-    def dropped(self) -> int:
-        """Records dropped (over `max_held`) and not yet covered by a gap record."""
-        return self._dropped
-
-    def ready(self) -> None:
-        """Raise AuditUnavailable while records cannot be written (see `AuditLog.ready`)."""
-        if self._failure is not None:
-            raise AuditUnavailable(self._failure)
-        if self._dropped:
-            raise AuditUnavailable("audit records were dropped and their gap is not recorded yet")
-        self.log.ready()
-
-    def submit(self, event: AuditEvent) -> None:
-        if self._thread is None:
-            self._start()
-        elif not self._thread.is_alive():  # closed: nothing drains the queue any more
-            self.log.append(event)
-            return
-        with self._idle:
-            self._pending += 1
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._queue.put([event])
-            return
-        self._buffer.append(event)
-        if not self._handoff_scheduled:
-            self._handoff_scheduled = True
-            loop.call_later(self.linger_s, self._handoff)
-
-    def _handoff(self) -> None:
-        self._handoff_scheduled = False
-        batch, self._buffer = self._buffer, []
-        if batch:
-            self._queue.put(batch)
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="sophia-audit-writer", daemon=True)
-                self._thread.start()
-                atexit.register(self.close)
-
-    def _run(self) -> None:
-        held: list[AuditEvent] = []
-        delay = self.retry_s
-        stopping = False
-        while True:
-            try:
-                batches = [self._queue.get(timeout=delay if held else None)]
-            except queue.Empty:
-                batches = []
-            while not self._queue.empty():
-                batches.append(self._queue.get_nowait())
-            stopping = stopping or None in batches
-            self._hold([e for b in batches if b is not None for e in b], held)
-            written = self._write_held(held)
-            delay = self.retry_s if self._failure is None else min(delay * 2, self.retry_max_s)
-            with self._idle:
-                self._pending -= written
-                self._idle.notify_all()
-            if stopping and (not held or self._failure is not None):
-                if held:
-                    log.error("audit writer closing with %d records it could not write: %s",
-                              len(held), self._failure)
-                return
-
-    def _hold(self, events: list[AuditEvent], held: list[AuditEvent]) -> None:
-        room = max(self.max_held - len(held), 0)
-        if len(events) > room:
-            lost = events[room:]
-            with self._idle:
-                self._dropped += len(lost)
-                self._pending -= len(lost)
-            first, last = lost[0].ts, lost[-1].ts
-            span = self._dropped_span
-            self._dropped_span = (min(span[0], first), max(span[1], last)) if span else (first, last)
-            events = events[:room]
-        held.extend(events)
-
-    def _write_held(self, held: list[AuditEvent]) -> int:
-        """Write what is held (then the gap record, if any were dropped); how many were written."""
-        written = 0
-        try:
-            while held:
-                chunk = held[:self.max_batch]
-                self.log.append_many(chunk)
-                del held[:len(chunk)]
-                written += len(chunk)
-            if self._dropped:
-                dropped, span = self._dropped, self._dropped_span or (0.0, 0.0)
-                self.log.append(_gap_event(dropped, span))
-                self.gaps_written += 1
-                self._dropped, self._dropped_span = 0, None
-        except AuditUnavailable as exc:
-            self._failure = exc.reason
-            return written
-        self._failure = None
-        return written
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every submitted record is written (or dropped); False on timeout.
-
-        Called from the event loop's thread (or with no loop), it hands over the records still
-        waiting for their linger first.
-        """
-        self._handoff()
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
-
-    def close(self) -> None:
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            return
-        self._handoff()
-        self._queue.put(None)
-        thread.join(timeout=30.0)
-
-
-def _gap_event(dropped: int, span: tuple[float, float]) -> AuditEvent:
-    return AuditEvent(
-        principal="sophia", principal_kind="system", role="admin", server="audit", tool="gap",
-        arguments={"dropped": dropped, "first_ts": round(span[0], 6), "last_ts": round(span[1], 6)},
-        outcome=GAP_OUTCOME, error_code="records_dropped", duration_ms=0.0, correlation_id="",
-    )
-
-
-def _fields(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "ts": round(event.ts, 6),
-        "principal": event.principal,
-        "principal_kind": event.principal_kind,
-        "role": event.role,
-        "server": event.server,
-        "tool": event.tool,
-        "arguments": redact(canonical_json(event.arguments)),
-        "outcome": event.outcome,
-        "error_code": event.error_code,
-        "duration_ms": round(event.duration_ms, 3),
-        "correlation_id": event.correlation_id,
-    }

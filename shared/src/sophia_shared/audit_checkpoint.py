@@ -10,7 +10,6 @@ only SELECT and INSERT (`checkpoint_table_sql`). `protection()` says when that i
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -193,7 +192,7 @@ class CheckpointTable:
         return None
 
     def close(self) -> None:
-        with self._lock, contextlib.suppress(Exception):
+        with self._lock:
             if self._conn is not None:
                 self._conn.close()
-        self._conn = None
+                self._conn = None

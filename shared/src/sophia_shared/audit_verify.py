@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from .audit_checkpoint import checkpoint_message
 from .audit_keys import AuditKeyring
+from .audit_records import GAP_OUTCOME, GENESIS, VerifyReport, entry_hash
 
 if TYPE_CHECKING:
-    from .audit import AuditLog, VerifyReport
+    from .audit import AuditLog
 
 # A checkpoint naming many rewritten records is reported by its first few, then a count.
 _MAX_LISTED = 5
@@ -36,8 +37,6 @@ class _Walk:
 
 
 def verify_log(audit: AuditLog) -> VerifyReport:
-    from .audit import VerifyReport
-
     notes: list[str] = []
     try:
         rows = audit.read_rows()
@@ -119,14 +118,11 @@ def checkpoint_anchors(entries: list[dict[str, Any]], keyring: AuditKeyring,
 def verify_records(rows: list[dict[str, Any]], anchors: list[Anchor] | dict[str, Any] | None, *,
                    keyring: AuditKeyring | None = None, head_required: bool = True) -> VerifyReport:
     """Walk the log in storage order and name every break in the chain, then check the anchors."""
-    from .audit import VerifyReport
-
     if isinstance(anchors, dict):  # a bare head, as earlier callers passed it
         anchors = [Anchor(int(anchors.get("seq", 0)), str(anchors.get("entry_hash", "")), "head")]
     anchors = anchors or []
     walk = _walk_chain(rows, keyring)
     problems = walk.problems
-    seqs = [r["seq"] for r in rows]
     problems.extend(_check_anchors(rows, anchors))
     if head_required and rows and not any(a.source == "head" for a in anchors):
         problems.append("the head file is missing: truncation cannot be ruled out")
@@ -138,13 +134,10 @@ def verify_records(rows: list[dict[str, Any]], anchors: list[Anchor] | dict[str,
     if keyring is not None and not keyring.supplied and keyring.exists() and rows and not walk.sealed:
         problems.append("no record is sealed, but the audit key exists (the first sealed record creates it): "
                         "the sealed records were removed or rewritten")
-    del seqs
     return VerifyReport(records=len(rows), problems=problems, notes=notes)
 
 
 def _walk_chain(rows: list[dict[str, Any]], keyring: AuditKeyring | None) -> _Walk:
-    from .audit import GAP_OUTCOME, GENESIS, entry_hash
-
     walk = _Walk()
     problems = walk.problems
     seqs = [r["seq"] for r in rows]
