@@ -89,6 +89,7 @@ class _SqliteBackend:
 
     def __init__(self, path: Path):
         self.path = path
+        self._dir = str(path.parent)
         self._local = threading.local()
         self._schema_ready = False
 
@@ -164,7 +165,7 @@ class _SqliteBackend:
             conn.close()
 
     def free_bytes(self) -> int | None:
-        st = os.statvfs(self.path.parent)
+        st = os.statvfs(self._dir)
         return st.f_bavail * st.f_frsize
 
     def rows(self) -> list[dict[str, Any]] | None:
