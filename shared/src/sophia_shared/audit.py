@@ -398,19 +398,20 @@ class AuditLog:
         the log is not being kept as promised until a write fully succeeds again.
         """
         batch = [record_fields(e) for e in events]
-        committed = False
+        stage = "log"
         try:
             with self._process_lock():
                 key = self.keyring.current()
                 records = self._backend.append(batch, key)
-                committed = True
+                stage = "head"
                 self._head.write(records[-1])
                 for checkpoint in self.checkpoints:
+                    stage = "checkpoint"
                     checkpoint.write(records[-1]["seq"], records[-1]["entry_hash"], key)
         except self._errors as exc:
             reason = unavailable_reason(exc)
-            if committed:
-                reason += " (the records were written; their head or checkpoint was not)"
+            if stage != "log":
+                reason += f" (the records were written; the {stage} was not)"
             self._fail(reason, exc)
             raise AuditUnavailable(reason) from exc
         self._failure, self._probed = None, True

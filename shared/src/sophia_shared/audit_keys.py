@@ -57,6 +57,7 @@ class AuditKeyring:
         self._keys: dict[str, AuditKey] = {}
         self._current: AuditKey | None = None
         self._stamp: tuple[int, int] | None = None
+        self._missing: set[str] = set()
         if supplied:
             keys = [AuditKey(supplied_key_id(s), s) for s in supplied]
             self._keys = {k.key_id: k for k in keys}
@@ -84,8 +85,11 @@ class AuditKeyring:
 
     def get(self, key_id: str) -> AuditKey | None:
         """The key with this id, or None when this keyring never held it."""
-        if key_id not in self._keys and not self.supplied and self.path is not None and self.path.exists():
+        if (key_id not in self._keys and key_id not in self._missing and not self.supplied
+                and self.path is not None and self.path.exists()):
             self._load(os.stat(self.path))
+            if key_id not in self._keys:
+                self._missing.add(key_id)  # one reload per unknown id, however many records name it
         return self._keys.get(key_id)
 
     def can_create(self) -> bool:
