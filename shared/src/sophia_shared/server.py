@@ -41,7 +41,7 @@ from .errors import (
     SophiaError,
     error_info,
 )
-from .redact import get_logger, redact
+from .redact import clip, get_logger, redact
 from .settings import ServerSettings, SuiteSettings
 
 __all__ = [
@@ -272,7 +272,7 @@ class SophiaServer(MCPServer[Any]):
                         f"{name} is not available: this server runs in read-only mode "
                         f"(setting SOPHIA_{self.name.upper()}_READ_ONLY or --read-only)"
                     )
-                raise NotFound(f"unknown tool {name!r}; list the tools to see what this server offers")
+                raise NotFound(f"unknown tool {clip(name)!r}; list the tools to see what this server offers")
             if principal.role < spec.role:
                 raise Forbidden(
                     f"{name} needs role {spec.role.label} or higher; {principal.name} has role "
@@ -423,8 +423,8 @@ def _sophia_cause(exc: BaseException) -> SophiaError | None:
 def _validation_message(tool: str, error: ValidationError) -> str:
     parts = []
     for item in error.errors()[:5]:
-        where = ".".join(str(p) for p in item["loc"]) or "arguments"
-        parts.append(f"{where}: {item['msg']}")
+        where = clip(".".join(str(p) for p in item["loc"])) or "arguments"
+        parts.append(f"{where}: {clip(item['msg'])}")
     return f"invalid arguments for {tool}: " + "; ".join(parts)
 
 
