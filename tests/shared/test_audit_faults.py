@@ -336,6 +336,7 @@ def test_a_failed_write_leaves_no_record_and_the_next_one_continues_the_chain(so
     audit = AuditLog(home=sophia_home, reprobe_s=0)
     audit.append(_event(1))
     head = sophia_home / "audit.head"
+    assert audit._head is not None
     audit._head.close()  # force the head to be reopened, then make that impossible
     head.unlink()
     head.mkdir()

@@ -74,11 +74,16 @@ class Setup:
             pg.execute(statement.replace("?", "%s"), params)  # type: ignore[arg-type]
 
     def rewrite_head(self, seq: int, digest: str) -> None:
-        head = self.home / ("audit-postgres.head" if self.dsn else "audit.head")
-        head.write_text(json.dumps({"seq": seq, "entry_hash": digest}).ljust(160))
+        if self.dsn is None:
+            (self.home / "audit.head").write_text(json.dumps({"seq": seq, "entry_hash": digest}).ljust(160))
+        else:
+            self.sql("UPDATE sophia_audit_head SET seq = ?, entry_hash = ?", (seq, digest))
 
     def delete_head(self) -> None:
-        (self.home / ("audit-postgres.head" if self.dsn else "audit.head")).unlink()
+        if self.dsn is None:
+            (self.home / "audit.head").unlink()
+        else:
+            self.sql("DELETE FROM sophia_audit_head")
 
     def delete_log(self) -> None:
         if self.dsn is None:
@@ -414,7 +419,8 @@ def _legacy_log(setup: Setup, n: int) -> list[dict[str, Any]]:
         setup.sql(f"INSERT INTO {setup.table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                   tuple(row[c] for c in columns))
         rows.append(row)
-    setup.rewrite_head(n, prev)
+    if setup.dsn is None:  # that version kept the head in a file (for PostgreSQL too; now it is a table)
+        setup.rewrite_head(n, prev)
     return rows
 
 

@@ -44,6 +44,7 @@ from .audit_records import (
     unavailable_reason,
 )
 from .audit_shape import argument_shape, settings_secrets
+from .audit_verify import read_head, verify_log
 from .audit_writer import AuditWriter
 from .paths import sophia_home
 from .redact import redact
@@ -97,8 +98,15 @@ class _SqliteBackend:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None and not write:
             return self._reader()
+        if conn is not None and write and not self._same_file():
+            # The database was deleted or replaced under us: writing on would write into an
+            # unlinked file. Start on the file at the path (verify reports what happened).
+            conn.close()
+            conn = self._local.conn = None
+            self._schema_ready = False
         if conn is None:
             _private_file(self.path)  # SQLite gives its -wal and -shm files the database's mode
+            self._local.ino = os.stat(self.path).st_ino
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a committed record survives a process crash (kill -9), which
@@ -108,6 +116,12 @@ class _SqliteBackend:
         if write and not self._schema_ready:
             self._ensure_schema(conn)
         return conn
+
+    def _same_file(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino == getattr(self._local, "ino", None)
+        except FileNotFoundError:
+            return False
 
     def _reader(self) -> sqlite3.Connection:
         """A read-only connection: reading (verify, tail) must work where writing does not."""
@@ -197,17 +211,33 @@ class _SqliteBackend:
 
 
 class _PostgresBackend:
-    _DDL = """
-    CREATE TABLE IF NOT EXISTS sophia_audit (
-      id BIGSERIAL PRIMARY KEY,
-      seq BIGINT NOT NULL, ts DOUBLE PRECISION NOT NULL, principal TEXT NOT NULL,
-      principal_kind TEXT NOT NULL, role TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL,
-      arguments TEXT NOT NULL, outcome TEXT NOT NULL, error_code TEXT,
-      duration_ms DOUBLE PRECISION NOT NULL, correlation_id TEXT NOT NULL,
-      prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL, key_id TEXT
-    )"""
-    # Serialises schema set-up between hosts: concurrent CREATE TABLE IF NOT EXISTS can collide.
-    _SCHEMA_LOCK = 0x50_41_55_44
+    """The log in PostgreSQL, shared by every host and server that points at the same database.
+
+    Appends from any number of processes and machines form one chain: each batch links to the true
+    last record under a table lock held until its commit, and the head (last seq and hash) is kept
+    in the same database, in the same transaction, so every host verifies against the same head.
+    (Hosts that share it must seal with the same key: SOPHIA_AUDIT_KEY.) The connection is reopened
+    after the server restarts; a statement that fails before anything of the batch was sent is
+    retried once on the new connection (it cannot duplicate a record). Nothing is created before
+    the first write, so `verify` can tell a dropped table.
+    """
+
+    _DDL = (
+        """CREATE TABLE IF NOT EXISTS sophia_audit (
+          id BIGSERIAL PRIMARY KEY,
+          seq BIGINT NOT NULL, ts DOUBLE PRECISION NOT NULL, principal TEXT NOT NULL,
+          principal_kind TEXT NOT NULL, role TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL,
+          arguments TEXT NOT NULL, outcome TEXT NOT NULL, error_code TEXT,
+          duration_ms DOUBLE PRECISION NOT NULL, correlation_id TEXT NOT NULL,
+          prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL, key_id TEXT
+        )""",
+        # A log from before keys gains the column; its records stay, verified as legacy.
+        "ALTER TABLE sophia_audit ADD COLUMN IF NOT EXISTS key_id TEXT",
+        """CREATE TABLE IF NOT EXISTS sophia_audit_head (
+          singleton BOOLEAN PRIMARY KEY DEFAULT true CHECK (singleton),
+          seq BIGINT NOT NULL, entry_hash TEXT NOT NULL
+        )""",
+    )
 
     def __init__(self, dsn: str):
         self._dsn = dsn
@@ -218,30 +248,78 @@ class _PostgresBackend:
     def _connection(self, *, write: bool) -> Any:
         import psycopg
 
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            self._drop()
+            conn = self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
         if write and not self._schema_ready:
-            with self._conn.transaction():
-                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._SCHEMA_LOCK,))
-                self._conn.execute(self._DDL)
-                self._conn.execute("ALTER TABLE sophia_audit ADD COLUMN IF NOT EXISTS key_id TEXT")
+            try:
+                with conn.transaction():
+                    # Two processes creating the tables at once must not race CREATE TABLE IF NOT EXISTS.
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_audit_schema'))")
+                    for statement in self._DDL:
+                        conn.execute(statement)
+            except BaseException:
+                if conn.broken:
+                    self._drop()
+                raise
             self._schema_ready = True
-        return self._conn
+        return conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def append(self, batch: list[dict[str, Any]], key: AuditKey) -> list[dict[str, Any]]:
         with self._lock:
-            conn = self._connection(write=True)
-            with conn.transaction():
-                # One writer at a time across processes: the chain needs the true last record.
-                conn.execute("LOCK TABLE sophia_audit IN EXCLUSIVE MODE")
-                last = conn.execute("SELECT seq, entry_hash FROM sophia_audit ORDER BY id DESC LIMIT 1").fetchone()
-                records = _chain(batch, last, key)
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        f"INSERT INTO sophia_audit ({', '.join(STORED_FIELDS)}) "  # noqa: S608
-                        f"VALUES ({', '.join(['%s'] * len(STORED_FIELDS))})",
-                        [[r[k] for k in STORED_FIELDS] for r in records],
-                    )
+            return self._append(batch, key, retry=True)
+
+    def _append(self, batch: list[dict[str, Any]], key: AuditKey, *, retry: bool) -> list[dict[str, Any]]:
+        import psycopg
+
+        conn = self._connection(write=True)
+        try:
+            conn.execute("BEGIN")
+            # One writer at a time across processes: the chain needs the true last record.
+            conn.execute("LOCK TABLE sophia_audit IN EXCLUSIVE MODE")
+        except psycopg.OperationalError:
+            if not conn.broken:
+                conn.execute("ROLLBACK")
+                raise
+            # A connection the server dropped (a restart while it sat idle): nothing was written.
+            self._drop()
+            if retry:
+                return self._append(batch, key, retry=False)
+            raise
+        except psycopg.errors.UndefinedTable:
+            conn.execute("ROLLBACK")
+            self._schema_ready = False  # dropped under us: the next write starts a new log (verify tells)
+            raise
+        try:
+            last = conn.execute("SELECT seq, entry_hash FROM sophia_audit ORDER BY id DESC LIMIT 1").fetchone()
+            records = _chain(batch, last, key)
+            with conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO sophia_audit ({', '.join(STORED_FIELDS)}) "  # noqa: S608
+                    f"VALUES ({', '.join(['%s'] * len(STORED_FIELDS))})",
+                    [[r[k] for k in STORED_FIELDS] for r in records],
+                )
+            conn.execute(
+                "INSERT INTO sophia_audit_head (singleton, seq, entry_hash) VALUES (true, %s, %s) "
+                "ON CONFLICT (singleton) DO UPDATE SET seq = EXCLUDED.seq, entry_hash = EXCLUDED.entry_hash",
+                (records[-1]["seq"], records[-1]["entry_hash"]),
+            )
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.broken:
+                self._drop()
+            else:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+            if isinstance(exc, psycopg.errors.UndefinedTable):
+                self._schema_ready = False
+            raise
         return records
 
     def probe(self) -> None:
@@ -255,27 +333,33 @@ class _PostgresBackend:
         return self._conn is not None and not self._conn.closed and not self._conn.broken
 
     def rows(self) -> list[dict[str, Any]] | None:
-        import psycopg
+        return self.snapshot()[0]
 
+    def snapshot(self) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+        """Every record (None when there is no log table) and the head, read in one snapshot."""
         with self._lock:
             conn = self._connection(write=False)
-            try:
-                cur = conn.execute(f"SELECT id, {', '.join(STORED_FIELDS)} FROM sophia_audit ORDER BY id")  # noqa: S608
-            except psycopg.errors.UndefinedTable:
-                return None
-            except psycopg.errors.UndefinedColumn:  # a log from before keys, not written since
-                cur = conn.execute(
-                    f"SELECT id, {', '.join(FIELDS)}, entry_hash, NULL AS key_id FROM sophia_audit ORDER BY id"  # noqa: S608
-                )
-            names = [d.name for d in cur.description or []]
-            rows = cur.fetchall()
-        return [dict(zip(names, row, strict=True)) for row in rows]
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                present = conn.execute(
+                    "SELECT to_regclass('sophia_audit') IS NOT NULL, to_regclass('sophia_audit_head') IS NOT NULL"
+                ).fetchone()
+                if not present[0]:
+                    return None, None
+                columns = {r[0] for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'sophia_audit' "
+                    "AND table_schema = current_schema()"
+                )}
+                wanted = ["id", *(c if c in columns else f"NULL AS {c}" for c in STORED_FIELDS)]
+                cur = conn.execute(f"SELECT {', '.join(wanted)} FROM sophia_audit ORDER BY id")  # noqa: S608
+                names = [d.name for d in cur.description or []]
+                rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+                head = conn.execute("SELECT seq, entry_hash FROM sophia_audit_head").fetchone() if present[1] else None
+        return rows, ({"seq": head[0], "entry_hash": head[1]} if head else None)
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._drop()
 
 
 def _chain(batch: list[dict[str, Any]], last: tuple[int, str] | None, key: AuditKey) -> list[dict[str, Any]]:
@@ -353,9 +437,10 @@ class AuditLog:
         suite = suite if suite is not None else load_settings(SuiteSettings)
         self.dsn = dsn
         self.home = home
+        # The head: in the same PostgreSQL (one for every host sharing it), else a file beside the log.
+        self.head_path: Path | None = None
         if dsn:
             self._backend: _Backend = _PostgresBackend(dsn)
-            self.head_path = home / "audit-postgres.head"
         else:
             self._backend = _SqliteBackend(home / "audit.sqlite3")
             self.head_path = home / "audit.head"
@@ -363,7 +448,7 @@ class AuditLog:
         self.checkpoints = checkpoints if checkpoints is not None else checkpoints_from_settings(suite)
         self.min_free_bytes = suite.audit_min_free_bytes
         self.reprobe_s = reprobe_s
-        self._head = _HeadFile(self.head_path)
+        self._head = _HeadFile(self.head_path) if self.head_path is not None else None
         self._lock_path = home / "audit.lock"
         self._lock_fd: int | None = None
         self._thread_lock = threading.Lock()
@@ -404,7 +489,8 @@ class AuditLog:
                 key = self.keyring.current()
                 records = self._backend.append(batch, key)
                 stage = "head"
-                self._head.write(records[-1])
+                if self._head is not None:
+                    self._head.write(records[-1])
                 for checkpoint in self.checkpoints:
                     stage = "checkpoint"
                     checkpoint.write(records[-1]["seq"], records[-1]["entry_hash"], key)
@@ -484,13 +570,14 @@ class AuditLog:
         return self.records()[-n:] if n > 0 else []
 
     def verify(self) -> VerifyReport:
-        from .audit_verify import verify_log
-
         return verify_log(self)
 
-    def read_rows(self) -> list[dict[str, Any]] | None:
-        """The stored rows, or None when the log does not exist."""
-        return self._backend.rows()
+    def snapshot(self) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+        """The stored rows (None when the log does not exist) and the head, as one consistent read."""
+        if isinstance(self._backend, _PostgresBackend):
+            return self._backend.snapshot()
+        assert self.head_path is not None
+        return self._backend.rows(), read_head(self.head_path)
 
     @property
     def backend_label(self) -> str:
@@ -498,7 +585,8 @@ class AuditLog:
 
     def close(self) -> None:
         self._backend.close()
-        self._head.close()
+        if self._head is not None:
+            self._head.close()
         for checkpoint in self.checkpoints:
             checkpoint.close()
         if self._lock_fd is not None:

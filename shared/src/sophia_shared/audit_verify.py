@@ -39,12 +39,11 @@ class _Walk:
 def verify_log(audit: AuditLog) -> VerifyReport:
     notes: list[str] = []
     try:
-        rows = audit.read_rows()
+        rows, head = audit.snapshot()
     except (OSError, sqlite3.Error) as exc:
         return VerifyReport(0, [f"{audit.backend_label} cannot be read ({type(exc).__name__}: {exc})"])
     anchors: list[Anchor] = []
     problems: list[str] = []
-    head = read_head(audit.head_path)
     if head is not None:
         anchors.append(Anchor(int(head.get("seq", 0)), str(head.get("entry_hash", "")), "head"))
     if not audit.checkpoints:
@@ -63,7 +62,10 @@ def verify_log(audit: AuditLog) -> VerifyReport:
         warning = checkpoint.protection()
         if warning:
             notes.append(warning)
-    report = verify_records(rows or [], anchors, keyring=audit.keyring, head_required=audit.dsn is None)
+    # A PostgreSQL log from before its head table has no head until its first sealed record.
+    sealed = any(r.get("key_id") is not None for r in rows or [])
+    report = verify_records(rows or [], anchors, keyring=audit.keyring, head_required=audit.dsn is None or sealed,
+                            head_is_file=audit.dsn is None)
     report.problems[:0] = problems
     report.notes[:0] = notes
     evidence = _evidence_of_a_log(anchors, audit.keyring)
@@ -116,7 +118,8 @@ def checkpoint_anchors(entries: list[dict[str, Any]], keyring: AuditKeyring,
 
 
 def verify_records(rows: list[dict[str, Any]], anchors: list[Anchor] | dict[str, Any] | None, *,
-                   keyring: AuditKeyring | None = None, head_required: bool = True) -> VerifyReport:
+                   keyring: AuditKeyring | None = None, head_required: bool = True,
+                   head_is_file: bool = True) -> VerifyReport:
     """Walk the log in storage order and name every break in the chain, then check the anchors."""
     if isinstance(anchors, dict):  # a bare head, as earlier callers passed it
         anchors = [Anchor(int(anchors.get("seq", 0)), str(anchors.get("entry_hash", "")), "head")]
@@ -125,7 +128,8 @@ def verify_records(rows: list[dict[str, Any]], anchors: list[Anchor] | dict[str,
     problems = walk.problems
     problems.extend(_check_anchors(rows, anchors))
     if head_required and rows and not any(a.source == "head" for a in anchors):
-        problems.append("the head file is missing: truncation cannot be ruled out")
+        problems.append("the head file is missing: truncation cannot be ruled out" if head_is_file
+                        else "the head is missing: truncation cannot be ruled out")
     notes: list[str] = []
     if walk.legacy:
         covered = ("pinned by the first sealed record after them" if walk.sealed

@@ -123,7 +123,7 @@ def _where(tenant: str, flt: MemoryFilter, now: datetime, alias: str = "") -> tu
 class PostgresBackend:
     name: Literal["sqlite", "postgres"] = "postgres"
 
-    def __init__(self, dsn: str, *, min_size: int, max_size: int, ef_search: int):
+    def __init__(self, dsn: str, *, min_size: int, max_size: int, ef_search: int, timeout_s: float = 10.0):
         import psycopg
         from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -134,9 +134,15 @@ class PostgresBackend:
             min_size=min_size,
             max_size=max_size,
             open=False,
-            timeout=30,
+            timeout=timeout_s,
             kwargs={"connect_timeout": 10},
             name="sophia-memory",
+            # A connection broken by a database restart is replaced before it is handed out, so the
+            # first calls after the restart work instead of failing once per pooled connection.
+            check=self._check,
+            # A reconnect attempt gives up after 1 s instead of backing off for minutes, so once the
+            # database is back the next call opens a connection at once.
+            reconnect_timeout=1.0,
         )
         try:
             self._pool.open(wait=True, timeout=15)
@@ -146,6 +152,18 @@ class PostgresBackend:
                 f"cannot connect to the memory database {redact(dsn)}: check SOPHIA_MEMORY_DSN",
                 detail=str(exc),
             ) from exc
+
+    def _check(self, conn: Any) -> None:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.OperationalError:
+            # One dropped connection means the server went away: discard every idle one now, rather
+            # than meet them one by one with the pool's back-off sleep between each.
+            self._pool.check()
+            raise
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -529,6 +547,7 @@ class PostgresStore(Store):
                 min_size=settings.pool_min_size,
                 max_size=settings.pool_max_size,
                 ef_search=settings.hnsw_ef_search,
+                timeout_s=settings.pool_timeout_s,
             )
             if migrate:
                 import psycopg

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from ..paths import sophia_home
-from ..settings import ServerSettings, settings_config
+from ..settings import ServerSettings, SuiteSettings, settings_config
 
 
 class MemorySettings(ServerSettings):
@@ -19,7 +19,8 @@ class MemorySettings(ServerSettings):
 
     # None: SQLite + sqlite-vec at $SOPHIA_HOME/memory/memory.db. `sqlite:///abs/path.db` (that is,
     # sqlite:// + an absolute path) picks
-    # another file; `postgresql://...` selects PostgreSQL + pgvector.
+    # another file; `postgresql://...` selects PostgreSQL + pgvector. Unset, SOPHIA_DATABASE_URL
+    # (the suite's one database) is used when that is set.
     dsn: SecretStr | None = None
 
     embedding_provider: Literal["local", "openai"] = "local"
@@ -45,7 +46,16 @@ class MemorySettings(ServerSettings):
     # PostgreSQL: connection pool and HNSW search breadth.
     pool_min_size: int = Field(default=1, ge=0, le=100)
     pool_max_size: int = Field(default=8, ge=1, le=200)
+    # How long a call waits for a pooled connection: also how soon a call is refused `unavailable`
+    # while the database is down.
+    pool_timeout_s: float = Field(default=10.0, gt=0, le=600)
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
+
+    @model_validator(mode="after")
+    def _default_to_database_url(self) -> MemorySettings:
+        if self.dsn is None:
+            self.dsn = SuiteSettings().database_url
+        return self
 
     def resolved_models_dir(self) -> Path:
         """The directory that caches built embedding models."""
