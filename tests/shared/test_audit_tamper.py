@@ -251,6 +251,20 @@ def test_a_deleted_log_is_reported(backend: str, make_setup: Callable[..., Setup
     ]
 
 
+def test_a_database_deleted_under_a_running_writer_is_not_written_unlinked(make_setup: Callable[..., Setup]) -> None:
+    setup = make_setup("sqlite")
+    audit = setup.open()
+    for i in range(1, 6):
+        audit.append(_event(i))
+    setup.delete_log()
+    setup.delete_head()
+    audit.append(_event(6))  # the same process goes on: into a new file at the path, not the deleted one
+    assert [r["tool"] for r in setup.open().records()] == ["tool_6"]
+    problems = _problems(setup)
+    assert f"truncated: the {_checkpoint_label(setup)} names seq=5 but the log ends at seq=1" in problems
+    audit.close()
+
+
 def test_a_wiped_log_is_reported_by_its_key_even_without_a_checkpoint(make_setup: Callable[..., Setup]) -> None:
     setup = make_setup("sqlite", checkpoint=False)
     _written(setup)

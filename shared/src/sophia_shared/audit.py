@@ -96,14 +96,14 @@ class _SqliteBackend:
 
     def _conn(self, *, write: bool) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None and not write:
-            return self._reader()
-        if conn is not None and write and not self._same_file():
+        if conn is not None and not self._same_file("ino"):
             # The database was deleted or replaced under us: writing on would write into an
             # unlinked file. Start on the file at the path (verify reports what happened).
             conn.close()
             conn = self._local.conn = None
             self._schema_ready = False
+        if conn is None and not write:
+            return self._reader()
         if conn is None:
             _private_file(self.path)  # SQLite gives its -wal and -shm files the database's mode
             self._local.ino = os.stat(self.path).st_ino
@@ -117,16 +117,20 @@ class _SqliteBackend:
             self._ensure_schema(conn)
         return conn
 
-    def _same_file(self) -> bool:
+    def _same_file(self, slot: str) -> bool:
         try:
-            return os.stat(self.path).st_ino == getattr(self._local, "ino", None)
+            return os.stat(self.path).st_ino == getattr(self._local, slot, None)
         except FileNotFoundError:
             return False
 
     def _reader(self) -> sqlite3.Connection:
         """A read-only connection: reading (verify, tail) must work where writing does not."""
         conn: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if conn is not None and not self._same_file("reader_ino"):
+            conn.close()
+            conn = None
         if conn is None:
+            self._local.reader_ino = os.stat(self.path).st_ino
             conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30, isolation_level=None)
             self._local.reader = conn
         return conn
