@@ -331,8 +331,8 @@ def test_audit_unavailable_is_an_unavailable_error_with_a_stable_message() -> No
 
 
 def test_a_failed_write_leaves_no_record_and_the_next_one_continues_the_chain(sophia_home: Path) -> None:
-    """A write that fails after its commit (here: the head cannot be written) says so and keeps the
-    committed records; the chain goes on from them."""
+    """The head moves in the same transaction: when it cannot be written (here: a directory sits where
+    it goes), the records roll back, `ready()` says so before a call runs, and the chain goes on after."""
     audit = AuditLog(home=sophia_home, reprobe_s=0)
     audit.append(_event(1))
     head = sophia_home / "audit.head"
@@ -340,11 +340,16 @@ def test_a_failed_write_leaves_no_record_and_the_next_one_continues_the_chain(so
     audit._head.close()  # force the head to be reopened, then make that impossible
     head.unlink()
     head.mkdir()
-    with pytest.raises(AuditUnavailable, match="the records were written"):
+    with pytest.raises(AuditUnavailable) as caught:
         audit.append(_event(2))
+    assert "were written" not in caught.value.message
+    with pytest.raises(AuditUnavailable):
+        audit.ready()
+    assert [r["seq"] for r in audit.records()] == [1]
     head.rmdir()
+    audit.ready()
     audit.append(_event(3))
-    assert [r["seq"] for r in audit.records()] == [1, 2, 3]
+    assert [r["tool"] for r in audit.records()] == ["tool_1", "tool_3"]
     assert audit.verify().intact
 
 
