@@ -479,7 +479,7 @@ class AuditLog:
         suite: SuiteSettings | None = None,
         keyring: AuditKeyring | None = None,
         checkpoints: list[Checkpoint] | None = None,
-        reprobe_s: float = 0.25,
+        reprobe_s: float | None = None,
     ):
         home = home or sophia_home()
         suite = suite if suite is not None else load_settings(SuiteSettings)
@@ -497,7 +497,10 @@ class AuditLog:
         self.keyring = keyring if keyring is not None else keyring_from_settings(suite, home)
         self.checkpoints = checkpoints if checkpoints is not None else checkpoints_from_settings(suite)
         self.min_free_bytes = suite.audit_min_free_bytes
-        self.reprobe_s = reprobe_s
+        # After a failure, how soon `ready()` may try a real write again. A local probe is cheap and
+        # fails fast, so every call may try (recovery is seen at once); a PostgreSQL one may wait on
+        # the network, so calls in between are refused from the remembered failure.
+        self.reprobe_s = reprobe_s if reprobe_s is not None else (0.5 if dsn else 0.0)
         self._lock_path = home / "audit.lock"
         self._lock_fd: int | None = None
         self._thread_lock = threading.Lock()
@@ -555,7 +558,8 @@ class AuditLog:
 
     def ready(self) -> None:
         """Raise AuditUnavailable unless a record could be written now. Cheap enough for every call:
-        a flag and one statvfs while healthy; after a failure, a real probe at most every `reprobe_s`."""
+        a flag and one statvfs while healthy (~10 µs here); after a failure, a real probe write (at
+        most every `reprobe_s`)."""
         if self._failure is not None or not self._probed:
             if self._failure is not None and time.monotonic() - self._failed_at < self.reprobe_s:
                 raise AuditUnavailable(self._failure)
