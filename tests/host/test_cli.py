@@ -140,7 +140,8 @@ async def http_host(config: Path, home: Path, port: int, *flags: str) -> AsyncIt
         assert b"serving on" in seen, seen.decode(errors="replace")
         yield process
     finally:
-        process.terminate()
+        if process.returncode is None:  # a test may have stopped it itself
+            process.terminate()
         with anyio.fail_after(60):
             await process.wait()
 
