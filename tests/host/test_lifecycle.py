@@ -82,7 +82,8 @@ async def test_a_signal_stops_the_http_host_cleanly(tmp_path: Path, sophia_home:
     config = write_config(tmp_path, "alpha")
     async with http_host(config, sophia_home, free_port, "--allow-unauthenticated") as process:
         url = f"http://127.0.0.1:{free_port}/mcp"
-        async with httpx2.AsyncClient() as http, Client(streamable_http_client(url, http_client=http)) as client:
+        async with httpx2.AsyncClient(timeout=START_S) as http, \
+                Client(streamable_http_client(url, http_client=http)) as client:
             await _wait_http(client, "alpha_echo")
             assert not (await client.call_tool("alpha_echo", {"text": "before the signal"})).is_error
         await _stopped_cleanly(process, signum, sophia_home)

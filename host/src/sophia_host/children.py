@@ -127,6 +127,7 @@ class Child:
         self._spare_changed = anyio.Event()
         self._starting: set[_Session] = set()
         self._sessions: anyio.abc.TaskGroup | None = None
+        self._said: tuple[str, str] | None = None
 
     @property
     def log_path(self) -> Path:
@@ -276,10 +277,14 @@ class Child:
         self.crashes = self.crashes + 1 if quick else 1
         self.restarts += 1
         self.last_error = why
-        if self.crashes >= 2:
-            log.warning("server %s is crash-looping (%d crashes in a row): %s", self.name, self.crashes, why)
-        else:
-            log.warning("server %s: %s; restarting", self.name, why)
+        # One line per change: a loop retrying every backoff_max_s for hours says so once.
+        said = ("loop" if self.crashes >= 2 else "crash", why)
+        if said != self._said:
+            if self.crashes >= 2:
+                log.warning("server %s is crash-looping (%d crashes in a row): %s", self.name, self.crashes, why)
+            else:
+                log.warning("server %s: %s; restarting", self.name, why)
+        self._said = said if self.crashes >= 2 else None
 
     async def _pause(self) -> None:
         delay = 0.0
