@@ -115,18 +115,23 @@ def guard_costs(n: int = 500) -> dict[str, Any]:
     """The SQL guard alone: a cold parse+classify, and a page's re-rendering from the checked tree."""
     from sophia_snowflake.policy import _parse_statement, page_sql, parse_statement
 
-    cold = []
-    for _ in range(n):
-        started = time.perf_counter()
-        _parse_statement(SMALL_SQL)
-        cold.append(time.perf_counter() - started)
-    statement = parse_statement(SMALL_SQL)
+    cold: dict[bool, list[float]] = {False: [], True: []}
+    for local in (False, True):  # account mode; local mode adds the function allow-list
+        for _ in range(n):
+            started = time.perf_counter()
+            _parse_statement(SMALL_SQL, local)
+            cold[local].append(time.perf_counter() - started)
+    statement = parse_statement(SMALL_SQL, local=True)
     page = []
     for _ in range(n):
         started = time.perf_counter()
         page_sql(statement, 0, 101)
         page.append(time.perf_counter() - started)
-    return {"parse_and_classify_cold": percentiles(cold), "page_sql": percentiles(page)}
+    return {
+        "parse_and_classify_cold": percentiles(cold[False]),
+        "parse_and_classify_cold_local": percentiles(cold[True]),
+        "page_sql": percentiles(page),
+    }
 
 
 def rss_of(pid: int) -> float | None:

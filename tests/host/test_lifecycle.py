@@ -51,7 +51,7 @@ def _gone(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
 
 
-async def _stopped_cleanly(process: Process, signum: int, home: Path) -> str:
+async def _stopped_cleanly(process: Process, signum: signal.Signals, home: Path) -> str:
     """Send `signum`; return the host's stderr after it left, having checked it left cleanly."""
     pids = _child_pids(home)
     assert pids
@@ -72,7 +72,7 @@ async def _stopped_cleanly(process: Process, signum: int, home: Path) -> str:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 async def test_a_signal_stops_the_http_host_cleanly(tmp_path: Path, sophia_home: Path, free_port: int,
-                                                     signum: int) -> None:
+                                                     signum: signal.Signals) -> None:
     import httpx2
     from mcp.client import Client
     from mcp.client.streamable_http import streamable_http_client
@@ -93,7 +93,7 @@ async def test_a_signal_stops_the_http_host_cleanly(tmp_path: Path, sophia_home:
 
 @pytest.mark.parametrize("stdout", ["pipe", "file"])
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-async def test_a_signal_stops_the_stdio_host_cleanly(tmp_path: Path, sophia_home: Path, signum: int,
+async def test_a_signal_stops_the_stdio_host_cleanly(tmp_path: Path, sophia_home: Path, signum: signal.Signals,
                                                       stdout: str) -> None:
     config = write_config(tmp_path, "alpha")
     out: Any = subprocess.PIPE if stdout == "pipe" else (tmp_path / "stdout.txt").open("wb")

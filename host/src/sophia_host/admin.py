@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from sophia_shared.audit import AuditLog
-from sophia_shared.auth import Role, TokenStore
+from sophia_shared.auth import Role, Tokens, token_store
 from sophia_shared.errors import SophiaError
 from sophia_shared.settings import SuiteSettings
 
-token_app = typer.Typer(help="Bearer tokens for HTTP clients (stored hashed under SOPHIA_HOME).", no_args_is_help=True)
+token_app = typer.Typer(
+    help="Bearer tokens for HTTP clients, stored hashed (under SOPHIA_HOME, or in PostgreSQL: SOPHIA_TOKENS_DSN).",
+    no_args_is_help=True,
+)
 audit_app = typer.Typer(help="The hash-chained audit log of every tool call.", no_args_is_help=True)
 
 
 def _fail(exc: SophiaError) -> typer.Exit:
     typer.echo(f"sophia: {exc.code.value}: {exc.message}", err=True)
     return typer.Exit(2)
+
+
+@contextmanager
+def _tokens() -> Iterator[Tokens]:
+    store = token_store()
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @token_app.command("create")
@@ -28,7 +42,8 @@ def token_create(
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""
     try:
-        record, plaintext = TokenStore().create(name, Role.parse(role))
+        with _tokens() as store:
+            record, plaintext = store.create(name, Role.parse(role))
     except SophiaError as exc:
         raise _fail(exc) from None
     typer.echo(plaintext)
@@ -39,7 +54,12 @@ def token_create(
 @token_app.command("list")
 def token_list() -> None:
     """List tokens (never their values)."""
-    for record in TokenStore().list():
+    try:
+        with _tokens() as store:
+            records = store.list()
+    except SophiaError as exc:
+        raise _fail(exc) from None
+    for record in records:
         state = "revoked" if record.revoked else "active"
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(record.created))
         typer.echo(f"{record.id}  {record.name:<24} {record.role.label:<10} {state:<8} {created}")
@@ -47,9 +67,10 @@ def token_list() -> None:
 
 @token_app.command("revoke")
 def token_revoke(name_or_id: Annotated[str, typer.Argument(help="the token's name or id")]) -> None:
-    """Revoke a token at once."""
+    """Revoke a token: at once here, within SOPHIA_TOKEN_CACHE_S on hosts sharing a token database."""
     try:
-        record = TokenStore().revoke(name_or_id)
+        with _tokens() as store:
+            record = store.revoke(name_or_id)
     except SophiaError as exc:
         raise _fail(exc) from None
     typer.echo(f"revoked token {record.id} ({record.name})")

@@ -136,50 +136,157 @@ class _SqliteBackend:
 
 
 class _PostgresBackend:
-    _DDL = """
-    CREATE TABLE IF NOT EXISTS sophia_audit (
-      id BIGSERIAL PRIMARY KEY,
-      seq BIGINT NOT NULL, ts DOUBLE PRECISION NOT NULL, principal TEXT NOT NULL,
-      principal_kind TEXT NOT NULL, role TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL,
-      arguments TEXT NOT NULL, outcome TEXT NOT NULL, error_code TEXT,
-      duration_ms DOUBLE PRECISION NOT NULL, correlation_id TEXT NOT NULL,
-      prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL
-    )"""
+    """The log in PostgreSQL, shared by every host and server that points at the same database.
+
+    Appends from any number of processes and machines form one chain: each batch links to the true
+    last record under a table lock held until its commit (which does not wait for the disk: `_flush`
+    does, after the lock is gone), and the head (last seq and hash) is kept in the same database, in
+    the same transaction, so every host verifies against the same head.
+    The connection is reopened after the server restarts; a statement that fails before anything
+    of the batch was sent is retried once on the new connection (it cannot duplicate a record).
+    """
+
+    _DDL = (
+        """CREATE TABLE IF NOT EXISTS sophia_audit (
+          id BIGSERIAL PRIMARY KEY,
+          seq BIGINT NOT NULL, ts DOUBLE PRECISION NOT NULL, principal TEXT NOT NULL,
+          principal_kind TEXT NOT NULL, role TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL,
+          arguments TEXT NOT NULL, outcome TEXT NOT NULL, error_code TEXT,
+          duration_ms DOUBLE PRECISION NOT NULL, correlation_id TEXT NOT NULL,
+          prev_hash TEXT NOT NULL, entry_hash TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS sophia_audit_head (
+          singleton BOOLEAN PRIMARY KEY DEFAULT true CHECK (singleton),
+          seq BIGINT NOT NULL, entry_hash TEXT NOT NULL
+        )""",
+    )
 
     def __init__(self, dsn: str):
-        import psycopg
-
-        self._conn = psycopg.connect(dsn, autocommit=True)
+        self._dsn = dsn
+        self._conn: Any = None
         self._lock = threading.Lock()
-        self._conn.execute(self._DDL)
+        with self._lock:
+            self._connection()
+
+    def _connection(self) -> Any:
+        from .postgres_driver import import_psycopg
+
+        psycopg = import_psycopg("audit_dsn (SOPHIA_<SERVER>_AUDIT_DSN)")
+
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        self._drop()
+        conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+        try:
+            with conn.transaction():
+                # Two processes creating the tables at once must not race CREATE TABLE IF NOT EXISTS.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_audit_schema'))")
+                for statement in self._DDL:
+                    conn.execute(statement)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def append(self, batch: list[dict[str, Any]], head: _HeadFile) -> list[dict[str, Any]]:
-        with self._lock, self._conn.transaction():
+        with self._lock:
+            return self._append(batch, retry=True)
+
+    def _append(self, batch: list[dict[str, Any]], *, retry: bool) -> list[dict[str, Any]]:
+        import psycopg
+
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN")
+            # The commit below releases the chain lock without waiting for the disk; `_flush` then
+            # waits for it outside the lock (see there).
+            conn.execute("SET LOCAL synchronous_commit = off")
             # One writer at a time across processes: the chain needs the true last record.
-            self._conn.execute("LOCK TABLE sophia_audit IN EXCLUSIVE MODE")
-            last = self._conn.execute(
-                "SELECT seq, entry_hash FROM sophia_audit ORDER BY id DESC LIMIT 1"
-            ).fetchone()
+            conn.execute("LOCK TABLE sophia_audit IN EXCLUSIVE MODE")
+        except psycopg.OperationalError:
+            if not conn.broken:
+                conn.execute("ROLLBACK")
+                raise
+            # A connection the server dropped (a restart while it sat idle): nothing was written.
+            self._drop()
+            if retry:
+                return self._append(batch, retry=False)
+            raise
+        try:
+            last = conn.execute("SELECT seq, entry_hash FROM sophia_audit ORDER BY id DESC LIMIT 1").fetchone()
             records = _chain(batch, last)
-            with self._conn.cursor() as cur:
+            with conn.cursor() as cur:
                 cur.executemany(
                     f"INSERT INTO sophia_audit ({', '.join(FIELDS)}, entry_hash) "  # noqa: S608
                     f"VALUES ({', '.join(['%s'] * (len(FIELDS) + 1))})",
                     [[r[k] for k in FIELDS] + [r["entry_hash"]] for r in records],
                 )
-            head.write(records[-1])
+            conn.execute(
+                "INSERT INTO sophia_audit_head (singleton, seq, entry_hash) VALUES (true, %s, %s) "
+                "ON CONFLICT (singleton) DO UPDATE SET seq = EXCLUDED.seq, entry_hash = EXCLUDED.entry_hash",
+                (records[-1]["seq"], records[-1]["entry_hash"]),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.broken:
+                self._drop()
+            else:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        self._flush(conn)
         return records
 
+    def _flush(self, conn: Any) -> None:
+        """Return once the batch is on disk, as the database's own synchronous_commit promises.
+
+        Holding the chain lock through a commit's WAL flush serialises every writer of every host
+        behind one fsync each: 4 writer processes made ~70 appends/s together here (6 ms fsyncs),
+        and 136-195/s with the flush moved out of the lock, as fast as skipping it. A transaction that
+        takes an xid commits with a WAL record after the batch's, so its synchronous commit waits for
+        the flush past the batch; concurrent writers share such flushes (PostgreSQL's group commit).
+        If this fails, the batch is in the log but the caller hears an error (it refuses the call).
+        """
+        import psycopg
+
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT pg_current_xact_id()")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.broken:
+                self._drop()
+            else:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+            raise
+
     def rows(self) -> Iterator[dict[str, Any]]:
+        rows, _head = self.snapshot()
+        yield from rows
+
+    def snapshot(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Every record and the head, read in one snapshot (appends may go on meanwhile)."""
         with self._lock:
-            cur = self._conn.execute(f"SELECT id, {', '.join(FIELDS)}, entry_hash FROM sophia_audit ORDER BY id")  # noqa: S608
-            names = [d.name for d in cur.description or []]
-            rows = cur.fetchall()
-        for row in rows:
-            yield dict(zip(names, row, strict=True))
+            conn = self._connection()
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cur = conn.execute(f"SELECT id, {', '.join(FIELDS)}, entry_hash FROM sophia_audit ORDER BY id")  # noqa: S608
+                names = [d.name for d in cur.description or []]
+                rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+                head = conn.execute("SELECT seq, entry_hash FROM sophia_audit_head").fetchone()
+        return rows, ({"seq": head[0], "entry_hash": head[1]} if head else None)
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._drop()
 
 
 def _chain(batch: list[dict[str, Any]], last: tuple[int, str] | None) -> list[dict[str, Any]]:
@@ -265,6 +372,9 @@ class AuditLog:
         return self.records()[-n:] if n > 0 else []
 
     def verify(self) -> VerifyReport:
+        if isinstance(self._backend, _PostgresBackend):
+            # Shared by several hosts: the head lives in the database, read in the rows' snapshot.
+            return verify_records(*self._backend.snapshot())
         return verify_records(self.records(), _read_head(self.head_path))
 
     def close(self) -> None:

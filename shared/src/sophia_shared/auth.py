@@ -1,4 +1,4 @@
-"""Principals and roles; bearer tokens stored hashed under SOPHIA_HOME; OAuth 2.1 JWT verification."""
+"""Principals and roles; bearer tokens stored hashed (SOPHIA_HOME or PostgreSQL); OAuth 2.1 JWT verification."""
 
 from __future__ import annotations
 
@@ -7,15 +7,19 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import anyio.to_thread
 from mcp.server.auth.provider import AccessToken
+from starlette.authentication import AuthenticationError
 
-from .errors import InvalidArgument, NotFound
+from .errors import Conflict, InvalidArgument, NotFound, Unavailable
 from .paths import sophia_home
 from .settings import SuiteSettings
 
@@ -161,15 +165,217 @@ class TokenStore:
             return None
         return TokenRecord(entry["id"], entry["name"], Role.parse(entry["role"]), entry["created"])
 
+    def close(self) -> None:
+        """Nothing to release: the file is opened per operation."""
+
+
+class Tokens(Protocol):
+    """What `sophia token` and the verifier need of a token store."""
+
+    def create(self, name: str, role: Role) -> tuple[TokenRecord, str]: ...
+    def list(self) -> list[TokenRecord]: ...
+    def revoke(self, name_or_id: str) -> TokenRecord: ...
+    def lookup(self, plaintext: str) -> TokenRecord | None: ...
+    def close(self) -> None: ...
+
+
+class TokenStoreUnavailable(AuthenticationError):
+    """The token store cannot be asked: the request is refused (503), neither let in nor told 401."""
+
+
+class PostgresTokenStore:
+    """Bearer tokens in PostgreSQL (SOPHIA_TOKENS_DSN or SOPHIA_DATABASE_URL), shared by every host.
+
+    Stored as SHA-256 hashes, like the file store. A verified token is trusted for `cache_s`
+    before the database is asked again, so a revocation made on any host takes effect on every
+    host within `cache_s` (SOPHIA_TOKEN_CACHE_S, default 1 s); unknown tokens are never cached.
+    """
+
+    _DDL = (
+        """CREATE TABLE IF NOT EXISTS sophia_tokens (
+          token_hash text PRIMARY KEY,
+          id text NOT NULL UNIQUE,
+          name text NOT NULL,
+          role text NOT NULL,
+          created double precision NOT NULL,
+          revoked_at double precision
+        )""",
+        # One active token per name, enforced by the database across hosts.
+        "CREATE UNIQUE INDEX IF NOT EXISTS sophia_tokens_active_name ON sophia_tokens (name) WHERE revoked_at IS NULL",
+    )
+    _CACHE_MAX = 4096
+
+    def __init__(self, dsn: str, cache_s: float = 1.0):
+        self.cache_s = cache_s
+        self._dsn = dsn
+        # One connection is enough: the database is asked once per token per `cache_s`. It is
+        # reopened when the server dropped it (a restart), with no pool backoff to wait out.
+        self._conn: Any = None
+        self._db_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, tuple[TokenRecord, float]] = OrderedDict()
+
+    def _connection(self) -> Any:
+        import psycopg
+
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        self._drop()
+        conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+        try:
+            with conn.transaction():
+                # Two hosts starting at once must not race CREATE TABLE IF NOT EXISTS.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_tokens_schema'))")
+                for statement in self._DDL:
+                    conn.execute(statement)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _run(self, query: str, params: tuple[Any, ...] = (), *, read: bool = False) -> list[tuple[Any, ...]]:
+        """One autocommit statement; a read is retried once on a new connection if the old one was dropped."""
+        import psycopg
+
+        with self._db_lock:
+            try:
+                return self._execute(query, params)
+            except psycopg.OperationalError as exc:
+                dropped = self._conn is not None and self._conn.broken
+                self._drop()
+                if not (read and dropped):
+                    raise Unavailable("the token database cannot be reached", detail=str(exc)) from exc
+            try:
+                return self._execute(query, params)
+            except psycopg.OperationalError as exc:
+                self._drop()
+                raise Unavailable("the token database cannot be reached", detail=str(exc)) from exc
+
+    def _execute(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        cur = self._connection().execute(query, params)
+        return list(cur.fetchall()) if cur.description else []
+
+    @staticmethod
+    def _record(row: tuple[Any, ...]) -> TokenRecord:
+        return TokenRecord(row[0], row[1], Role.parse(row[2]), row[3], row[4] is not None)
+
+    def create(self, name: str, role: Role) -> tuple[TokenRecord, str]:
+        """Create a token; the plaintext is returned once and never stored."""
+        import psycopg
+
+        if not name.strip():
+            raise InvalidArgument("a token needs a non-empty --name")
+        plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        record = TokenRecord(id=secrets.token_hex(4), name=name, role=role, created=time.time())
+        try:
+            self._run(
+                "INSERT INTO sophia_tokens (token_hash, id, name, role, created) VALUES (%s, %s, %s, %s, %s)",
+                (_hash_token(plaintext), record.id, name, role.label, record.created),
+            )
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "sophia_tokens_active_name":
+                raise InvalidArgument(
+                    f"an active token named {name!r} exists; revoke it or pick another name"
+                ) from None
+            raise Conflict("token id collision; create the token again") from None
+        return record, plaintext
+
+    def list(self) -> list[TokenRecord]:
+        rows = self._run(
+            "SELECT id, name, role, created, revoked_at FROM sophia_tokens ORDER BY created, id", read=True
+        )
+        return [self._record(r) for r in rows]
+
+    def revoke(self, name_or_id: str) -> TokenRecord:
+        rows = self._run(
+            """UPDATE sophia_tokens SET revoked_at = %s
+               WHERE token_hash = (SELECT token_hash FROM sophia_tokens
+                                   WHERE revoked_at IS NULL AND (name = %s OR id = %s) ORDER BY created LIMIT 1)
+               RETURNING id, name, role, created, revoked_at""",
+            (time.time(), name_or_id, name_or_id),
+        )
+        if not rows:
+            raise NotFound(f"no active token named or with id {name_or_id!r}; see `sophia token list`")
+        with self._lock:
+            self._cache.clear()
+        return self._record(rows[0])
+
+    def cached(self, plaintext: str) -> TokenRecord | None:
+        """The record of a token verified less than `cache_s` ago, else None (ask `lookup`)."""
+        key = _hash_token(plaintext)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is None:
+                return None
+            record, checked = hit
+            if time.monotonic() - checked >= self.cache_s:
+                del self._cache[key]
+                return None
+            return record
+
+    def lookup(self, plaintext: str) -> TokenRecord | None:
+        """The active token's record, or None; Unavailable when the database cannot be asked."""
+        record = self.cached(plaintext)
+        if record is not None:
+            return record
+        key = _hash_token(plaintext)
+        rows = self._run(
+            "SELECT id, name, role, created, revoked_at FROM sophia_tokens "
+            "WHERE token_hash = %s AND revoked_at IS NULL",
+            (key,),
+            read=True,
+        )
+        if not rows:
+            return None
+        record = self._record(rows[0])
+        if self.cache_s > 0:
+            with self._lock:
+                self._cache[key] = (record, time.monotonic())
+                while len(self._cache) > self._CACHE_MAX:
+                    self._cache.popitem(last=False)
+        return record
+
+    def close(self) -> None:
+        with self._db_lock:
+            self._drop()
+
+
+def token_store(settings: SuiteSettings | None = None) -> Tokens:
+    """The token store the settings select: PostgreSQL when a tokens DSN is set, else SOPHIA_HOME."""
+    settings = settings or SuiteSettings()
+    dsn = settings.tokens_dsn.get_secret_value() if settings.tokens_dsn else ""
+    if dsn.startswith(("postgresql://", "postgres://")):
+        return PostgresTokenStore(dsn, cache_s=settings.token_cache_s)
+    if dsn:
+        raise InvalidArgument("SOPHIA_TOKENS_DSN must be a postgresql:// URL (unset: tokens under SOPHIA_HOME)")
+    return TokenStore()
+
 
 class SophiaTokenVerifier:
     """The SDK's TokenVerifier for Sophia's own bearer tokens."""
 
-    def __init__(self, store: TokenStore | None = None):
-        self.store = store or TokenStore()
+    def __init__(self, store: Tokens | None = None):
+        self.store = store or token_store()
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        record = self.store.lookup(token)
+        store = self.store
+        if isinstance(store, PostgresTokenStore):
+            # A cache miss is a database round trip: off the event loop.
+            record = store.cached(token)
+            if record is None:
+                try:
+                    record = await anyio.to_thread.run_sync(store.lookup, token)
+                except Unavailable as exc:
+                    raise TokenStoreUnavailable(exc.message) from exc
+        else:
+            record = store.lookup(token)
         if record is None:
             return None
         return AccessToken(

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -110,7 +110,14 @@ class SuiteSettings(_SophiaBaseSettings):
     # Set by the host on the children it starts: they accept the caller's principal from each
     # call's _meta. Never set this on a server reachable by anything but its parent host.
     trust_host_principal: bool = False
+    # The suite's one PostgreSQL (scale-out: every host points at the same one). Tokens, audit
+    # and memory default to it; SOPHIA_TOKENS_DSN, SOPHIA_AUDIT_DSN and SOPHIA_MEMORY_DSN override.
+    database_url: SecretStr | None = None
     audit_dsn: str | None = None
+    tokens_dsn: SecretStr | None = None
+    # How long a verified token is trusted before the store is asked again: the bound on how late a
+    # revocation made on another host (PostgreSQL token store) takes effect here.
+    token_cache_s: float = Field(default=1.0, ge=0.0, le=60.0)
     auth_mode: Literal["token", "jwt"] = "token"
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
@@ -119,6 +126,15 @@ class SuiteSettings(_SophiaBaseSettings):
     jwt_role_claim: str = "sophia_role"
     jwt_algorithms: list[str] = ["RS256", "ES256"]
     http_max_body_bytes: int = 4 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _default_to_database_url(self) -> SuiteSettings:
+        if self.database_url is not None:
+            if self.audit_dsn is None:
+                self.audit_dsn = self.database_url.get_secret_value()
+            if self.tokens_dsn is None:
+                self.tokens_dsn = self.database_url
+        return self
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -26,6 +26,7 @@ import anyio
 import anyio.to_thread
 from sophia_shared.errors import (
     Conflict,
+    Forbidden,
     InvalidArgument,
     LimitExceeded,
     NotFound,
@@ -55,6 +56,8 @@ _CANCELLED_ERRNOS = frozenset({604})
 _TIMEOUT_ERRNOS = frozenset({630})
 _NOT_FOUND_ERRNOS = frozenset({2003, 2043})
 _SYNTAX_ERRNOS = frozenset({1003})
+# "Insufficient privileges": a real account's refusal, and the local sandbox's (file access off).
+_PERMISSION_ERRNOS = frozenset({3001})
 _MAX_CELL_CHARS = 8_192
 _GRACE_S = 10.0
 _SEMI_STRUCTURED = frozenset({"VARIANT", "OBJECT", "ARRAY", "MAP"})
@@ -678,6 +681,12 @@ def _map_error(error: Any, address: str) -> SophiaError:
         error, snowflake.connector.errors.OperationalError | snowflake.connector.errors.InterfaceError
     ):
         return _unavailable(address, error)
+    if errno in _PERMISSION_ERRNOS or sqlstate == "42501":
+        return Forbidden(
+            f"{address} refused the statement (insufficient privileges): {text}. "
+            "Query tables and views this role may read (snowflake_list_tables lists them).",
+            data=data,
+        )
     if errno in _NOT_FOUND_ERRNOS or sqlstate == "42S02" or re.search(r"does not exist", text, re.IGNORECASE):
         found = _OBJECT.search(text)
         name = found.group(1) if found else None

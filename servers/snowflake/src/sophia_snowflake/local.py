@@ -3,12 +3,23 @@
 Used when no Snowflake account is configured. The child binds its port and seeds the demo
 dataset before it says "ready", and exits when its stdin closes, so it never outlives the MCP
 server that started it, even when that server is killed.
+
+The child is a sandbox, whatever the statement guard lets through:
+
+- fakesnow serves every session from cursors of one in-process DuckDB database. Once the demo
+  data is loaded, that database gets `enable_external_access=false` (no file, glob, COPY,
+  ATTACH, extension or replacement-scan access) and `lock_configuration=true` (no SET, RESET or
+  PRAGMA can undo it); both are database-wide, so every session's cursor inherits them. A login
+  that asks fakesnow for a database of its own (FAKESNOW_DB_PATH) gets one locked the same way.
+- The child starts with a minimal environment (`child_environment`): none of the server's
+  settings or secrets, so even a read of /proc/self/environ would find nothing to leak.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import importlib
 import json
 import logging
@@ -20,11 +31,20 @@ import subprocess
 import sys
 import threading
 import warnings
+from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger("sophia.snowflake")
 
 READY_PREFIX = "sophia-snowflake-local ready "
+
+# What the child inherits from the server's environment: enough for Python to find its packages
+# and for text to decode, nothing else (no SOPHIA_* setting, no token, no HOME).
+CHILD_ENVIRONMENT_NAMES = ("PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+
+# Applied to the warehouse's DuckDB database after the demo data is loaded; order matters (the
+# lock would refuse the first setting).
+SANDBOX_SETTINGS = ("SET enable_external_access = false", "SET lock_configuration = true")
 
 DEMO_TABLES = ("CUSTOMERS", "PRODUCTS", "ORDERS", "ORDER_ITEMS")
 
@@ -63,7 +83,9 @@ class LocalWarehouse:
             sys.executable, "-m", "sophia_snowflake.local",
             "--port", str(self._requested_port), "--database", self.database, "--schema", self.schema,
         ]
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=child_environment(os.environ)
+        )
         assert process.stdout is not None
         ready, _, _ = select.select([process.stdout], [], [], self._timeout_s)
         line = process.stdout.readline().decode("utf-8", "replace").strip() if ready else ""
@@ -97,6 +119,71 @@ class LocalWarehouse:
                     process.wait()
             if process.stdout is not None:
                 process.stdout.close()
+
+
+def child_environment(parent: Mapping[str, str]) -> dict[str, str]:
+    """The child's whole environment: the few names Python needs, taken from `parent`."""
+    return {name: parent[name] for name in CHILD_ENVIRONMENT_NAMES if name in parent}
+
+
+def lock_down(duck_conn: Any) -> None:
+    """Turn off DuckDB's external access and lock its configuration, for the whole database."""
+    for statement in SANDBOX_SETTINGS:
+        duck_conn.execute(statement)
+
+
+def _sandbox_fakesnow(fake_server: Any) -> None:
+    """Make every database fakesnow serves a locked one, the shared one and any a login asks for."""
+    lock_down(fake_server.shared_fs.duck_conn)
+    base = fake_server.FakeSnow
+
+    class SandboxedFakeSnow(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            lock_down(self.duck_conn)
+
+    # fakesnow's login builds a fresh FakeSnow for FAKESNOW_DB_PATH sessions by this global name.
+    fake_server.FakeSnow = SandboxedFakeSnow
+
+
+# What the sandbox's refusals look like to the connector: Snowflake's "insufficient privileges".
+PERMISSION_ERRNO, PERMISSION_SQLSTATE = 3001, "42501"
+_ENGINE_ERRNO, _ENGINE_SQLSTATE = 100000, "22000"
+
+
+def _answer_engine_errors() -> None:
+    """Make fakesnow answer every DuckDB error as a statement error.
+
+    fakesnow turns the DuckDB errors it does not map (a permission refusal of the sandbox, a
+    locked setting, a bad conversion) into HTTP 500, which the connector retries until its own
+    timeout: the caller would wait minutes for a refusal.
+    """
+    cursor_class: Any = importlib.import_module("fakesnow.cursor").FakeSnowflakeCursor
+    for name in ("execute", "_describe_only", "_describe_last_sql"):
+        setattr(cursor_class, name, _engine_errors_as_statement_errors(getattr(cursor_class, name)))
+
+
+def _engine_errors_as_statement_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    import duckdb
+    from snowflake.connector.errors import ProgrammingError
+
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except duckdb.PermissionException as error:
+            raise ProgrammingError(
+                msg=_first_line(error), errno=PERMISSION_ERRNO, sqlstate=PERMISSION_SQLSTATE
+            ) from None
+        except duckdb.Error as error:
+            raise ProgrammingError(msg=_first_line(error), errno=_ENGINE_ERRNO, sqlstate=_ENGINE_SQLSTATE) from None
+
+    return guarded
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:500] if text else type(error).__name__
 
 
 def demo_statements(database: str, schema: str) -> list[str]:
@@ -188,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     sock.bind(("127.0.0.1", args.port))
     sock.listen(128)
     _seed(args.database.upper(), args.schema.upper())
+    _sandbox_fakesnow(fake_server)
+    _answer_engine_errors()
     server = uvicorn.Server(uvicorn.Config(fake_server.app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="fakesnow", daemon=True)
     thread.start()

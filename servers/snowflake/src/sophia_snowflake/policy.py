@@ -8,23 +8,37 @@ Layers (the server-side ones live in client.py):
 3. The statement is classified into a `StatementKind` by its syntax tree, never by a regex on
    the text; reads are walked node by node, so DML hidden in a CTE, SELECT … INTO, locking
    reads, stage scans and side-effecting SYSTEM$ functions are found.
-4. The statement that runs is re-rendered from the checked tree without comments, so a lexer
+4. Every function call and table source is checked by name (sql_functions.py): file, glob,
+   scan, settings, session and SQL-text functions are refused in every mode, and so is a table
+   named like a file path (DuckDB reads `FROM 'x.csv'` as a file); on the local demo warehouse
+   (DuckDB under fakesnow) only functions on an allow-list run at all.
+5. The statement that runs is re-rendered from the checked tree without comments, so a lexer
    that disagrees with sqlglot about comments or strings cannot smuggle a second statement.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 
 from .kinds import DANGEROUS_KINDS, DEFAULT_PERMISSIONS, DML_KINDS, READ_KINDS, StatementKind
+from .sql_functions import (
+    FILES,
+    LOCAL_ALLOWED_TYPED,
+    LOCAL_NAMED_FUNCTIONS,
+    NAMED_CALL_CLASSES,
+    STAGE_FILES,
+    refusal_reason,
+)
 
 __all__ = [
     "DANGEROUS_KINDS",
@@ -130,6 +144,19 @@ _INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Co", "Cs", "Cn"})
 _ALLOWED_CONTROLS = frozenset({"\t", "\n", "\r"})
 _SHOW_COMMAND_SAFE = re.compile(r"^[A-Za-z0-9_\s.,'%=()\"$-]*$")
 
+# A table name DuckDB would read as a file (a replacement scan): a path, or a name with a file
+# extension. Local mode also refuses any name part holding characters no demo table has.
+_PATH_LIKE = re.compile(
+    r"[/\\]|\.(?:csv|tsv|txt|tbl|dat|parquet|json|jsonl|ndjson|arrow|ipc|feather|avro|orc|xlsx?|db|duckdb|"
+    r"sqlite3?|gz|gzip|zst|bz2|xz|lz4|zip|tar)\b",
+    re.IGNORECASE,
+)
+_LOCAL_NAME_PART = re.compile(r"[\w $-]*")
+_LOCAL_MODE_HINT = (
+    "the local demo warehouse runs only standard Snowflake scalar, aggregate, window, JSON and date functions "
+    "and FLATTEN/GENERATOR/SPLIT_TO_TABLE; configure a Snowflake account (SOPHIA_SNOWFLAKE_ACCOUNT) for the rest"
+)
+
 
 class SqlRefused(Exception):
     """The statement parsed but a rule forbids it; `rule` is a stable name for the rule."""
@@ -170,10 +197,13 @@ class GuardedStatement:
         return self.tree is not None and isinstance(self.tree, exp.Query)
 
 
-def parse_statement(sql: str) -> GuardedStatement:
-    """Parse and classify exactly one statement; raise SqlSyntaxError or SqlRefused."""
+def parse_statement(sql: str, *, local: bool = False) -> GuardedStatement:
+    """Parse and classify exactly one statement; raise SqlSyntaxError or SqlRefused.
+
+    `local` is the local demo warehouse (DuckDB under fakesnow): only allow-listed functions run.
+    """
     try:
-        return _parse_cached(sql)
+        return _parse_cached(sql, local)
     except RecursionError:
         raise SqlRefused("too_complex", "The statement nests too deeply to check; simplify it.") from None
 
@@ -181,11 +211,11 @@ def parse_statement(sql: str) -> GuardedStatement:
 # Paging repeats the same text for every page: parse it once. Refusals are raised, never cached;
 # the cached tree is never mutated (page_sql works on a copy).
 @functools.lru_cache(maxsize=256)
-def _parse_cached(sql: str) -> GuardedStatement:
-    return _parse_statement(sql)
+def _parse_cached(sql: str, local: bool) -> GuardedStatement:
+    return _parse_statement(sql, local)
 
 
-def _parse_statement(sql: str) -> GuardedStatement:
+def _parse_statement(sql: str, local: bool) -> GuardedStatement:
     _screen_characters(sql)
     try:
         parsed = sqlglot.parse(sql, read=DIALECT)
@@ -206,7 +236,7 @@ def _parse_statement(sql: str) -> GuardedStatement:
             "multiple_statements",
             f"The SQL text holds {len(statements)} statements; send exactly one statement per call.",
         )
-    return _classify(statements[0])
+    return _classify(statements[0], local)
 
 
 def authorise(
@@ -339,9 +369,16 @@ def _screen_characters(sql: str) -> None:
         )
 
 
-def _classify(tree: exp.Expr) -> GuardedStatement:
+def _classify(tree: exp.Expr, local: bool) -> GuardedStatement:
     if isinstance(tree, exp.Command):
-        return _classify_command(tree)
+        return _classify_command(tree, local)
+    # Functions and table sources are checked in every statement kind (SHOW … IN f(), DESCRIBE
+    # of a query, CREATE … AS SELECT, INSERT … SELECT), before the kind decides anything else.
+    # File transfers name stages and files by design: their kind is refused unless an admin
+    # enabled it, and then their sources are what the admin asked for.
+    sources = not isinstance(tree, (exp.Copy, exp.Put, exp.ListStage))
+    for node in tree.walk():
+        _check_node(node, local, sources=sources)
     if isinstance(tree, exp.Query):
         _check_read_tree(tree)
         return GuardedStatement(StatementKind.SELECT, _render(tree), _tables(tree), tree)
@@ -393,7 +430,7 @@ def _refusable(kind: StatementKind, tree: exp.Expr) -> GuardedStatement:
     return GuardedStatement(kind, _render(tree), (), tree)
 
 
-def _classify_command(tree: exp.Command) -> GuardedStatement:
+def _classify_command(tree: exp.Command, local: bool) -> GuardedStatement:
     """sqlglot falls back to Command for syntax it does not model; classify by its first words."""
     name = tree.name.upper()
     body = tree.expression
@@ -408,12 +445,13 @@ def _classify_command(tree: exp.Command) -> GuardedStatement:
     raw = f"{name} {rest}".strip()
     if name == "EXPLAIN":
         inner_text = re.sub(r"^\s*USING\s+(?:TABULAR|JSON|TEXT)\b", "", rest, flags=re.IGNORECASE)
-        inner = _parse_statement(inner_text)
+        inner = _parse_statement(inner_text, local)
         if inner.kind is not StatementKind.SELECT:
             raise SqlRefused(
                 "explain_reads_only", f"EXPLAIN is accepted for queries only; this explains {inner.kind.value}."
             )
         return GuardedStatement(StatementKind.EXPLAIN, explain_sql(inner), inner.tables, inner.tree)
+    _check_command_calls(raw)
     if name == "SHOW":
         # Rendered from raw text (sqlglot has no tree for it): accept only plain words, names,
         # patterns and quoted strings, never comments or statement separators.
@@ -459,29 +497,130 @@ def _check_read_tree(tree: exp.Expr) -> None:
             )
         if isinstance(node, exp.Select) and node.args.get("locks"):
             raise SqlRefused("locking_read", "SELECT … FOR UPDATE takes locks; remove the FOR UPDATE clause.")
-        _check_node(node)
 
 
 def _check_no_dangerous_inside(tree: exp.Expr) -> None:
     for node in tree.walk():
         if node is not tree and isinstance(node, (exp.Command, exp.Copy, exp.Put, exp.Transaction, exp.Use)):
             raise SqlRefused("nested_statement", "The statement embeds another statement; send it on its own.")
-        _check_node(node)
 
 
-def _check_node(node: exp.Expr) -> None:
-    if isinstance(node, exp.Table) and node.this is not None and node.this.sql(dialect=DIALECT).startswith("@"):
+def _check_node(node: exp.Expr, local: bool, *, sources: bool) -> None:
+    if isinstance(node, exp.Table) and sources:
+        _check_table_source(node, local)
+    elif isinstance(node, exp.DynamicIdentifier):
+        _check_identifier_call(node, local)
+    if isinstance(node, exp.Func):
+        _check_function(node, local)
+
+
+def _check_table_source(table: exp.Table, local: bool) -> None:
+    source = table.this
+    if source is None:
+        return
+    if source.sql(dialect=DIALECT).startswith("@"):
         raise SqlRefused(
             "stage_access", "Reading files from a stage (@...) is not allowed; query tables and views.",
             StatementKind.FILE_TRANSFER,
         )
-    if isinstance(node, exp.Func):
-        function_name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).upper()
-        if function_name.startswith("SYSTEM$") and function_name not in READ_ONLY_SYSTEM_FUNCTIONS:
+    if isinstance(source, exp.Literal) and source.is_string:
+        _refuse_path(str(source.this), local)
+    for part in (table.args.get("catalog"), table.args.get("db"), source):
+        if isinstance(part, exp.Identifier):
+            _check_name_part(part.name, local)
+
+
+def _check_identifier_call(node: exp.DynamicIdentifier, local: bool) -> None:
+    argument = node.this
+    if isinstance(argument, exp.Literal) and argument.is_string:
+        name = str(argument.this)
+        if _PATH_LIKE.search(name) or (local and not all(_LOCAL_NAME_PART.fullmatch(p) for p in name.split("."))):
+            _refuse_path(name, local)
+    elif local:
+        raise SqlRefused(
+            "dynamic_identifier", "On the local demo warehouse IDENTIFIER() takes a quoted literal name, e.g. "
+            "IDENTIFIER('orders'); write the name out."
+        )
+
+
+def _check_name_part(name: str, local: bool) -> None:
+    if _PATH_LIKE.search(name) or (local and not _LOCAL_NAME_PART.fullmatch(name)):
+        _refuse_path(name, local)
+
+
+def _refuse_path(path: str, local: bool) -> NoReturn:
+    shown = path if len(path) <= 80 else path[:77] + "..."
+    where = "the demo tables" if local else "tables and views"
+    raise SqlRefused(
+        "file_access",
+        f"{shown!r} names a file, not a table: this server never reads files through the warehouse. "
+        f"Query {where} by name instead (snowflake_list_tables lists them).",
+        StatementKind.FILE_TRANSFER,
+    )
+
+
+def _function_names(node: exp.Func) -> tuple[str, ...]:
+    if type(node).__name__ in NAMED_CALL_CLASSES:
+        return (node.name.upper(),)
+    return tuple(name.upper() for name in type(node).sql_names())
+
+
+def _check_function(node: exp.Func, local: bool) -> None:
+    names = _function_names(node)
+    shown = names[0] if names and names[0] else type(node).__name__.upper()
+    for name in names:
+        if name.startswith("SYSTEM$") and name not in READ_ONLY_SYSTEM_FUNCTIONS:
             raise SqlRefused(
-                "side_effect_function",
-                f"{function_name} can change state or send data out; it is not allowed in statements.",
+                "side_effect_function", f"{name} can change state or send data out; it is not allowed in statements."
             )
+        _refuse_by_name(name, local)
+    if not local:
+        return
+    if type(node).__name__ in NAMED_CALL_CLASSES:
+        allowed = shown in LOCAL_NAMED_FUNCTIONS
+    else:
+        allowed = type(node).__name__ in LOCAL_ALLOWED_TYPED
+    if not allowed:
+        raise SqlRefused(
+            "function_not_allowed_locally",
+            f"{shown[:80]} is not on the local demo warehouse's allow-list: {_LOCAL_MODE_HINT}.",
+        )
+
+
+def _refuse_by_name(name: str, local: bool) -> None:
+    reason = refusal_reason(name)
+    if reason is None:
+        return
+    shown = name[:80]
+    if reason in (FILES, STAGE_FILES):
+        where = "the demo tables" if local else "tables and views"
+        raise SqlRefused(
+            "file_access",
+            f"{shown} {reason}: this server never reads files through the warehouse. "
+            f"Query {where} by name instead (snowflake_list_tables lists them).",
+            StatementKind.FILE_TRANSFER,
+        )
+    raise SqlRefused("forbidden_function", f"{shown} {reason}, so it is refused in every statement; remove it.")
+
+
+def _check_command_calls(raw: str) -> None:
+    """In text sqlglot did not model, refuse every call of a refused function (NAME followed by '(')."""
+    try:
+        tokens = sqlglot.tokenize(raw, read=DIALECT)
+    except TokenError as error:
+        raise SqlSyntaxError(f"cannot tokenize the statement: {error}", None, None) from None
+    for token, following in itertools.pairwise(tokens):
+        if following.token_type is sqlglot.TokenType.L_PAREN and token.token_type not in _NOT_NAMES:
+            name = token.text.upper()
+            if name.startswith("SYSTEM$") and name not in READ_ONLY_SYSTEM_FUNCTIONS:
+                raise SqlRefused(
+                    "side_effect_function",
+                    f"{name[:80]} can change state or send data out; it is not allowed in statements.",
+                )
+            _refuse_by_name(name, local=False)
+
+
+_NOT_NAMES = frozenset({sqlglot.TokenType.STRING, sqlglot.TokenType.NUMBER, sqlglot.TokenType.L_PAREN})
 
 
 def _tables(tree: exp.Expr) -> tuple[str, ...]:

@@ -161,7 +161,7 @@ def _guard(sql: str, *, read_tool: bool, settings: SnowflakeSettings) -> Guarded
 
     role = current_principal().role.label
     try:
-        statement = parse_statement(sql)
+        statement = parse_statement(sql, local=settings.is_local)
         permissions: dict[str, list[StatementKind]] | None = (
             {str(name): list(kinds) for name, kinds in settings.statement_permissions.items()}
             if settings.statement_permissions is not None

@@ -123,8 +123,10 @@ def _where(tenant: str, flt: MemoryFilter, now: datetime, alias: str = "") -> tu
 class PostgresBackend:
     name: Literal["sqlite", "postgres"] = "postgres"
 
-    def __init__(self, dsn: str, *, min_size: int, max_size: int, ef_search: int):
-        import psycopg
+    def __init__(self, dsn: str, *, min_size: int, max_size: int, ef_search: int, timeout_s: float = 10.0):
+        from ..postgres_driver import import_psycopg
+
+        psycopg = import_psycopg("SOPHIA_MEMORY_DSN")
         from psycopg_pool import ConnectionPool, PoolTimeout
 
         self._ef_search = ef_search
@@ -134,9 +136,15 @@ class PostgresBackend:
             min_size=min_size,
             max_size=max_size,
             open=False,
-            timeout=30,
+            timeout=timeout_s,
             kwargs={"connect_timeout": 10},
             name="sophia-memory",
+            # A connection broken by a database restart is replaced before it is handed out, so the
+            # first calls after the restart work instead of failing once per pooled connection.
+            check=self._check,
+            # A reconnect attempt gives up after 1 s instead of backing off for minutes, so once the
+            # database is back the next call opens a connection at once.
+            reconnect_timeout=1.0,
         )
         try:
             self._pool.open(wait=True, timeout=15)
@@ -146,6 +154,18 @@ class PostgresBackend:
                 f"cannot connect to the memory database {redact(dsn)}: check SOPHIA_MEMORY_DSN",
                 detail=str(exc),
             ) from exc
+
+    def _check(self, conn: Any) -> None:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.OperationalError:
+            # One dropped connection means the server went away: discard every idle one now, rather
+            # than meet them one by one with the pool's back-off sleep between each.
+            self._pool.check()
+            raise
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -236,8 +256,19 @@ class PostgresBackend:
             for row in rows:
                 vec = _vector(row.embedding)
                 values = (
-                    row.id, tenant, row.namespace, row.text, row.tags, row.source, row.source_ref,
-                    row.importance, now, now, row.expires_at, model, vec,
+                    row.id,
+                    tenant,
+                    row.namespace,
+                    row.text,
+                    row.tags,
+                    row.source,
+                    row.source_ref,
+                    row.importance,
+                    now,
+                    now,
+                    row.expires_at,
+                    model,
+                    vec,
                 )
                 if dedupe_threshold is not None:
                     near = conn.execute(
@@ -401,14 +432,33 @@ class PostgresBackend:
         hits.sort(key=lambda hit: -hit.similarity)  # relaxed order: re-sort exactly
         return hits
 
+    def similarities(self, tenant: str, vector: Vector, ids: Sequence[str]) -> dict[str, float]:
+        import psycopg
+
+        try:
+            with self._tx() as conn:
+                rows = conn.execute(
+                    "SELECT id, 1 - (embedding <=> %s::vector) FROM memories "
+                    "WHERE tenant = %s AND id = ANY(%s) AND embedding_model = "
+                    "(SELECT value FROM memory_meta WHERE key = 'embedding_model')",
+                    (_vector(vector), tenant, list(ids)),
+                ).fetchall()
+        except psycopg.errors.DataException as exc:
+            self._model = None
+            raise ModelMismatch(
+                "the store's vectors changed dimension (it was re-embedded): restart with the store's model",
+                detail=str(exc),
+            ) from exc
+        return {row[0]: float(row[1]) for row in rows}
+
     def text_search(
         self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime, *, required: bool
-    ) -> builtins.list[str]:
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
         where, params = _where(tenant, flt, now)
         with self._tx() as conn:
             kept = self._informative(conn, terms, required=required)
             if not kept:
-                return []
+                return [], []
             query = " | ".join(kept)
             # Ranking is bounded to TEXT_MATCH_LIMIT matches as a backstop: a query of only common
             # words would otherwise rank every row of the tenant.
@@ -418,7 +468,7 @@ class PostgresBackend:
                 "ORDER BY ts_rank_cd(tsv, q) DESC, id LIMIT %s",
                 (query, *params, n),
             ).fetchall()
-        return [row[0] for row in rows]
+        return [row[0] for row in rows], kept
 
     @staticmethod
     def _informative(conn: Any, terms: Sequence[str], *, required: bool) -> builtins.list[str]:
@@ -529,6 +579,7 @@ class PostgresStore(Store):
                 min_size=settings.pool_min_size,
                 max_size=settings.pool_max_size,
                 ef_search=settings.hnsw_ef_search,
+                timeout_s=settings.pool_timeout_s,
             )
             if migrate:
                 import psycopg

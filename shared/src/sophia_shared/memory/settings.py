@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from ..paths import sophia_home
-from ..settings import ServerSettings, settings_config
+from ..settings import ServerSettings, SuiteSettings, settings_config
 
 
 class MemorySettings(ServerSettings):
@@ -19,11 +19,14 @@ class MemorySettings(ServerSettings):
 
     # None: SQLite + sqlite-vec at $SOPHIA_HOME/memory/memory.db. `sqlite:///abs/path.db` (that is,
     # sqlite:// + an absolute path) picks
-    # another file; `postgresql://...` selects PostgreSQL + pgvector.
+    # another file; `postgresql://...` selects PostgreSQL + pgvector. Unset, SOPHIA_DATABASE_URL
+    # (the suite's one database) is used when that is set.
     dsn: SecretStr | None = None
 
     embedding_provider: Literal["local", "openai"] = "local"
-    # For "openai": the model name sent to the endpoint; for "local" only all-MiniLM-L6-v2 ships.
+    # For "openai": the model name sent to the endpoint. For "local": all-MiniLM-L6-v2 (float,
+    # sentence-transformers' exact vectors) or all-MiniLM-L6-v2-int8 (int8-quantised, about twice
+    # as fast). Changing it needs `sophia memory reembed` on an existing store.
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_url: str | None = None
     embedding_api_key: SecretStr | None = None
@@ -36,6 +39,9 @@ class MemorySettings(ServerSettings):
     # Cosine similarity at or above which a write in the same tenant+namespace updates the
     # existing memory instead of adding a copy. 1.0 disables near-duplicate merging.
     dedupe_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    # Search drops hits whose relevance (cosine similarity lifted by keyword evidence) is below
+    # this: MiniLM puts unrelated texts at 0.0-0.25 and paraphrases at 0.4 and above.
+    min_relevance: float = Field(default=0.3, ge=0.0, le=1.0)
     max_text_chars: int = Field(default=8_000, ge=1, le=1_000_000)
     max_tags: int = Field(default=32, ge=0, le=256)
     max_batch: int = Field(default=1_000, ge=1, le=100_000)
@@ -45,7 +51,16 @@ class MemorySettings(ServerSettings):
     # PostgreSQL: connection pool and HNSW search breadth.
     pool_min_size: int = Field(default=1, ge=0, le=100)
     pool_max_size: int = Field(default=8, ge=1, le=200)
+    # How long a call waits for a pooled connection: also how soon a call is refused `unavailable`
+    # while the database is down.
+    pool_timeout_s: float = Field(default=10.0, gt=0, le=600)
     hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
+
+    @model_validator(mode="after")
+    def _default_to_database_url(self) -> MemorySettings:
+        if self.dsn is None:
+            self.dsn = SuiteSettings().database_url
+        return self
 
     def resolved_models_dir(self) -> Path:
         """The directory that caches built embedding models."""
