@@ -326,6 +326,9 @@ class PostgresTokenStore:
         if record is not None:
             return record
         key = _hash_token(plaintext)
+        # Stamped before asking: a revocation committed while the query runs still ends the trust
+        # within `cache_s` of it.
+        asked = time.monotonic()
         rows = self._run(
             "SELECT id, name, role, created, revoked_at FROM sophia_tokens "
             "WHERE token_hash = %s AND revoked_at IS NULL",
@@ -337,7 +340,7 @@ class PostgresTokenStore:
         record = self._record(rows[0])
         if self.cache_s > 0:
             with self._lock:
-                self._cache[key] = (record, time.monotonic())
+                self._cache[key] = (record, asked)
                 while len(self._cache) > self._CACHE_MAX:
                     self._cache.popitem(last=False)
         return record
