@@ -324,6 +324,8 @@ async def test_the_review_attacks_are_forbidden_for_a_viewer_in_local_mode(monke
                             "SELECT * FROM read_csv('/etc/shadow', header=false)",
                             "SELECT * FROM read_blob('/root/.sophia/memory/memory.db')")
             ]
+            results.append(await client.call("snowflake_describe_table", {"table": '"/etc/passwd"'}))
+            results.append(await client.call("snowflake_sample_table", {"table": '"/etc/hostname.csv"'}))
     for result in results:
         assert error_code(result) == "forbidden"
         assert error_data(result)["rule"] == "file_access"
