@@ -3,7 +3,8 @@
 `python child_server.py NAME [--hang-init | --http PORT]`: a SophiaServer named NAME with tools NAME_echo,
 NAME_slow, NAME_delete (destructive, confirmed), NAME_crash (the process dies mid-call),
 NAME_hang (never answers; NAME_cancelled counts its cancellations),
-NAME_grow (adds a tool: tools/list_changed). With --hang-init the
+NAME_grow (adds a tool: tools/list_changed), NAME_fail (raises the error of the code it is given),
+NAME_admin (needs role admin). With --hang-init the
 process reads stdin and never answers, the way a wedged server looks to the host; with --http it
 serves streamable HTTP on 127.0.0.1:PORT (a remote server, to the host).
 """
@@ -17,7 +18,7 @@ from typing import Annotated
 import anyio
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
-from sophia_shared.errors import NotFound
+from sophia_shared.errors import ErrorCode, NotFound, SophiaError
 from sophia_shared.server import Role, SophiaServer, current_correlation_id, current_principal
 from sophia_shared.settings import ServerSettings
 
@@ -28,6 +29,12 @@ class Echo(BaseModel):
     role: str
     correlation_id: str
     pid: int
+
+
+# One class per stable code: the first subclass that declares it (a more specific one may follow).
+_ERRORS: dict[ErrorCode, type[SophiaError]] = {}
+for _cls in SophiaError.__subclasses__():
+    _ERRORS.setdefault(_cls.code, _cls)
 
 
 def build(name: str) -> SophiaServer:
@@ -81,6 +88,20 @@ def build(name: str) -> SophiaServer:
     async def cancelled_calls() -> int:
         """How many calls of the hang tool this process saw cancelled."""
         return cancelled["count"]
+
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
+                 name=f"{name}_fail")
+    async def fail(code: Annotated[str, Field(description="The stable error code to fail with.")]) -> str:
+        """Fail with the tool error of the given stable code (internal: an unexpected crash of the tool)."""
+        if code == ErrorCode.INTERNAL:
+            raise RuntimeError("an unexpected bug")
+        raise _ERRORS[ErrorCode(code)](f"failing with {code} as asked")
+
+    @server.tool(role=Role.ADMIN, read_only=True, destructive=False, idempotent=True, open_world=False,
+                 name=f"{name}_admin")
+    async def admin() -> str:
+        """Answer only an administrator."""
+        return f"hello admin {current_principal().name}"
 
     @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=True, open_world=False,
                  name=f"{name}_grow")

@@ -223,4 +223,12 @@ async def test_streamable_http_fast_path_keeps_the_edge(tmp_path: Path, sophia_h
             {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
              "params": {"name": "alpha_grow", "arguments": {}, "_meta": ENVELOPE}}))
         assert denied.json()["result"]["_meta"]["sophia/error"]["code"] == "forbidden"
+        # A `_meta` of any other shape than an object is the SDK's to refuse; the edge stays up.
+        for junk in ([1, 2], "sophia", 7, None, {"io.modelcontextprotocol/protocolVersion": [MODERN]}):
+            bad = await http.post(url, headers=auth, content=json.dumps(
+                {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                 "params": {"name": "alpha_echo", "arguments": {"text": "x"}, "_meta": junk}}))
+            assert bad.status_code in (200, 400) and "error" in bad.json(), junk
+        again = await http.post(url, headers=auth, content=body("alpha_echo", "again"))
+        assert again.json()["result"]["structuredContent"]["text"] == "again"
         assert await _fast_calls(tmp_path, sophia_home, 1) >= 1

@@ -3,6 +3,7 @@ talks to real child server processes over stdio."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 import anyio
@@ -10,6 +11,7 @@ import pytest
 from mcp.client import Client
 from mcp.types import ElicitResult, RequestParamsMeta
 from sophia_host.children import State
+from sophia_host.fastpath import StdioEdge
 from sophia_shared.audit import AuditLog
 from sophia_shared.server import PRINCIPAL_META_KEY, Principal, Role
 from sophia_shared.testing import connect, error_code, error_data, error_of, structured
@@ -19,6 +21,10 @@ from .conftest import child_entry, ready, running_host, settle
 pytestmark = pytest.mark.anyio
 
 ALICE = Principal("alice", Role.DEVELOPER, kind="token")
+MODERN_ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
 
 
 async def test_union_forwarding_principal_errors_and_audit() -> None:
@@ -215,3 +221,26 @@ async def test_unknown_principal_meta_is_ignored_without_trust() -> None:
             result = await client.call_tool("alpha_echo", {"text": "x"}, meta=meta)
             assert structured(result)["principal"] != "mallory"
         assert all(ready(c) for c in host.children)
+
+
+async def test_the_host_forwards_nothing_while_its_audit_cannot_be_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with running_host([child_entry("alpha")]) as host:
+        # A stand-in for a writer whose last commit failed (AuditWriter's own health, from sophia_shared.audit).
+        monkeypatch.setattr(type(host.audit_writer), "healthy", property(lambda self: False), raising=False)
+        async with connect(host, principal=ALICE) as client:
+            refused = await client.call("alpha_echo", {"text": "x"})
+        assert error_code(refused) == "unavailable"
+        assert error_of(refused)["message"].startswith("audit unavailable")
+        lines: list[bytes] = []
+        edge = StdioEdge(host.fast, lines.append)
+        edge.modern = True
+        request = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                   "params": {"name": "alpha_echo", "arguments": {"text": "x"}, "_meta": MODERN_ENVELOPE}}
+        assert edge.take(json.dumps(request).encode())
+        with anyio.fail_after(30):
+            while not lines:
+                await anyio.sleep(0.01)
+        answer = json.loads(lines[0])["result"]
+        assert answer["_meta"]["sophia/error"]["code"] == "unavailable" and host.fast.calls == 1
+    # Neither lane reached the child: it has no record of either call.
+    assert not [r for r in AuditLog().records() if r["server"] == "alpha"]

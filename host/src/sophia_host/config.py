@@ -35,6 +35,9 @@ class HostSettings(ServerSettings):
     # A child that stays up this long has its backoff reset.
     healthy_after_s: float = Field(default=30.0, gt=0)
     semantic_search: bool = True
+    # False sends every call through the SDK lane (the reference lane; the differential test
+    # compares the two). Both lanes run the same request path.
+    fast_path: bool = True
 
 
 class ServerEntry(BaseModel):

@@ -1,33 +1,34 @@
-"""The host's fast path: a plain forwarded tools/call without the SDK's per-message model work.
+"""The host's fast lane: framing for a plain forwarded tools/call, without the SDK's model work.
 
-Most calls through the host are plain: a tool of a ready stdio child, a caller whose role allows
-it, no confirmation, no multi-round input. For those, the edge hands the parsed JSON-RPC request
-here instead of to the SDK server, and the call goes to the child over its raw channel (raw.py).
-The request path is the same one, in the same order, with the same shared pieces: the principal
-(from the verified token, or the local user over stdio), the role and read-only checks (a call
-that fails them is not fast: the SDK path refuses it with its usual error), the principal and
-correlation id forwarded in `_meta` (the caller's own `_meta` is never passed on), the timeout,
-the result cap, the error mapping, and the audit record (`SophiaServer._record`). Anything else —
-confirmation, progress over HTTP, retries carrying input responses, remote children — takes the
-SDK path, which stays the reference behaviour.
+Most calls through the host are plain: a tool of a ready stdio child, no confirmation, no
+multi-round input. For those, the edge (stdio here, HTTP in http_edge.py) parses the JSON-RPC
+request itself and hands it to the one request path (sophia_shared.request.serve) with a `run`
+step that forwards over the child's raw channel (raw.py) instead of the SDK client. Everything
+the path does — principal and correlation id (`identify`), role and read-only checks, the audit
+check, timing, the result cap, error results, error codes and the audit record — is that shared
+code, not a copy. What is here is framing only: which calls to take, the raw forward, and the
+host's protocol stamps. Anything else — confirmation, retries carrying input responses, remote
+children, any frame this lane does not understand — goes to the SDK lane, which answers it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
-import uuid
+import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from mcp_types import PROTOCOL_VERSION_META_KEY
+from mcp_types.methods import validate_client_request
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 from sophia_shared.auth import Principal
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG
-from sophia_shared.errors import ERROR_META_KEY, SophiaError, Unavailable
-from sophia_shared.server import CORRELATION_META_KEY, PRINCIPAL_META_KEY, ToolSpec
+from sophia_shared.errors import Unavailable
+from sophia_shared.request import Call, forward_meta, identify, serve
+from sophia_shared.server import ToolSpec
 
 from .children import Child, State
 from .raw import ChannelClosed, ProgressSink, without_protocol_stamps
@@ -35,8 +36,12 @@ from .raw import ChannelClosed, ProgressSink, without_protocol_stamps
 if TYPE_CHECKING:
     from .server import HostServer
 
+log = logging.getLogger("sophia.host")
+
 # Keys of a tools/call's params that only the SDK path handles (the multi-round input flow).
 _SLOW_PARAMS = frozenset({"inputResponses", "requestState", "task"})
+# JSON-RPC's internal error, for a fast-lane failure that is the host's own bug (it is logged).
+_INTERNAL_ERROR = -32603
 
 
 def era_of(params: Mapping[str, Any]) -> str | None:
@@ -46,8 +51,12 @@ def era_of(params: Mapping[str, Any]) -> str | None:
     return version if isinstance(version, str) else None
 
 
+def _as_json(result: dict[str, Any]) -> dict[str, Any]:
+    return result
+
+
 class FastPath:
-    """Forwards eligible tools/call requests of one HostServer over its children's raw channels."""
+    """Hands eligible tools/call requests of one HostServer to the request path, forwarded raw."""
 
     def __init__(self, host: HostServer):
         self.host = host
@@ -55,78 +64,99 @@ class FastPath:
         # The host's serverInfo stamp, made once (the SDK copies it per response; here it is only
         # ever serialized, never mutated).
         self.stamp = host._lowlevel_server.server_info_stamp
+        self._valid_envelope: dict[str, Any] | None = None
 
-    def route(self, params: Any, principal: Principal) -> tuple[Child, ToolSpec] | None:
-        """The child and spec when this call may take the fast path; None sends it the SDK way."""
-        if not isinstance(params, dict) or _SLOW_PARAMS.intersection(params):
+    @property
+    def enabled(self) -> bool:
+        return self.host.host_settings.fast_path
+
+    def route(self, params: Mapping[str, Any]) -> tuple[Child, ToolSpec] | None:
+        """The child and spec when this call may take the fast lane; None sends it the SDK way.
+
+        Only frames the SDK lane would take as the same call come here: anything it would refuse
+        (a bad `_meta`, a wrong-typed name or arguments, an unknown version) is its to answer.
+        """
+        if _SLOW_PARAMS.intersection(params):
             return None
         name = params.get("name")
         arguments = params.get("arguments", {})
-        if not isinstance(name, str) or not isinstance(arguments, dict) or CONFIRMATION_TOKEN_ARG in arguments:
-            return None
-        version = era_of(params)
-        if version is not None and version not in MODERN_PROTOCOL_VERSIONS:
+        if not isinstance(name, str) or not isinstance(arguments, dict) or CONFIRMATION_TOKEN_ARG in arguments \
+                or not self._meta_valid(params.get("_meta")):
             return None
         child = self.host.routes.get(name)
         spec = self.host.specs.get(name)
         if child is None or spec is None or child.raw is None or child.state is not State.ready:
             return None
-        if spec.confirm or not self.host.visible(spec) or principal.role < spec.role:
-            return None
+        if spec.confirm:
+            return None  # the host may turn the child's confirmation into a question to the caller
         return child, spec
 
+    def _meta_valid(self, meta: object) -> bool:
+        """Whether the SDK would accept this `_meta` on a tools/call (the SDK's own check, once per envelope)."""
+        if meta is None:
+            return True
+        if not isinstance(meta, dict):
+            return False
+        token = meta.get("progressToken")
+        if token is not None and not isinstance(token, str | int):
+            return False
+        envelope = {k: v for k, v in meta.items() if k != "progressToken"} if "progressToken" in meta else meta
+        if not envelope:
+            return True
+        version = envelope.get(PROTOCOL_VERSION_META_KEY)
+        if version not in MODERN_PROTOCOL_VERSIONS:
+            return False  # a handshake-era `_meta` carries a progress token at most; the rest is the SDK's
+        if envelope == self._valid_envelope:
+            return True
+        try:
+            validate_client_request("tools/call", version, {"name": "", "arguments": {}, "_meta": envelope})
+        except (ValidationError, ValueError, KeyError):
+            return False
+        self._valid_envelope = envelope  # a client sends the same envelope on every call
+        return True
+
+    def identify(self, params: Mapping[str, Any], authenticated: Principal | None) -> tuple[Principal, str]:
+        """The caller and the call's correlation id, by the request path's one trust rule."""
+        host = self.host
+        return identify(params.get("_meta"), trusted=host.trust_meta_principal, authenticated=authenticated,
+                        local=host.local_principal)
+
     async def forward(
-        self, child: Child, spec: ToolSpec, params: dict[str, Any], principal: Principal,
+        self, child: Child, spec: ToolSpec, params: Mapping[str, Any], principal: Principal, correlation: str,
         progress: ProgressSink | None = None,
     ) -> dict[str, Any]:
-        """Run one routed call and return the JSON-RPC `result` for the caller."""
-        host = self.host
-        name = spec.name
+        """Run one routed call through the request path and return the JSON-RPC `result` for the caller."""
         arguments: dict[str, Any] = params.get("arguments") or {}
-        version = era_of(params)
-        correlation = uuid.uuid4().hex[:16]
-        started = time.perf_counter()
-        outcome, code = "ok", None
-        forwarded = {"name": name, "arguments": arguments,
-                     "_meta": {PRINCIPAL_META_KEY: principal.as_meta(), CORRELATION_META_KEY: correlation}}
-        child.calls += 1
+        call = Call(tool=spec.name, arguments=arguments, principal=principal, correlation_id=correlation)
         self.calls += 1
+
+        async def run(admitted: ToolSpec) -> dict[str, Any]:
+            return await self._send(child, call, progress)
+
+        result = await serve(self.host, call, run, _as_json)
+        return _restamp(result, era_of(params), self.host)
+
+    async def _send(self, child: Child, call: Call, progress: ProgressSink | None) -> dict[str, Any]:
+        """The forward itself: the call on the child's raw channel, its failures as Child names them."""
+        name = call.tool
+        raw = child.raw
+        if raw is None or child.state is not State.ready:
+            raise Unavailable(f"{name} is unavailable: {child.describe()}")
+        child.calls += 1
+        forwarded = {"name": name, "arguments": call.arguments,
+                     "_meta": forward_meta(call.principal, call.correlation_id)}
         try:
-            raw = child.raw
-            if raw is None:
-                raise Unavailable(f"{name} is unavailable: {child.describe()}")
-            try:
-                async with asyncio.timeout(host.host_settings.call_timeout_s):
-                    message = await raw.call(forwarded, progress)
-            except TimeoutError:
-                raise child.failed_timeout(name) from None
-            except ChannelClosed:
-                raise child.failed_stopped(name) from None
-            result = message.get("result")
-            if not isinstance(result, dict):
-                error = message.get("error")
-                raise child.failed_refused(name, str(error.get("message")) if isinstance(error, dict) else "no result")
-            host.check_result_size(name, sum(
-                len(c.get("text") or "") for c in result.get("content") or [] if isinstance(c, dict)))
-            if result.get("isError"):
-                outcome, code = "error", _error_code(result)
-            return _restamp(result, version, host)
-        except SophiaError as exc:
-            outcome, code = "error", exc.code.value
-            error = host._error_result(exc).model_dump(by_alias=True, mode="json", exclude_none=True)
-            return _restamp(error, version, host)
-        except BaseException:
-            outcome, code = "error", "cancelled"
-            raise
-        finally:
-            host._record(spec, name, arguments, principal, correlation, outcome, code, started)
-
-
-def _error_code(result: Mapping[str, Any]) -> str | None:
-    meta = result.get("_meta")
-    error = meta.get(ERROR_META_KEY) if isinstance(meta, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return str(code) if code is not None else None
+            async with asyncio.timeout(self.host.host_settings.call_timeout_s):
+                message = await raw.call(forwarded, progress)
+        except TimeoutError:
+            raise child.failed_timeout(name) from None
+        except ChannelClosed:
+            raise child.failed_stopped(name) from None
+        result = message.get("result")
+        if not isinstance(result, dict):
+            error = message.get("error")
+            raise child.failed_refused(name, str(error.get("message")) if isinstance(error, dict) else "no result")
+        return result
 
 
 def _restamp(result: dict[str, Any], version: str | None, host: HostServer) -> dict[str, Any]:
@@ -153,43 +183,57 @@ def response_line(request_id: Any, result: dict[str, Any]) -> bytes:
 
 
 class StdioEdge:
-    """The fast path on the host's own stdio: takes eligible lines before the SDK parses them."""
+    """The fast lane on the host's own stdio: takes eligible lines before the SDK parses them."""
 
     def __init__(self, fast: FastPath, write: Callable[[bytes], None]):
         self.fast = fast
         self.write = write
-        self.handshake = False
+        # The connection's era, decided the way the SDK decides it (runner.py): by its first request,
+        # which therefore always goes to the SDK. None until then; the lane takes only calls of that era.
+        self.modern: bool | None = None
         # Plain asyncio tasks, not an anyio task group's: spawning one is a third of the cost, and
         # the hop is measured in tens of microseconds. `close` cancels what is still running.
         self._inflight: dict[Any, asyncio.Task[None]] = {}
 
     def take(self, line: bytes) -> bool:
-        """True when the line was handled here; False hands it to the SDK server."""
-        if b'"tools/call"' in line:
-            return self._call(line)
-        if b'"notifications/cancelled"' in line:
-            return self._cancel(line)
-        if b'"initialize"' in line and parse(line).get("method") == "initialize":
-            # Handshake-era calls (no `_meta` envelope) are only valid after initialize.
-            self.handshake = True
+        """True when the line was handled here; False hands it to the SDK server (never raises)."""
+        try:
+            if self.modern is None:
+                self._opening(line)
+                return False
+            if b'"tools/call"' in line:
+                return self.fast.enabled and self._call(line)
+            if b'"notifications/cancelled"' in line:
+                return self._cancel(line)
+        except Exception:  # the boundary: a frame this lane mishandles is the SDK lane's to answer
+            log.exception("fast lane could not take a frame; the SDK lane answers it")
         return False
+
+    def _opening(self, line: bytes) -> None:
+        message = parse(line)
+        method = message.get("method")
+        if message.get("jsonrpc") != "2.0" or not isinstance(method, str) or not usable_id(message.get("id")):
+            return  # not a request: the SDK keeps waiting for its opening request too
+        params = message.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        self.modern = method != "initialize" and isinstance(meta, dict) and PROTOCOL_VERSION_META_KEY in meta
 
     def _call(self, line: bytes) -> bool:
         message = parse(line)
         request_id = message.get("id")
-        if message.get("method") != "tools/call" or not isinstance(request_id, str | int) or request_id in \
-                self._inflight:
+        if message.get("method") != "tools/call" or message.get("jsonrpc") != "2.0" or not usable_id(request_id) \
+                or request_id in self._inflight:
             return False
         params = message.get("params")
-        principal = self.fast.host.local_principal
-        if not isinstance(params, dict) or self.fast.host.trust_meta_principal:
-            return False  # a host behind a host: the SDK path reads the forwarded principal
-        routed = self.fast.route(params, principal)
-        if routed is None or (era_of(params) is None and not self.handshake):
+        if not isinstance(params, dict) or (era_of(params) is not None) is not self.modern:
+            return False  # the SDK answers a call of the other era with its own refusal
+        routed = self.fast.route(params)
+        if routed is None:
             return False
-        token = (params.get("_meta") or {}).get("progressToken")
+        principal, correlation = self.fast.identify(params, None)
+        token = (params.get("_meta") or {}).get("progressToken")  # route() took only a dict `_meta`
         self._inflight[request_id] = asyncio.get_running_loop().create_task(
-            self._serve(request_id, routed, params, principal, token))
+            self._serve(request_id, routed, params, principal, correlation, token))
         return True
 
     def close(self) -> None:
@@ -198,7 +242,7 @@ class StdioEdge:
 
     async def _serve(
         self, request_id: Any, routed: tuple[Child, ToolSpec], params: dict[str, Any], principal: Principal,
-        token: Any,
+        correlation: str, token: Any,
     ) -> None:
         progress: ProgressSink | None = None
         if isinstance(token, str | int) and not isinstance(token, bool):
@@ -206,10 +250,13 @@ class StdioEdge:
                 self.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/progress",
                                        "params": {**note, "progressToken": token}}, separators=(",", ":")).encode())
         try:
-            result = await self.fast.forward(*routed, params, principal, progress)
+            result = await self.fast.forward(*routed, params, principal, correlation, progress)
             self.write(response_line(request_id, result))
         except asyncio.CancelledError:
             pass  # the caller cancelled: a cancelled request gets no response
+        except Exception:  # the boundary: the request path recorded it; the caller still gets an answer
+            log.exception("fast lane failed on %s", routed[1].name)
+            self.write(error_line(request_id, "internal error in the host; it logged the details"))
         finally:
             self._inflight.pop(request_id, None)
 
@@ -217,11 +264,20 @@ class StdioEdge:
         message = parse(line)
         params = message.get("params")
         request_id = params.get("requestId") if isinstance(params, dict) else None
-        task = self._inflight.get(request_id) if isinstance(request_id, str | int) else None
+        task = self._inflight.get(request_id) if usable_id(request_id) else None
         if message.get("method") != "notifications/cancelled" or task is None:
             return False
         task.cancel()  # the raw channel tells the child
         return True
+
+
+def usable_id(request_id: object) -> bool:
+    return isinstance(request_id, str | int) and not isinstance(request_id, bool)
+
+
+def error_line(request_id: Any, message: str) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "error": {"code": _INTERNAL_ERROR, "message": message}},
+                      separators=(",", ":")).encode()
 
 
 def parse(line: bytes) -> dict[str, Any]:
@@ -230,4 +286,3 @@ def parse(line: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return message if isinstance(message, dict) else {}
-

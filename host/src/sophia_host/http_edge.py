@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,7 +15,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from sophia_shared.auth import principal_from_access_token
 from starlette.requests import Request
 
-from .fastpath import FastPath, parse, response_line
+from .fastpath import FastPath, error_line, parse, response_line, usable_id
+
+log = logging.getLogger("sophia.host")
 
 
 class HttpEdge:
@@ -45,22 +48,26 @@ class HttpEdge:
         message = parse(body)
         params = message.get("params")
         params = params if isinstance(params, dict) else {}
-        token = get_access_token()
-        principal = principal_from_access_token(token) if token is not None else self.fast.host.local_principal
-        routed = self.fast.route(params, principal) if message.get("method") == "tools/call" else None
+        routed = self.fast.route(params) if self.fast.enabled and message.get("method") == "tools/call" else None
         if (
-            routed is None or "id" not in message or self.fast.host.trust_meta_principal
+            routed is None or not usable_id(message.get("id"))
             or await self.security.validate_request(request, is_post=True) is not None
             or not check_accept_headers(request)[0]
             or find_duplicated_routing_header(headers.items()) is not None
             or any(h.startswith("mcp-param-") for h in headers)
-            or "progressToken" in (params.get("_meta") or {})
+            or "progressToken" in (params.get("_meta") or {})  # route() took only a dict `_meta`
             or isinstance(classify_inbound_request(message, headers=dict(headers)), InboundLadderRejection)
         ):
             await self.inner(scope, _replay(body, receive), send)
             return
-        result = await self.fast.forward(*routed, params, principal)
-        payload = response_line(message["id"], result)
+        token = get_access_token()
+        principal, correlation = self.fast.identify(
+            params, principal_from_access_token(token) if token is not None else None)
+        try:
+            payload = response_line(message["id"], await self.fast.forward(*routed, params, principal, correlation))
+        except Exception:  # the boundary: the request path recorded it; the caller still gets an answer
+            log.exception("HTTP fast lane failed on %s", routed[1].name)
+            payload = error_line(message["id"], "internal error in the host; it logged the details")
         headers_out = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers_out})
         await send({"type": "http.response.body", "body": payload})

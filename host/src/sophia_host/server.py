@@ -28,15 +28,9 @@ from pydantic import BaseModel, Field
 from sophia_shared.audit import AuditEvent, AuditLog, AuditWriter
 from sophia_shared.auth import Role
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG, Confirmation, client_can_elicit
-from sophia_shared.errors import ErrorCode, Forbidden, SophiaError, error_info
-from sophia_shared.server import (
-    CORRELATION_META_KEY,
-    PRINCIPAL_META_KEY,
-    SophiaServer,
-    ToolSpec,
-    current_correlation_id,
-    current_principal,
-)
+from sophia_shared.errors import ErrorCode, Forbidden, SophiaError, Unavailable, error_code, error_info
+from sophia_shared.request import current_correlation_id, current_principal, forward_meta
+from sophia_shared.server import SophiaServer, ToolSpec
 from sophia_shared.settings import SuiteSettings
 
 from .children import Child, ChildFailed, State, toolset_of
@@ -179,12 +173,23 @@ class HostServer(SophiaServer):
         """Forwarded tool name → the child that serves it."""
         return self._routes
 
+    @property
+    def audit_writer(self) -> AuditWriter:
+        if self._audit_writer is None:
+            self._audit_writer = AuditWriter(self.audit)
+        return self._audit_writer
+
     def write_audit(self, event: AuditEvent) -> None:
         """Write-behind at the edge (AuditWriter): a forwarded call's executing Sophia child records
         it synchronously itself, so the host's copy never holds up the answer."""
-        if self._audit_writer is None:
-            self._audit_writer = AuditWriter(self.audit)
-        self._audit_writer.submit(event)
+        self.audit_writer.submit(event)
+
+    def check_audit(self) -> None:
+        """Refuse to forward while the write-behind writer cannot write (its last commit failed)."""
+        healthy = getattr(self.audit_writer, "healthy", True)
+        if not (healthy() if callable(healthy) else healthy):
+            raise Unavailable("audit unavailable: the host's audit log cannot be written (see the host's log); "
+                              "nothing was forwarded")
 
     async def _wait_stopped(self) -> None:
         await self.until(lambda: all(c.state in (State.stopped, State.failed) for c in self.children))
@@ -306,10 +311,7 @@ class HostServer(SophiaServer):
         child = self._routes.get(name)
         if child is None:
             return await super().execute(name, arguments, context)
-        meta: dict[str, Any] = {
-            PRINCIPAL_META_KEY: current_principal().as_meta(),
-            CORRELATION_META_KEY: current_correlation_id(),
-        }
+        meta = forward_meta(current_principal(), current_correlation_id())
         progress = _progress_forwarder(context)
         answer = _confirmation_answer(context)
         if answer is not None:
@@ -320,7 +322,7 @@ class HostServer(SophiaServer):
         result = await child.call(name, arguments, meta=meta, progress=progress)
         if (
             isinstance(result, types.CallToolResult) and context is not None
-            and CONFIRMATION_TOKEN_ARG not in arguments and _code(result) == ErrorCode.CONFIRMATION_REQUIRED
+            and CONFIRMATION_TOKEN_ARG not in arguments and error_code(result) == ErrorCode.CONFIRMATION_REQUIRED
             and client_can_elicit(context)
         ):
             # The child always uses the token path; where the caller can show a prompt, the
@@ -451,11 +453,6 @@ def _error_data(result: types.CallToolResult) -> dict[str, Any]:
     info = error_info(result) or {}
     data = info.get("data")
     return data if isinstance(data, dict) else {}
-
-
-def _code(result: types.CallToolResult) -> str | None:
-    info = error_info(result)
-    return str(info["code"]) if info else None
 
 
 def _own_pid() -> int:

@@ -139,8 +139,9 @@ class _PostgresBackend:
     """The log in PostgreSQL, shared by every host and server that points at the same database.
 
     Appends from any number of processes and machines form one chain: each batch links to the true
-    last record under a table lock held until its commit, and the head (last seq and hash) is kept
-    in the same database, in the same transaction, so every host verifies against the same head.
+    last record under a table lock held until its commit (which does not wait for the disk: `_flush`
+    does, after the lock is gone), and the head (last seq and hash) is kept in the same database, in
+    the same transaction, so every host verifies against the same head.
     The connection is reopened after the server restarts; a statement that fails before anything
     of the batch was sent is retried once on the new connection (it cannot duplicate a record).
     """
@@ -202,6 +203,9 @@ class _PostgresBackend:
         conn = self._connection()
         try:
             conn.execute("BEGIN")
+            # The commit below releases the chain lock without waiting for the disk; `_flush` then
+            # waits for it outside the lock (see there).
+            conn.execute("SET LOCAL synchronous_commit = off")
             # One writer at a time across processes: the chain needs the true last record.
             conn.execute("LOCK TABLE sophia_audit IN EXCLUSIVE MODE")
         except psycopg.OperationalError:
@@ -235,7 +239,32 @@ class _PostgresBackend:
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("ROLLBACK")
             raise
+        self._flush(conn)
         return records
+
+    def _flush(self, conn: Any) -> None:
+        """Return once the batch is on disk, as the database's own synchronous_commit promises.
+
+        Holding the chain lock through a commit's WAL flush serialises every writer of every host
+        behind one fsync each: 4 writer processes made ~70 appends/s together here (6 ms fsyncs),
+        and 136-195/s with the flush moved out of the lock, as fast as skipping it. A transaction that
+        takes an xid commits with a WAL record after the batch's, so its synchronous commit waits for
+        the flush past the batch; concurrent writers share such flushes (PostgreSQL's group commit).
+        If this fails, the batch is in the log but the caller hears an error (it refuses the call).
+        """
+        import psycopg
+
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT pg_current_xact_id()")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.broken:
+                self._drop()
+            else:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+            raise
 
     def rows(self) -> Iterator[dict[str, Any]]:
         rows, _head = self.snapshot()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -12,19 +13,33 @@ ERROR_META_KEY = "sophia/error"
 
 
 def error_info(result: Any) -> dict[str, Any] | None:
-    """The {code, message, data} of a failed CallToolResult, or None when it succeeded."""
-    if not getattr(result, "is_error", False):
+    """The {code, message, data} of a failed tools/call result, or None when it succeeded.
+
+    `result` is a CallToolResult or its JSON form (a dict straight off a child's pipe): both lanes
+    of the request path read codes here, so they cannot disagree about one.
+    """
+    if isinstance(result, Mapping):
+        failed, meta = result.get("isError"), result.get("_meta")
+    else:
+        failed, meta = getattr(result, "is_error", False), getattr(result, "meta", None)
+    if not failed:
         return None
-    meta = getattr(result, "meta", None) or {}
-    error = meta.get(ERROR_META_KEY) if isinstance(meta, dict) else None
+    error = meta.get(ERROR_META_KEY) if isinstance(meta, Mapping) else None
     if isinstance(error, dict) and "code" in error:
         return error
     return {"code": ErrorCode.INTERNAL.value, "message": _first_text(result)}
 
 
+def error_code(result: Any) -> str | None:
+    """The stable code of a failed tools/call result (either form), or None when it succeeded."""
+    info = error_info(result)
+    return str(info["code"]) if info is not None else None
+
+
 def _first_text(result: Any) -> str:
-    for block in getattr(result, "content", None) or []:
-        text = getattr(block, "text", None)
+    blocks = result.get("content") if isinstance(result, Mapping) else getattr(result, "content", None)
+    for block in blocks if isinstance(blocks, list) else []:
+        text = block.get("text") if isinstance(block, Mapping) else getattr(block, "text", None)
         if isinstance(text, str):
             return text
     return ""

@@ -6,12 +6,9 @@ needed → tool → result cap → audit record. A server never re-implements a 
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 import logging
-import time
 import typing
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
@@ -22,28 +19,31 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
-from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import Field, ValidationError
 
 from .audit import AuditEvent, AuditLog
 from .auth import Principal, Role, local_principal, principal_from_access_token
 from .confirm import CONFIRMATION_TOKEN_ARG, ConfirmationGate, Preview
-from .errors import (
-    ERROR_META_KEY,
-    ConfirmationRequired,
-    ErrorCode,
-    Forbidden,
-    InternalError,
-    InvalidArgument,
-    LimitExceeded,
-    NotFound,
-    SophiaError,
-    error_info,
-)
+from .errors import ErrorCode, InternalError, InvalidArgument, LimitExceeded, SophiaError
 from .redact import clip, get_logger, is_secret_name, redact
+from .request import (
+    CORRELATION_META_KEY,
+    PRINCIPAL_META_KEY,
+    Call,
+    Outcome,
+    bound,
+    current_correlation_id,
+    current_principal,
+    identify,
+    record,
+    serve,
+)
 from .settings import ServerSettings, SuiteSettings
 
 __all__ = [
+    "CORRELATION_META_KEY",
+    "PRINCIPAL_META_KEY",
     "Preview",
     "Principal",
     "Role",
@@ -55,23 +55,7 @@ __all__ = [
 
 log = get_logger("sophia")
 
-PRINCIPAL_META_KEY = "sophia/principal"
-CORRELATION_META_KEY = "sophia/correlation_id"
-
-_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("sophia_principal", default=None)
-_correlation: contextvars.ContextVar[str] = contextvars.ContextVar("sophia_correlation", default="")
-
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def current_principal() -> Principal:
-    """The principal of the call being served (the local user outside a call)."""
-    principal = _principal.get()
-    return principal if principal is not None else local_principal()
-
-
-def current_correlation_id() -> str:
-    return _correlation.get()
 
 
 @dataclass
@@ -227,94 +211,43 @@ class SophiaServer(MCPServer[Any]):
         tools = await super().list_tools()
         return [t for t in tools if t.name in self.specs and self.visible(self.specs[t.name])]
 
-    # -- the request path -----------------------------------------------------------------
+    # -- the request path (request.py) ------------------------------------------------------
 
-    def _principal_for(self, context: Context[Any, Any] | None) -> Principal:
+    def _identify(self, context: Context[Any, Any] | None) -> tuple[Principal, str]:
         token = get_access_token()
-        if token is not None:
-            return principal_from_access_token(token)
-        if self.trust_meta_principal and context is not None:
-            meta = self._request_meta(context)
-            forwarded = Principal.from_meta(meta.get(PRINCIPAL_META_KEY))
-            if forwarded is not None:
-                return forwarded
-        return self.local_principal
-
-    @staticmethod
-    def _request_meta(context: Context[Any, Any]) -> Mapping[str, Any]:
-        try:
-            meta = context.request_context.meta
-        except (ValueError, AttributeError, LookupError):
-            return {}
-        if meta is None:
-            return {}
-        if isinstance(meta, Mapping):
-            return meta
-        dumped = meta.model_dump(by_alias=True) if hasattr(meta, "model_dump") else {}
-        return dumped if isinstance(dumped, dict) else {}
+        return identify(
+            _request_meta(context), trusted=self.trust_meta_principal,
+            authenticated=principal_from_access_token(token) if token is not None else None,
+            local=self.local_principal,
+        )
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        principal = self._principal_for(context)
-        meta = self._request_meta(context) if context is not None else {}
-        correlation = str(meta.get(CORRELATION_META_KEY) or uuid.uuid4().hex[:16])
-        p_token = _principal.set(principal)
-        c_token = _correlation.set(correlation)
-        started = time.perf_counter()
-        spec = self.specs.get(name)
-        outcome, code = "ok", None
-        try:
-            if spec is None or not self.visible(spec):
-                if spec is not None:
-                    raise Forbidden(
-                        f"{name} is not available: this server runs in read-only mode "
-                        f"(setting SOPHIA_{self.name.upper()}_READ_ONLY or --read-only)"
-                    )
-                raise NotFound(f"unknown tool {clip(name)!r}; list the tools to see what this server offers")
-            if principal.role < spec.role:
-                raise Forbidden(
-                    f"{name} needs role {spec.role.label} or higher; {principal.name} has role "
-                    f"{principal.role.label}"
-                )
-            result = await self.execute(name, arguments, context)
-            if isinstance(result, InputRequiredResult):
-                outcome = "input_required"
-                return result
-            result = self._cap(name, result)
-            if result.is_error:
-                outcome = "error"
-                code = _error_code_of(result)
-            return result
-        except SophiaError as exc:
-            outcome = "denied" if exc.code == ErrorCode.FORBIDDEN else "error"
-            code = exc.code.value
-            return self._error_result(exc)
-        finally:
-            self._record(spec, name, arguments, principal, correlation, outcome, code, started)
-            _principal.reset(p_token)
-            _correlation.reset(c_token)
+        principal, correlation = self._identify(context)
+        call = Call(tool=name, arguments=arguments, principal=principal, correlation_id=correlation)
+
+        async def run(spec: ToolSpec) -> CallToolResult | InputRequiredResult:
+            return await self.execute(name, arguments, context)
+
+        return await serve(self, call, run, CallToolResult.model_validate)
 
     async def read_resource(self, uri: Any, context: Context[Any, Any] | None = None) -> Any:
         """Resource reads get the same principal (current_principal()) and audit as tool calls."""
-        principal = self._principal_for(context)
-        correlation = uuid.uuid4().hex[:16]
-        p_token = _principal.set(principal)
-        c_token = _correlation.set(correlation)
-        started = time.perf_counter()
-        outcome, code = "ok", None
-        try:
-            return await super().read_resource(uri, context)
-        except SophiaError as exc:
-            outcome, code = "error", exc.code.value
-            raise
-        except Exception:
-            outcome, code = "error", ErrorCode.NOT_FOUND.value
-            raise
-        finally:
-            self._record(None, "resources/read", {"uri": str(uri)}, principal, correlation, outcome, code, started)
-            _principal.reset(p_token)
-            _correlation.reset(c_token)
+        principal, correlation = self._identify(context)
+        call = Call(tool="resources/read", arguments={"uri": str(uri)}, principal=principal,
+                    correlation_id=correlation)
+        with bound(call):
+            try:
+                return await super().read_resource(uri, context)
+            except SophiaError as exc:
+                call.outcome, call.code = Outcome.ERROR, exc.code.value
+                raise
+            except Exception:
+                call.outcome, call.code = Outcome.ERROR, ErrorCode.NOT_FOUND.value
+                raise
+            finally:
+                record(self, call)
 
     async def execute(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
@@ -333,10 +266,6 @@ class SophiaServer(MCPServer[Any]):
                 f"{name} failed unexpectedly; the server logged the details. Retry, or report it."
             ) from None
 
-    def _cap(self, name: str, result: CallToolResult) -> CallToolResult:
-        self.check_result_size(name, sum(len(c.text) for c in result.content if isinstance(c, TextContent)))
-        return result
-
     def check_result_size(self, name: str, size: int) -> None:
         """LimitExceeded when a result's text is over this server's cap."""
         limit = self.server_settings.max_result_chars
@@ -346,20 +275,6 @@ class SophiaServer(MCPServer[Any]):
                 f"(SOPHIA_{self.name.upper()}_MAX_RESULT_CHARS); ask for fewer rows or a smaller page"
             )
 
-    def _error_result(self, exc: SophiaError) -> CallToolResult:
-        # Confirmation messages are ours and carry the token the model must repeat.
-        message = exc.message if isinstance(exc, ConfirmationRequired) else redact(exc.message)
-        if exc.detail and self.server_settings.verbose_errors:
-            message = f"{message} (upstream: {redact(exc.detail)})"
-        error: dict[str, Any] = {"code": exc.code.value, "message": message}
-        if exc.data:
-            error["data"] = exc.data
-        return CallToolResult(
-            content=[TextContent(type="text", text=f"[{exc.code.value}] {message}")],
-            is_error=True,
-            _meta={ERROR_META_KEY: error},  # type: ignore[call-arg]
-        )
-
     # -- audit ----------------------------------------------------------------------------
 
     @property
@@ -368,20 +283,12 @@ class SophiaServer(MCPServer[Any]):
             self._audit = AuditLog(dsn=self.suite.audit_dsn)
         return self._audit
 
-    def _record(
-        self, spec: ToolSpec | None, name: str, arguments: Mapping[str, Any], principal: Principal,
-        correlation: str, outcome: str, code: str | None, started: float,
-    ) -> None:
-        event = AuditEvent(
-            principal=principal.name, principal_kind=principal.kind, role=principal.role.label,
-            server=self.name, tool=name, arguments=self._argument_shape(arguments),
-            outcome=outcome, error_code=code, duration_ms=(time.perf_counter() - started) * 1000,
-            correlation_id=correlation,
-        )
-        try:
-            self.write_audit(event)
-        except Exception:  # the audit must never take a call down with it, but it must be seen
-            log.exception("audit append failed for %s.%s", self.name, name)
+    def check_audit(self) -> None:
+        """Raise (AuditUnavailable) when the audit log cannot take a record now: nothing runs then."""
+        # AuditLog.ready is the audit log's own probe; a log without one is checked by its append.
+        ready = getattr(self.audit, "ready", None)
+        if callable(ready):
+            ready()
 
     def write_audit(self, event: AuditEvent) -> None:
         """Append synchronously: a server that executes the action records it before answering."""
@@ -449,6 +356,14 @@ def _validation_message(tool: str, error: ValidationError) -> str:
     return f"invalid arguments for {tool}: " + "; ".join(parts)
 
 
-def _error_code_of(result: CallToolResult) -> str | None:
-    info = error_info(result)
-    return str(info["code"]) if info else None
+def _request_meta(context: Context[Any, Any] | None) -> object:
+    """The request's `_meta` as the SDK parsed it (None outside a request)."""
+    if context is None:
+        return None
+    try:
+        meta = context.request_context.meta
+    except (ValueError, AttributeError, LookupError):
+        return None
+    if meta is None or isinstance(meta, Mapping):
+        return meta
+    return meta.model_dump(by_alias=True) if hasattr(meta, "model_dump") else None

@@ -11,6 +11,7 @@ from mcp.client import Client
 from mcp.types import CallToolResult, ElicitResult, ReadResourceResult, RequestParamsMeta, Tool
 
 from .auth import Principal, Role
+from .errors import error_code as error_code
 from .errors import error_info
 from .server import PRINCIPAL_META_KEY, SophiaServer
 
@@ -62,12 +63,6 @@ async def connect(
             yield SophiaTestClient(client, who)
     finally:
         server.trust_meta_principal = previous
-
-
-def error_code(result: CallToolResult) -> str | None:
-    """The stable error code of a failed call, or None when it succeeded."""
-    info = error_info(result)
-    return str(info["code"]) if info else None
 
 
 def error_of(result: CallToolResult) -> dict[str, Any]:

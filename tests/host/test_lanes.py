@@ -1,0 +1,400 @@
+"""The differential test of the one request path (issue 13): one corpus of calls sent through a single
+SophiaServer, through the host's SDK lane and through its fast lane, with the same results and the same
+audit records.
+
+Every lane is a real process spoken to with raw JSON-RPC lines over stdio (what any MCP client puts on
+the pipe): `child_server.py alpha` alone (lane `server`), and `sophia up` in front of that same child with
+the fast lane off (`sdk`) and on (`fast`). The corpus: success, every stable error code the child can
+raise, an unknown tool, a role refusal, an oversized result, forged `_meta` (principal and correlation id),
+malformed `_meta`/params frames, confirmation by token and by elicitation, a cancelled call, and — on the
+host lanes only, since a lone server has no call timeout and no supervisor — a timeout and a child that
+dies mid-call. The host's own `fast_path_calls` must count exactly the calls the fast lane should take
+(and stay 0 with it off), so a fast lane that silently handed everything to the SDK cannot pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from sophia_host.status import StatusFile
+from sophia_shared.audit import AuditLog
+from sophia_shared.errors import ErrorCode
+
+from .conftest import CHILD, START_S
+from .test_cli import SOPHIA
+from .test_fastpath import ENVELOPE, Wire
+
+pytestmark = pytest.mark.e2e
+
+CAP = 3_000  # the edge's result cap: the host's [host] max_result_chars, the lone server's own
+TIMEOUT_S = 4.0  # the host's call timeout: long enough that a cancel always comes first
+LANES = ("server", "sdk", "fast")
+ELICITING = {**ENVELOPE, "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}}}
+FORGED_PRINCIPAL = {"name": "mallory", "role": "admin", "kind": "token"}
+FORGED_CORRELATION = "forged-correlation"
+FORGED = {"sophia/principal": FORGED_PRINCIPAL, "sophia/correlation_id": FORGED_CORRELATION}
+# Tools the driver calls to wait for the child (how often varies by run): left out of audit comparisons.
+POLL_TOOL = "alpha_cancelled"
+
+
+@dataclass
+class Case:
+    name: str
+    tool: str
+    arguments: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+    fast: bool = True  # the fast lane takes it
+
+
+PLAIN = [
+    Case("ok", "alpha_echo", {"text": "hello"}),
+    Case("tool_error", "alpha_echo", {"text": "missing"}),
+    Case("invalid_argument", "alpha_echo", {"text": 5}),
+    Case("unknown_tool", "alpha_nope", {}, fast=False),
+    Case("role", "alpha_admin", {}),
+    *(Case(f"fail_{code.value}", "alpha_fail", {"code": code.value}) for code in ErrorCode),
+    Case("oversized", "alpha_echo", {"text": "x" * CAP}),
+    Case("forged_meta", "alpha_echo", {"text": "who"}, meta=FORGED),
+    Case("forged_role", "alpha_admin", {}, meta=FORGED),
+]
+# Frames no lane may take as a call: each gets a JSON-RPC error, and the next frame works.
+JUNK: dict[str, dict[str, Any]] = {
+    "meta_list": {"name": "alpha_echo", "arguments": {"text": "x"}, "_meta": [1, 2]},
+    "meta_string": {"name": "alpha_echo", "arguments": {"text": "x"}, "_meta": "sophia"},
+    "meta_number": {"name": "alpha_echo", "arguments": {"text": "x"}, "_meta": 7},
+    "meta_nested_junk": {"name": "alpha_echo", "arguments": {"text": "x"}, "_meta": {"a": [[{"b": [None]}]]}},
+    "meta_envelope_junk": {"name": "alpha_echo", "arguments": {"text": "x"},
+                           "_meta": {**ENVELOPE, "progressToken": [1], "sophia/principal": "admin"}},
+    "client_info_junk": {"name": "alpha_echo", "arguments": {"text": "x"},
+                         "_meta": {**ENVELOPE, "io.modelcontextprotocol/clientInfo": [1]}},
+    "capabilities_junk": {"name": "alpha_echo", "arguments": {"text": "x"},
+                          "_meta": {**ENVELOPE, "io.modelcontextprotocol/clientCapabilities": {"elicitation": 1}}},
+    "version_junk": {"name": "alpha_echo", "arguments": {"text": "x"},
+                     "_meta": {**ENVELOPE, "io.modelcontextprotocol/protocolVersion": "1999-01-01"}},
+    "handshake_era_call": {"name": "alpha_echo", "arguments": {"text": "x"}},
+    "arguments_list": {"name": "alpha_echo", "arguments": ["text"], "_meta": ENVELOPE},
+    "name_number": {"name": 5, "arguments": {}, "_meta": ENVELOPE},
+}
+
+
+@dataclass
+class Transcript:
+    lane: str
+    home: Path
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # case → the JSON-RPC response
+    expected_fast: int = 0
+    fast_calls: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def edge(self) -> str:
+        return "alpha" if self.lane == "server" else "sophia"
+
+    def edge_records(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["server"] == self.edge and r["tool"] != POLL_TOOL]
+
+    def child_records(self) -> list[dict[str, Any]]:
+        assert self.lane != "server"
+        return [r for r in self.records if r["server"] == "alpha" and r["tool"] != POLL_TOOL]
+
+
+class Driver:
+    """Sends the corpus down one lane and keeps what came back."""
+
+    def __init__(self, wire: Wire, transcript: Transcript):
+        self.wire = wire
+        self.t = transcript
+        self.host = transcript.lane != "server"
+        self.fast = transcript.lane == "fast"
+
+    async def call(self, key: str, tool: str, arguments: Any, meta: dict[str, Any] | None = None, *,
+                   fast: bool = True, envelope: dict[str, Any] = ENVELOPE, **params: Any) -> dict[str, Any]:
+        response = await self.wire.request(
+            "tools/call", {"name": tool, "arguments": arguments, "_meta": {**envelope, **(meta or {})}, **params})
+        self.t.answers[key] = response
+        self.t.expected_fast += int(self.fast and fast)
+        return response
+
+    async def poll_cancelled(self, at_least: int) -> None:
+        """Wait (bounded) until the child counted `at_least` cancellations of its hang tool."""
+        with anyio.fail_after(START_S):
+            while True:
+                response = await self.call("poll", POLL_TOOL, {})
+                if response["result"]["structuredContent"]["result"] >= at_least:
+                    return
+                await anyio.sleep(0.05)
+
+    async def run(self) -> None:
+        for case in PLAIN:
+            await self.call(case.name, case.tool, case.arguments, case.meta, fast=case.fast)
+        for name, params in JUNK.items():
+            self.t.answers[name] = await self.wire.request("tools/call", params)
+        await self.call("after_junk", "alpha_echo", {"text": "still here"})
+        await self.confirm_by_token()
+        await self.confirm_by_elicitation()
+        await self.cancel()
+        if self.host:
+            await self.call("timeout", "alpha_hang", {})
+            await self.poll_cancelled(2)
+            await self.call("child_dies", "alpha_crash", {})
+            await self.until_child_back()
+            await self.call("child_back", "alpha_echo", {"text": "back"})
+
+    async def confirm_by_token(self) -> None:
+        # Confirmed tools take the SDK lane on the host: it may turn the child's token into a question.
+        first = await self.call("token_asked", "alpha_delete", {"item": "db"}, fast=False)
+        token = first["result"]["_meta"]["sophia/error"]["data"]["confirmation_token"]
+        await self.call("token_redeemed", "alpha_delete", {"item": "db", "confirmation_token": token}, fast=False)
+        await self.call("token_reused", "alpha_delete", {"item": "db", "confirmation_token": token}, fast=False)
+
+    async def confirm_by_elicitation(self) -> None:
+        asked = await self.call("elicit_asked", "alpha_delete", {"item": "t"}, fast=False, envelope=ELICITING)
+        result = asked["result"]
+        answers = {key: {"action": "accept", "content": {"confirm": True}} for key in result["inputRequests"]}
+        await self.call("elicit_accepted", "alpha_delete", {"item": "t"}, fast=False, envelope=ELICITING,
+                        inputResponses=answers, requestState=result["requestState"])
+
+    async def cancel(self) -> None:
+        self.wire.next_id += 1
+        hung = self.wire.next_id
+        await self.wire.send({"jsonrpc": "2.0", "id": hung, "method": "tools/call",
+                              "params": {"name": "alpha_hang", "arguments": {}, "_meta": ENVELOPE}})
+        self.t.expected_fast += int(self.fast)
+        # Once a later call has come back, the hang is running in the child; then cancel it.
+        await self.call("after_hang", "alpha_echo", {"text": "after the hang"})
+        await self.wire.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": hung}})
+        await self.poll_cancelled(1)
+
+    async def until_child_back(self) -> None:
+        status = StatusFile(self.t.home / "host" / "status.json")
+        with anyio.fail_after(START_S):
+            while True:
+                servers = (status.read() or {}).get("servers") or [{}]
+                if servers[0].get("state") == "ready" and servers[0].get("restarts", 0) >= 1:
+                    return
+                await anyio.sleep(0.05)
+
+
+async def _run_lane(lane: str, directory: Path) -> Transcript:
+    home = directory / "home"
+    home.mkdir(parents=True)
+    env = {**os.environ, "SOPHIA_HOME": str(home)}
+    if lane == "server":
+        command = [sys.executable, str(CHILD), "alpha"]
+        env["SOPHIA_SERVER_MAX_RESULT_CHARS"] = str(CAP)
+    else:
+        config = directory / "sophia.toml"
+        config.write_text("\n".join([
+            "[host]", "semantic_search = false", "backoff_initial_s = 0.1", f"call_timeout_s = {TIMEOUT_S}",
+            f"max_result_chars = {CAP}", f"fast_path = {'true' if lane == 'fast' else 'false'}", "",
+            "[servers.alpha]", f"command = {json.dumps([sys.executable, str(CHILD), 'alpha'])}", "",
+        ]))
+        command = [SOPHIA, "up", "--transport", "stdio"]
+        env["SOPHIA_CONFIG"] = str(config)
+    transcript = Transcript(lane=lane, home=home)
+    with (directory / "stderr.log").open("wb") as stderr:
+        process = await anyio.open_process(command, env=env, stderr=stderr)
+        try:
+            wire = Wire(process)
+            with anyio.fail_after(START_S):
+                while "alpha_echo" not in {t["name"] for t in
+                                           (await wire.request("tools/list", {"_meta": ENVELOPE}))["result"]["tools"]}:
+                    await anyio.sleep(0.1)
+            await Driver(wire, transcript).run()
+            if lane != "server":
+                transcript.fast_calls = await _fast_calls(home, transcript.expected_fast)
+        finally:
+            assert process.stdin is not None
+            await process.stdin.aclose()
+            with anyio.fail_after(START_S):
+                await process.wait()
+    # The host drains its write-behind audit on the way out; a server appended each record at once.
+    transcript.records = AuditLog(home=home).records()
+    assert AuditLog(home=home).verify().intact
+    return transcript
+
+
+async def _fast_calls(home: Path, expected: int) -> int:
+    """The host's fast_path_calls in a status it wrote after the corpus (every 2 s), once it shows `expected`."""
+    status = StatusFile(home / "host" / "status.json")
+    since = time.time()
+    calls = -1
+    with anyio.move_on_after(START_S):
+        while True:
+            shown = status.read() or {}
+            calls = int(shown.get("fast_path_calls", -1))
+            if float(shown.get("updated", 0)) > since and calls >= expected:
+                break
+            await anyio.sleep(0.2)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def lanes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Transcript]:
+    """The corpus through every lane, the three run side by side (one process tree per lane)."""
+    root = tmp_path_factory.mktemp("lanes")
+    transcripts: dict[str, Transcript] = {}
+
+    async def all_lanes() -> None:
+        async def one(lane: str) -> None:
+            transcripts[lane] = await _run_lane(lane, root / lane)
+
+        async with anyio.create_task_group() as tg:
+            for lane in LANES:
+                tg.start_soon(one, lane)
+
+    anyio.run(all_lanes)
+    return transcripts
+
+
+# -- normalising what legitimately differs per run ------------------------------------------------
+
+_VOLATILE = {"correlation_id", "pid", "confirmation_token", "requestState", "io.modelcontextprotocol/serverInfo"}
+_TOKEN = re.compile(r"confirmation_token='[^']*'")
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "<volatile>" if k in _VOLATILE else _normal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return _TOKEN.sub("confirmation_token=<volatile>", value)
+        return _normal(parsed) if isinstance(parsed, dict) else value
+    return value
+
+
+def _answer(response: dict[str, Any]) -> Any:
+    return response.get("result", response.get("error"))
+
+
+def _gist(response: dict[str, Any]) -> tuple[Any, ...]:
+    """What every lane must agree on: JSON-RPC error code, or the tool error's code, or the structured result."""
+    if "error" in response:
+        return ("jsonrpc-error", response["error"]["code"])
+    result = response["result"]
+    if result.get("resultType") == "input_required":
+        return ("input_required",)
+    if result.get("isError"):
+        return ("tool-error", result["_meta"]["sophia/error"]["code"])
+    return ("ok", _normal(result.get("structuredContent")))
+
+
+def _audited(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record["tool"], record["outcome"], record["error_code"], record["principal"], record["principal_kind"],
+            record["role"], record["arguments"])
+
+
+def _cases(transcript: Transcript) -> Iterator[str]:
+    return (k for k in transcript.answers if k != "poll")
+
+
+# -- the comparisons ------------------------------------------------------------------------------
+
+
+def test_every_lane_answers_alike(lanes: dict[str, Transcript]) -> None:
+    server, sdk, fast = (lanes[name] for name in LANES)
+    assert list(_cases(sdk)) == list(_cases(fast))
+    for case in _cases(sdk):
+        # The host's two lanes answer byte for byte alike, up to ids and tokens that differ per run.
+        assert _normal(_answer(sdk.answers[case])) == _normal(_answer(fast.answers[case])), case
+        if case in server.answers:
+            assert _gist(server.answers[case]) == _gist(sdk.answers[case]), case
+    assert set(server.answers) == set(sdk.answers) - {"timeout", "child_dies", "child_back"}
+    gists = {case: _gist(fast.answers[case]) for case in _cases(fast)}
+    assert gists["ok"] == ("ok", {"text": "hello", "principal": gists["ok"][1]["principal"], "role": "developer",
+                                  "correlation_id": "<volatile>", "pid": "<volatile>"})
+    assert gists["tool_error"] == ("tool-error", "not_found")
+    assert gists["unknown_tool"] == ("tool-error", "not_found")
+    assert gists["role"] == gists["forged_role"] == ("tool-error", "forbidden")
+    assert gists["oversized"] == ("tool-error", "limit_exceeded")
+    assert {gists[f"fail_{code.value}"] for code in ErrorCode} == {("tool-error", code.value) for code in ErrorCode}
+    assert all(gists[name][0] == "jsonrpc-error" for name in JUNK)
+    assert gists["after_junk"][0] == "ok"
+    assert gists["token_asked"] == ("tool-error", "confirmation_required")
+    assert gists["token_redeemed"] == ("ok", {"result": "deleted db for " + gists["ok"][1]["principal"]})
+    assert gists["token_reused"] == ("tool-error", "confirmation_required")
+    assert (gists["elicit_asked"], gists["elicit_accepted"][0]) == (("input_required",), "ok")
+    assert (gists["timeout"], gists["child_dies"], gists["child_back"][0]) == (
+        ("tool-error", "timeout"), ("tool-error", "unavailable"), "ok")
+
+
+def test_every_lane_audits_alike(lanes: dict[str, Transcript]) -> None:
+    sdk, fast = lanes["sdk"], lanes["fast"]
+    edge = {lane: [_audited(r) for r in t.edge_records()] for lane, t in lanes.items()}
+    assert edge["sdk"] == edge["fast"]
+    # The lone server has no timeout or supervisor: its records are the host's up to those cases.
+    assert edge["server"] == edge["sdk"][:len(edge["server"])]
+    assert [r[:3] for r in edge["sdk"][len(edge["server"]):]] == [
+        ("alpha_hang", "error", "timeout"), ("alpha_crash", "error", "unavailable"), ("alpha_echo", "ok", None)]
+    assert [_audited(r) for r in sdk.child_records()] == [_audited(r) for r in fast.child_records()]
+    outcomes = {(r[0], r[1], r[2]) for r in edge["server"]}
+    assert ("alpha_admin", "denied", "forbidden") in outcomes
+    assert ("alpha_fail", "denied", "forbidden") in outcomes  # a tool's own refusal is a denial too
+    assert ("alpha_delete", "input_required", None) in outcomes
+    assert ("alpha_echo", "error", "limit_exceeded") in outcomes
+
+
+def test_a_cancelled_call_is_audited_cancelled_on_every_lane(lanes: dict[str, Transcript]) -> None:
+    for transcript in lanes.values():
+        hangs = [(r["outcome"], r["error_code"]) for r in transcript.edge_records() if r["tool"] == "alpha_hang"]
+        assert hangs[0] == ("cancelled", None), transcript.lane
+        if transcript.lane != "server":
+            # The host cancelled its forward of the cancelled and of the timed-out call: the child saw both.
+            child = [(r["outcome"], r["error_code"]) for r in transcript.child_records() if r["tool"] == "alpha_hang"]
+            assert child == [("cancelled", None), ("cancelled", None)], transcript.lane
+
+
+def test_forged_meta_is_ignored_on_every_lane(lanes: dict[str, Transcript]) -> None:
+    for transcript in lanes.values():
+        echoed = transcript.answers["forged_meta"]["result"]["structuredContent"]
+        assert echoed["principal"] != "mallory" and echoed["correlation_id"] != FORGED_CORRELATION
+        assert echoed["principal"] == transcript.answers["ok"]["result"]["structuredContent"]["principal"]
+        assert all(r["principal"] != "mallory" for r in transcript.records), transcript.lane
+        assert all(r["correlation_id"] != FORGED_CORRELATION for r in transcript.records), transcript.lane
+        assert all(re.fullmatch(r"[0-9a-f]{16}", r["correlation_id"]) for r in transcript.records), transcript.lane
+
+
+def test_the_host_gives_its_child_its_own_correlation_id(lanes: dict[str, Transcript]) -> None:
+    for lane in ("sdk", "fast"):
+        transcript = lanes[lane]
+        host = {r["correlation_id"]: r for r in transcript.records if r["server"] == "sophia"}
+        children = [r for r in transcript.records if r["server"] == "alpha"]
+        assert children
+        for child in children:
+            # Every call the child served came from the host, under the id the host recorded it with.
+            assert host[child["correlation_id"]]["tool"] == child["tool"], lane
+            assert host[child["correlation_id"]]["principal"] == child["principal"], lane
+        echoed = transcript.answers["ok"]["result"]["structuredContent"]["correlation_id"]
+        assert host[echoed]["tool"] == "alpha_echo"
+    server = lanes["server"]
+    assert len({r["correlation_id"] for r in server.records}) == len(server.records)
+
+
+def test_the_fast_lane_took_every_plain_call(lanes: dict[str, Transcript]) -> None:
+    fast, sdk = lanes["fast"], lanes["sdk"]
+    assert fast.expected_fast > len(PLAIN)
+    assert fast.fast_calls == fast.expected_fast
+    assert sdk.fast_calls == 0
+
+
+def test_no_answer_carries_a_traceback(lanes: dict[str, Transcript]) -> None:
+    for transcript in lanes.values():
+        assert "Traceback" not in json.dumps(transcript.answers), transcript.lane
+    for lane in ("sdk", "fast"):
+        log = (lanes[lane].home.parent / "stderr.log").read_text(errors="replace")
+        # The fast lane never falls over a frame: its boundary would log this line.
+        assert "fast lane could not take a frame" not in log, lane
