@@ -233,6 +233,9 @@ def test_the_engine_refuses_file_reads_when_the_guard_is_bypassed(warehouse: Loc
             assert cursor.fetchone() == (False,)
             cursor.execute("select current_setting('lock_configuration')")
             assert cursor.fetchone() == (True,)
+            cursor.execute("select current_setting('memory_limit')")
+            limit = cursor.fetchone()
+            assert limit is not None and str(limit[0]).replace(" ", "").upper() in {"1GB", "953.6MIB", "1000.0MB"}
         cursor = shared.cursor()
         cursor.execute("select count(*) from orders")
         assert cursor.fetchone() == (400,)

@@ -44,8 +44,13 @@ READY_PREFIX = "sophia-snowflake-local ready "
 CHILD_ENVIRONMENT_NAMES = ("PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
 # Applied to the warehouse's DuckDB database after the demo data is loaded; order matters (the
-# lock would refuse the first setting).
-SANDBOX_SETTINGS = ("SET enable_external_access = false", "SET lock_configuration = true")
+# lock comes last, or it would refuse the others). The memory cap keeps a hostile query from
+# taking the host's memory (DuckDB's default is 80% of RAM); the demo data needs a few MB.
+SANDBOX_SETTINGS = (
+    "SET enable_external_access = false",
+    "SET memory_limit = '1GB'",
+    "SET lock_configuration = true",
+)
 
 DEMO_TABLES = ("CUSTOMERS", "PRODUCTS", "ORDERS", "ORDER_ITEMS")
 
@@ -80,8 +85,9 @@ class LocalWarehouse:
             return self.port
 
     def _start(self) -> None:
+        # -P: the working directory is not on the child's import path (no stray duckdb.py there).
         command = [
-            sys.executable, "-m", "sophia_snowflake.local",
+            sys.executable, "-P", "-m", "sophia_snowflake.local",
             "--port", str(self._requested_port), "--database", self.database, "--schema", self.schema,
         ]
         process = subprocess.Popen(
