@@ -286,6 +286,8 @@ class Child:
                 # The process's exit, not only the session's end: calls must stop using its client
                 # before the session closes it.
                 await _first(self._stop, session.ended, session.process.exited if session.process else None)
+                if session.process is not None and session.process.exited.is_set():
+                    session.exited_first = True  # before the release below: it died on its own
                 tg.cancel_scope.cancel()
         finally:
             self.client = None
