@@ -35,7 +35,11 @@ FOLLOW_POLL_S = 0.5
 
 def up(
     transport: Annotated[
-        Transport, typer.Option(help="http (streamable HTTP, the default), stdio (for desktop clients) or sse")
+        Transport, typer.Option(
+            help="http (streamable HTTP, the default), stdio (for desktop clients) or sse",
+            # For clients that take --transport for their own option (the MCP Inspector CLI does).
+            envvar="SOPHIA_UP_TRANSPORT",
+        )
     ] = Transport.http,
     host: Annotated[str, typer.Option(help="HTTP bind address (loopback by default)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port")] = DEFAULT_PORT,
