@@ -1,7 +1,9 @@
-"""SophiaServer: an MCPServer whose every tool call goes through one request path.
+"""SophiaServer: an MCPServer whose every tool call goes through the one request path (request.py).
 
 principal → role check (tool hidden in read-only mode) → argument validation → confirmation if
-needed → tool → result cap → audit record. A server never re-implements a step.
+needed → tool → result cap → audit record. A server never re-implements a step: `call_tool` hands
+the call to `request.serve` with `execute` (the SDK's validation, confirmation and the tool) as
+its run step, the step a composing host overrides to forward the call.
 """
 
 from __future__ import annotations
