@@ -169,7 +169,9 @@ class _PostgresBackend:
             self._connection()
 
     def _connection(self) -> Any:
-        import psycopg
+        from .postgres_driver import import_psycopg
+
+        psycopg = import_psycopg("audit_dsn (SOPHIA_<SERVER>_AUDIT_DSN)")
 
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:

@@ -14,6 +14,7 @@ import pytest
 from sophia_shared.memory import MemorySettings, embed
 from sophia_shared.memory.embeddings import (
     LOCAL_DIMENSIONS,
+    LOCAL_MODEL_ID,
     LocalMiniLM,
     OpenAIEmbedder,
     embedder_from_settings,
@@ -27,13 +28,34 @@ def minilm(models_dir: Path) -> LocalMiniLM:
     return local_embedder(models_dir)
 
 
-def test_reproduces_the_published_similarity_matrix(minilm: LocalMiniLM) -> None:
-    # sentence-transformers' README prints this matrix for all-MiniLM-L6-v2 on these sentences.
-    vectors = minilm.embed(["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."])
-    expected = np.array([[1.0, 0.6660, 0.1046], [0.6660, 1.0, 0.1411], [0.1046, 0.1411, 1.0]])
+@pytest.fixture(scope="module")
+def float_minilm(models_dir: Path) -> LocalMiniLM:
+    return local_embedder(models_dir, variant="all-MiniLM-L6-v2")
+
+
+PUBLISHED = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
+# sentence-transformers' README prints this matrix for all-MiniLM-L6-v2 on these sentences.
+PUBLISHED_MATRIX = np.array([[1.0, 0.6660, 0.1046], [0.6660, 1.0, 0.1411], [0.1046, 0.1411, 1.0]])
+
+
+def test_float_graph_reproduces_the_published_similarity_matrix(float_minilm: LocalMiniLM) -> None:
+    vectors = float_minilm.embed(PUBLISHED)
     assert vectors.shape == (3, LOCAL_DIMENSIONS)
     assert vectors.dtype == np.float32
-    np.testing.assert_allclose(vectors @ vectors.T, expected, atol=1e-3)
+    assert float_minilm.model_id == LOCAL_MODEL_ID  # stores embedded by the old graph stay valid
+    np.testing.assert_allclose(vectors @ vectors.T, PUBLISHED_MATRIX, atol=1e-3)
+
+
+def test_int8_graph_stays_close_to_the_float_model(models_dir: Path, float_minilm: LocalMiniLM) -> None:
+    minilm = local_embedder(models_dir, variant="all-MiniLM-L6-v2-int8")
+    minilm.load()
+    assert minilm.model_id == f"{LOCAL_MODEL_ID}@int8" and minilm.graph_path() != float_minilm.graph_path()
+    assert minilm.graph_path().stat().st_size < float_minilm.graph_path().stat().st_size / 3
+    vectors = minilm.embed(PUBLISHED)
+    np.testing.assert_allclose(vectors @ vectors.T, PUBLISHED_MATRIX, atol=0.04)
+    texts = [*PUBLISHED, "The nightly backup of the prod database", "x " * 600, "Quarterly revenue grew 4%"]
+    agreement = np.sum(minilm.embed(texts) * float_minilm.embed(texts), axis=1)
+    assert float(agreement.min()) > 0.95
 
 
 def test_related_sentences_score_clearly_higher_than_unrelated(minilm: LocalMiniLM) -> None:

@@ -294,12 +294,7 @@ def build_server(settings: MemoryServerSettings) -> SophiaServer:
                 truncated = True
                 break
             used += size
-            matched: list[Literal["vector", "text"]] = []
-            if hit.vector_rank is not None:
-                matched.append("vector")
-            if hit.text_rank is not None:
-                matched.append("text")
-            out.append(Hit(memory=view, score=hit.score, similarity=hit.similarity, matched_by=matched))
+            out.append(Hit(memory=view, score=hit.score, similarity=hit.similarity, matched_by=hit.matched_by))
         return SearchResult(hits=out, truncated=truncated)
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False)

@@ -120,11 +120,19 @@ class PutResult(BaseModel):
 
 
 class SearchHit(BaseModel):
-    """One search result: the fused score and, where the memory was found by it, each retriever's rank."""
+    """One search result and its evidence.
+
+    `score`: relevance in [0, 1], the cosine similarity lifted by keyword coverage (vector mode: the
+    similarity; text mode: the coverage). `keyword`: the share of the query's informative words the
+    memory contains. `matched_by`: "vector" when the similarity alone clears the relevance floor,
+    "text" when an informative query word occurs. Ranks: where each retriever placed it, if it did.
+    """
 
     memory: Memory
     score: float
     similarity: float | None = None
+    keyword: float | None = None
+    matched_by: list[Literal["vector", "text"]] = Field(default_factory=list)
     vector_rank: int | None = None
     text_rank: int | None = None
 
@@ -240,11 +248,14 @@ class MemoryStore(Protocol):
         recency_weight: float = 0.0,
         importance_weight: float = 0.0,
         query_embedding: Sequence[float] | npt.NDArray[np.float32] | None = None,
+        min_relevance: float | None = None,
     ) -> builtins.list[SearchHit]:
-        """Hybrid search: vector similarity and full text fused by reciprocal rank, best first.
+        """Hybrid search: candidates by vector and full text, scored on evidence (see `SearchHit`), best first.
 
-        Weights in [0, 1] add a boost for recent (half-life 30 days) and important memories.
-        `query_embedding` skips embedding the query (it must match the store's dimension).
+        Hits whose relevance is below `min_relevance` (default: the setting) are dropped, except in
+        text mode. Weights in [0, 1] add a boost for recent (half-life 30 days) and important
+        memories to the order. `query_embedding` skips embedding the query (it must match the
+        store's dimension).
         """
         ...
 

@@ -110,11 +110,16 @@ class Backend(Protocol):
         self, tenant: str, vector: Vector, flt: MemoryFilter, n: int, now: datetime
     ) -> builtins.list[VectorHit]: ...
 
+    def similarities(self, tenant: str, vector: Vector, ids: Sequence[str]) -> dict[str, float]:
+        """Exact cosine similarity of `vector` to each of the tenant's memories in `ids`."""
+        ...
+
     def text_search(
         self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime, *, required: bool
-    ) -> builtins.list[str]:
-        """Best-first ids by full text. Unless `required`, a query of only very common words may
-        return nothing: such words barely discriminate, and ranking every memory costs the most."""
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
+        """Best-first ids by full text, and the informative terms searched for. Words in a large
+        share of the store are dropped (they barely discriminate, and ranking every memory costs
+        the most); unless `required`, a query of only such words returns nothing."""
         ...
 
     def stats(self, tenant: str, now: datetime) -> dict[str, Any]: ...
@@ -144,6 +149,10 @@ class Store:
         self._embedder = embedder
         self._backend = backend
         self._limiter = anyio.CapacityLimiter(settings.pool_max_size if backend.name == "postgres" else 1)
+        # Embedding runs outside the backend's limiter, so reads and writes go on meanwhile (a Gong
+        # sync indexing thousands of turns does not hold up a search); one batch at a time, since
+        # the model already uses every core.
+        self._embed_limiter = anyio.CapacityLimiter(1)
         self._model_lock = threading.Lock()
 
     @property
@@ -156,6 +165,9 @@ class Store:
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
+
+    async def _embed(self, texts: builtins.list[str]) -> tuple[Vector, str, int]:
+        return await anyio.to_thread.run_sync(self._embed_checked, texts, limiter=self._embed_limiter)
 
     def _embed_checked(self, texts: builtins.list[str]) -> tuple[Vector, str, int]:
         """Vectors for texts, refusing (before any write) a store that holds another model's vectors."""
@@ -212,8 +224,9 @@ class Store:
         threshold = self._settings.dedupe_threshold if dedupe and self._settings.dedupe_threshold < 1.0 else None
         refs = sorted({(i.namespace, i.source_ref) for i in clean if i.source_ref}) if replace_source_ref else []
 
+        vectors, model, dims = await self._embed([i.text for i in clean])
+
         def work() -> builtins.list[Written]:
-            vectors, model, dims = self._embed_checked([i.text for i in clean])
             rows = [
                 NewRow(new_id(), i.namespace, i.text, i.tags, i.source, i.source_ref, i.importance, i.expires_at, v)
                 for i, v in zip(clean, vectors, strict=True)
@@ -259,15 +272,12 @@ class Store:
         if clean.clear_expiry:
             changes["expires_at"] = None
 
-        def work() -> Memory | None:
-            if clean.text is not None:
-                vectors, model, dims = self._embed_checked([clean.text])
-                embedding: Vector | None = vectors[0]
-            else:
-                embedding, model, dims = None, self._embedder.model_id, 0
-            return self._backend.update(tenant, memory_id, changes, embedding, model, dims, now_utc())
-
-        memory = await self._run(work)
+        embedding: Vector | None = None
+        model, dims = self._embedder.model_id, 0
+        if clean.text is not None:
+            vectors, model, dims = await self._embed([clean.text])
+            embedding = vectors[0]
+        memory = await self._run(self._backend.update, tenant, memory_id, changes, embedding, model, dims, now_utc())
         if memory is None:
             raise MemoryNotFound(f"no memory {memory_id[:80]!r} in your memories: check the id with memory_list")
         return memory
@@ -293,6 +303,7 @@ class Store:
         recency_weight: float = 0.0,
         importance_weight: float = 0.0,
         query_embedding: Sequence[float] | Vector | None = None,
+        min_relevance: float | None = None,
     ) -> builtins.list[SearchHit]:
         tenant = check.tenant(tenant)
         flt = check.memory_filter(filter, self._settings)
@@ -304,35 +315,54 @@ class Store:
                 raise InvalidMemory(f"{name} must be between 0 and 1")
         terms = query_terms(query)
         if mode == "text" and not terms:
-            raise InvalidMemory("the query has no words to search for")
+            raise InvalidMemory("the query has no words to search for (stop words such as 'the' do not count)")
         if mode != "text" and query_embedding is None and not query.strip():
             raise InvalidMemory("query is empty: say what to look for")
         given = self._query_vector(query_embedding) if query_embedding is not None else None
-        # Each ranking looks deeper than k so fusion and boosts can reorder it.
+        floor = self._settings.min_relevance if min_relevance is None else min_relevance
+        if not 0.0 <= floor <= 1.0:
+            raise InvalidMemory("min_relevance must be between 0 and 1")
+        # Each ranking looks deeper than k so scoring and boosts can reorder it.
         depth = min(max(4 * k, 40), 200)
+
+        vector: Vector | None = given
+        if mode != "text" and vector is None and await self._run(self._backend.model) is not None:
+            vector = (await self._embed([query]))[0][0]  # nothing stored yet: no vectors to compare
 
         def work() -> builtins.list[SearchHit]:
             now = now_utc()
             vector_hits: builtins.list[VectorHit] = []
             text_ids: builtins.list[str] = []
-            if mode != "text":
-                if self._backend.model() is None:
-                    vector_hits = []  # nothing stored yet: no vectors to compare with
+            kept: builtins.list[str] | None = None
+            if mode != "text" and vector is not None and self._backend.model() is not None:
+                vector_hits = self._backend.vector_search(tenant, vector, flt, depth, now)
+            if mode != "vector":
+                if terms:
+                    text_ids, kept = self._backend.text_search(tenant, terms, flt, depth, now, required=mode == "text")
                 else:
-                    vector = given if given is not None else self._embed_checked([query])[0][0]
-                    vector_hits = self._backend.vector_search(tenant, vector, flt, depth, now)
-            if mode != "vector" and terms:
-                text_ids = self._backend.text_search(tenant, terms, flt, depth, now, required=mode == "text")
-            ids = list(dict.fromkeys([h.memory_id for h in vector_hits] + text_ids))
-            memories = self._backend.fetch(tenant, ids) if ids else {}
+                    kept = []
+            candidates = list(dict.fromkeys([h.memory_id for h in vector_hits] + text_ids))
+            if not candidates:
+                return []
+            similarities: dict[str, float] | None = None
+            if mode != "text":
+                similarities = {h.memory_id: h.similarity for h in vector_hits}
+                missing = [i for i in text_ids if i not in similarities]
+                if missing and vector is not None:
+                    similarities.update(self._backend.similarities(tenant, vector, missing))
+            memories = self._backend.fetch(tenant, candidates)
             return fuse(
-                vector_hits,
-                text_ids,
+                candidates,
+                similarities,
+                kept,
                 memories,
                 k=k,
                 now=now,
+                min_relevance=floor,
                 recency_weight=recency_weight,
                 importance_weight=importance_weight,
+                vector_ranks={h.memory_id: rank for rank, h in enumerate(vector_hits, start=1)},
+                text_ranks={memory_id: rank for rank, memory_id in enumerate(text_ids, start=1)},
             )
 
         return await self._run(work)

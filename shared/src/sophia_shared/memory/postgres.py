@@ -124,7 +124,9 @@ class PostgresBackend:
     name: Literal["sqlite", "postgres"] = "postgres"
 
     def __init__(self, dsn: str, *, min_size: int, max_size: int, ef_search: int, timeout_s: float = 10.0):
-        import psycopg
+        from ..postgres_driver import import_psycopg
+
+        psycopg = import_psycopg("SOPHIA_MEMORY_DSN")
         from psycopg_pool import ConnectionPool, PoolTimeout
 
         self._ef_search = ef_search
@@ -254,8 +256,19 @@ class PostgresBackend:
             for row in rows:
                 vec = _vector(row.embedding)
                 values = (
-                    row.id, tenant, row.namespace, row.text, row.tags, row.source, row.source_ref,
-                    row.importance, now, now, row.expires_at, model, vec,
+                    row.id,
+                    tenant,
+                    row.namespace,
+                    row.text,
+                    row.tags,
+                    row.source,
+                    row.source_ref,
+                    row.importance,
+                    now,
+                    now,
+                    row.expires_at,
+                    model,
+                    vec,
                 )
                 if dedupe_threshold is not None:
                     near = conn.execute(
@@ -419,14 +432,33 @@ class PostgresBackend:
         hits.sort(key=lambda hit: -hit.similarity)  # relaxed order: re-sort exactly
         return hits
 
+    def similarities(self, tenant: str, vector: Vector, ids: Sequence[str]) -> dict[str, float]:
+        import psycopg
+
+        try:
+            with self._tx() as conn:
+                rows = conn.execute(
+                    "SELECT id, 1 - (embedding <=> %s::vector) FROM memories "
+                    "WHERE tenant = %s AND id = ANY(%s) AND embedding_model = "
+                    "(SELECT value FROM memory_meta WHERE key = 'embedding_model')",
+                    (_vector(vector), tenant, list(ids)),
+                ).fetchall()
+        except psycopg.errors.DataException as exc:
+            self._model = None
+            raise ModelMismatch(
+                "the store's vectors changed dimension (it was re-embedded): restart with the store's model",
+                detail=str(exc),
+            ) from exc
+        return {row[0]: float(row[1]) for row in rows}
+
     def text_search(
         self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime, *, required: bool
-    ) -> builtins.list[str]:
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
         where, params = _where(tenant, flt, now)
         with self._tx() as conn:
             kept = self._informative(conn, terms, required=required)
             if not kept:
-                return []
+                return [], []
             query = " | ".join(kept)
             # Ranking is bounded to TEXT_MATCH_LIMIT matches as a backstop: a query of only common
             # words would otherwise rank every row of the tenant.
@@ -436,7 +468,7 @@ class PostgresBackend:
                 "ORDER BY ts_rank_cd(tsv, q) DESC, id LIMIT %s",
                 (query, *params, n),
             ).fetchall()
-        return [row[0] for row in rows]
+        return [row[0] for row in rows], kept
 
     @staticmethod
     def _informative(conn: Any, terms: Sequence[str], *, required: bool) -> builtins.list[str]:

@@ -24,7 +24,9 @@ class MemorySettings(ServerSettings):
     dsn: SecretStr | None = None
 
     embedding_provider: Literal["local", "openai"] = "local"
-    # For "openai": the model name sent to the endpoint; for "local" only all-MiniLM-L6-v2 ships.
+    # For "openai": the model name sent to the endpoint. For "local": all-MiniLM-L6-v2 (float,
+    # sentence-transformers' exact vectors) or all-MiniLM-L6-v2-int8 (int8-quantised, about twice
+    # as fast). Changing it needs `sophia memory reembed` on an existing store.
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_url: str | None = None
     embedding_api_key: SecretStr | None = None
@@ -37,6 +39,9 @@ class MemorySettings(ServerSettings):
     # Cosine similarity at or above which a write in the same tenant+namespace updates the
     # existing memory instead of adding a copy. 1.0 disables near-duplicate merging.
     dedupe_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    # Search drops hits whose relevance (cosine similarity lifted by keyword evidence) is below
+    # this: MiniLM puts unrelated texts at 0.0-0.25 and paraphrases at 0.4 and above.
+    min_relevance: float = Field(default=0.3, ge=0.0, le=1.0)
     max_text_chars: int = Field(default=8_000, ge=1, le=1_000_000)
     max_tags: int = Field(default=32, ge=0, le=256)
     max_batch: int = Field(default=1_000, ge=1, le=100_000)

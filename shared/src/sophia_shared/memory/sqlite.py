@@ -603,21 +603,36 @@ class SqliteBackend:
             ).fetchall()
         return [VectorHit(row[0], float(row[1])) for row in rows]
 
+    def similarities(self, tenant: str, vector: Vector, ids: Sequence[str]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        blob = vector.astype(np.float32).tobytes()
+        with self._read() as conn:
+            stored = conn.execute("SELECT value FROM store_meta WHERE key = 'embedding_model'").fetchone()
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                for memory_id, similarity in conn.execute(
+                    "SELECT id, 1.0 - vec_distance_cosine(embedding, ?) FROM memories "
+                    f"WHERE +tenant = ? AND embedding_model = ? AND id IN ({','.join('?' * len(chunk))})",
+                    (blob, tenant, stored[0] if stored else "", *chunk),
+                ):
+                    found[memory_id] = float(similarity)
+        return found
+
     def text_search(
         self, tenant: str, terms: Sequence[str], flt: MemoryFilter, n: int, now: datetime, *, required: bool
-    ) -> builtins.list[str]:
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
         where, params = _where(tenant, flt, now)
         with self._read() as conn:
             kept = self._informative(conn, terms, required=required)
             if not kept:
-                return []
+                return [], []
             rows = conn.execute(
                 f"SELECT m.id FROM memories_fts JOIN memories m ON m.rid = memories_fts.rowid "
                 f"WHERE memories_fts MATCH ? AND {where.replace('tenant = ?', 'm.tenant = ?', 1)} "
                 "ORDER BY bm25(memories_fts) LIMIT ?",
                 (fts5_query(kept), *params, n),
             ).fetchall()
-        return [row[0] for row in rows]
+        return [row[0] for row in rows], kept
 
     @staticmethod
     def _informative(conn: Any, terms: Sequence[str], *, required: bool) -> builtins.list[str]:
