@@ -199,17 +199,27 @@ class _PostgresBackend:
         with self._lock:
             return self._append(batch, retry=True)
 
+    # One round trip to begin, take the chain lock and read the true last record. The commit of the
+    # batch releases the lock without waiting for the disk; `_flush` waits for it outside the lock.
+    _BEGIN = (
+        "BEGIN; SET LOCAL synchronous_commit = off; LOCK TABLE sophia_audit IN EXCLUSIVE MODE; "
+        "SELECT seq, entry_hash FROM sophia_audit ORDER BY id DESC LIMIT 1"
+    )
+    _INSERT = (
+        f"INSERT INTO sophia_audit ({', '.join(FIELDS)}, entry_hash) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * (len(FIELDS) + 1))})"
+    )
+    _HEAD = (
+        "INSERT INTO sophia_audit_head (singleton, seq, entry_hash) VALUES (true, %s, %s) "
+        "ON CONFLICT (singleton) DO UPDATE SET seq = EXCLUDED.seq, entry_hash = EXCLUDED.entry_hash"
+    )
+
     def _append(self, batch: list[dict[str, Any]], *, retry: bool) -> list[dict[str, Any]]:
         import psycopg
 
         conn = self._connection()
         try:
-            conn.execute("BEGIN")
-            # The commit below releases the chain lock without waiting for the disk; `_flush` then
-            # waits for it outside the lock (see there).
-            conn.execute("SET LOCAL synchronous_commit = off")
-            # One writer at a time across processes: the chain needs the true last record.
-            conn.execute("LOCK TABLE sophia_audit IN EXCLUSIVE MODE")
+            last = _last_row(conn.execute(self._BEGIN))
         except psycopg.OperationalError:
             if not conn.broken:
                 conn.execute("ROLLBACK")
@@ -220,20 +230,12 @@ class _PostgresBackend:
                 return self._append(batch, retry=False)
             raise
         try:
-            last = conn.execute("SELECT seq, entry_hash FROM sophia_audit ORDER BY id DESC LIMIT 1").fetchone()
             records = _chain(batch, last)
-            with conn.cursor() as cur:
-                cur.executemany(
-                    f"INSERT INTO sophia_audit ({', '.join(FIELDS)}, entry_hash) "  # noqa: S608
-                    f"VALUES ({', '.join(['%s'] * (len(FIELDS) + 1))})",
-                    [[r[k] for k in FIELDS] + [r["entry_hash"]] for r in records],
-                )
-            conn.execute(
-                "INSERT INTO sophia_audit_head (singleton, seq, entry_hash) VALUES (true, %s, %s) "
-                "ON CONFLICT (singleton) DO UPDATE SET seq = EXCLUDED.seq, entry_hash = EXCLUDED.entry_hash",
-                (records[-1]["seq"], records[-1]["entry_hash"]),
-            )
-            conn.execute("COMMIT")
+            # The rows, the head and the commit in one pipeline: one more round trip under the lock.
+            with conn.pipeline(), conn.cursor() as cur:
+                cur.executemany(self._INSERT, [[r[k] for k in FIELDS] + [r["entry_hash"]] for r in records])
+                cur.execute(self._HEAD, (records[-1]["seq"], records[-1]["entry_hash"]))
+                cur.execute("COMMIT")
         except BaseException:
             if conn.broken:
                 self._drop()
@@ -257,9 +259,7 @@ class _PostgresBackend:
         import psycopg
 
         try:
-            conn.execute("BEGIN")
-            conn.execute("SELECT pg_current_xact_id()")
-            conn.execute("COMMIT")
+            conn.execute("BEGIN; SELECT pg_current_xact_id(); COMMIT")
         except BaseException:
             if conn.broken:
                 self._drop()
@@ -287,6 +287,16 @@ class _PostgresBackend:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+def _last_row(cur: Any) -> Any:
+    """The row of the last statement of a multi-statement query (psycopg keeps one result per statement)."""
+    row = None
+    while True:
+        if cur.description is not None:
+            row = cur.fetchone()
+        if not cur.nextset():
+            return row
 
 
 def _chain(batch: list[dict[str, Any]], last: tuple[int, str] | None) -> list[dict[str, Any]]:
