@@ -22,11 +22,13 @@ import httpx2
 import psycopg
 import pytest
 from fixtures.postgres import RestartablePostgres
-from fixtures.sophia_hosts import SOPHIA, HostProcess, connect, create_token, start_hosts, wait_for_tools
+from fixtures.sophia_hosts import AUDIT_KEY, SOPHIA, HostProcess, connect, create_token, start_hosts, wait_for_tools
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
+from pydantic import SecretStr
 from sophia_shared.audit import AuditLog
 from sophia_shared.memory.embeddings import local_embedder
+from sophia_shared.settings import SuiteSettings
 from sophia_shared.testing import error_code, structured
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.integration]
@@ -225,7 +227,7 @@ async def test_postgres_stopped_and_restarted_mid_stream(scale: ScaleOut, tmp_pa
     with psycopg.connect(scale.dsn) as conn:
         left = conn.execute("SELECT count(*) FROM memories WHERE text = %s", (lost_text,)).fetchone()
     assert left == (0,)
-    report = AuditLog(dsn=scale.dsn, home=tmp_path).verify()
+    report = AuditLog(dsn=scale.dsn, home=tmp_path, suite=SuiteSettings(audit_key=SecretStr(AUDIT_KEY))).verify()
     assert report.intact, report.problems
 
 

@@ -400,6 +400,11 @@ class Child:
             except Exception as exc:  # noqa: BLE001 - no spare only means a cold restart; the active one serves on
                 log.info("server %s: no standby process (%s)", self.name, self._why(spare, exc))
                 return
+            # Its own check warms it: a fresh process pays its lazy imports and first connection
+            # (seconds, for some servers) on its first call, which would otherwise be the first
+            # call after a crash.
+            if spare.client is not None:
+                await self._read_health(spare.client)
             self._spare = spare
             self._spare_moved()
 
@@ -415,7 +420,7 @@ class Child:
             self.health = health
             if before is None or (before.state, before.reason) != (health.state, health.reason):
                 if health.state != "ready":
-                    log.warning("server %s is %s: %s", self.name, health.state.replace("_", " "), health.reason)
+                    log.warning("server %s (%s): %s", self.name, health.state.replace("_", " "), health.reason)
                 if self.on_health is not None:
                     self.on_health(self)
             ready = health.state == "ready"
