@@ -1,10 +1,11 @@
 """Small child servers the host tests compose, run as real subprocesses over stdio.
 
-`python child_server.py NAME [--hang-init | --http PORT]`: a SophiaServer named NAME with tools NAME_echo,
-NAME_slow, NAME_delete (destructive, confirmed), NAME_crash (the process dies mid-call),
+`python child_server.py NAME [--hang-init | --http PORT | --not-configured]`: a SophiaServer named NAME
+with tools NAME_echo, NAME_slow, NAME_delete (destructive, confirmed), NAME_crash (the process dies mid-call),
 NAME_hang (never answers; NAME_cancelled counts its cancellations),
 NAME_grow (adds a tool: tools/list_changed), NAME_fail (raises the error of the code it is given),
-NAME_admin (needs role admin). With --hang-init the
+NAME_admin (needs role admin), and its own check as sophia://health (with --not-configured the check
+answers not_configured naming SOPHIA_NAME_TOKEN). With --hang-init the
 process reads stdin and never answers, the way a wedged server looks to the host; with --http it
 serves streamable HTTP on 127.0.0.1:PORT (a remote server, to the host).
 """
@@ -18,7 +19,8 @@ from typing import Annotated
 import anyio
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
-from sophia_shared.errors import ErrorCode, NotFound, SophiaError
+from sophia_shared.errors import ErrorCode, NotConfigured, NotFound, SophiaError
+from sophia_shared.health import install_health
 from sophia_shared.server import Role, SophiaServer, current_correlation_id, current_principal
 from sophia_shared.settings import ServerSettings
 
@@ -37,9 +39,16 @@ for _cls in SophiaError.__subclasses__():
     _ERRORS.setdefault(_cls.code, _cls)
 
 
-def build(name: str) -> SophiaServer:
+def build(name: str, configured: bool = True) -> SophiaServer:
     server = SophiaServer(name, settings=ServerSettings())
     cancelled = {"count": 0}
+
+    async def check() -> str:
+        if not configured:
+            raise NotConfigured(f"{name} is not configured: set SOPHIA_{name.upper()}_TOKEN")
+        return f"{name} answers"
+
+    install_health(server, check)
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
                  name=f"{name}_echo")
@@ -130,7 +139,7 @@ def main() -> None:
         port = int(sys.argv[sys.argv.index("--http") + 1])
         build(name).run("streamable-http", host="127.0.0.1", port=port)
         return
-    build(name).run("stdio")
+    build(name, configured="--not-configured" not in sys.argv).run("stdio")
 
 
 if __name__ == "__main__":

@@ -140,7 +140,8 @@ async def http_host(config: Path, home: Path, port: int, *flags: str) -> AsyncIt
         assert b"serving on" in seen, seen.decode(errors="replace")
         yield process
     finally:
-        process.terminate()
+        if process.returncode is None:  # a test may have stopped it itself
+            process.terminate()
         with anyio.fail_after(60):
             await process.wait()
 
@@ -156,7 +157,8 @@ async def test_streamable_http_end_to_end_with_tokens_and_roles(tmp_path: Path, 
             refused = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
             assert refused.status_code == 401
             assert "www-authenticate" in {k.lower() for k in refused.headers}
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {dev_token}"}) as http, \
+        # httpx's 5 s default read timeout would end an idle listen stream while a loaded machine starts the child.
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {dev_token}"}, timeout=START_S) as http, \
                 Client(streamable_http_client(url, http_client=http)) as client:
             names = await _wait_http(client, "alpha_echo")
             assert "sophia_find_tools" in names

@@ -22,11 +22,13 @@ import httpx2
 import psycopg
 import pytest
 from fixtures.postgres import RestartablePostgres
-from fixtures.sophia_hosts import SOPHIA, HostProcess, connect, create_token, start_hosts, wait_for_tools
+from fixtures.sophia_hosts import AUDIT_KEY, SOPHIA, HostProcess, connect, create_token, start_hosts, wait_for_tools
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
+from pydantic import SecretStr
 from sophia_shared.audit import AuditLog
 from sophia_shared.memory.embeddings import local_embedder
+from sophia_shared.settings import SuiteSettings
 from sophia_shared.testing import error_code, structured
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e, pytest.mark.integration]
@@ -225,27 +227,107 @@ async def test_postgres_stopped_and_restarted_mid_stream(scale: ScaleOut, tmp_pa
     with psycopg.connect(scale.dsn) as conn:
         left = conn.execute("SELECT count(*) FROM memories WHERE text = %s", (lost_text,)).fetchone()
     assert left == (0,)
-    report = AuditLog(dsn=scale.dsn, home=tmp_path).verify()
+    report = AuditLog(dsn=scale.dsn, home=tmp_path, suite=SuiteSettings(audit_key=SecretStr(AUDIT_KEY))).verify()
     assert report.intact, report.problems
 
 
 async def _refusal(url: str, token: str, tool: str, arguments: dict[str, Any]) -> str:
-    """How a call made while the database is down is refused: its tool error code, or `http-<code>` when
-    the host refused the request itself (the token store could not be asked: 503 with that code)."""
+    """How a call made on a new connection while the database is down is refused (see `_outcome`)."""
     refused: list[MCPError] = []
     try:
         async with connect(url, token) as client:
-            with anyio.fail_after(CALL_S):
-                result = await client.call_tool(tool, arguments)
-    except* MCPError as group:
+            outcome = await _outcome(client, tool, arguments)
+    except* MCPError as group:  # the connection's opening request was refused before the call
         refused = [e for e in _leaves(group) if isinstance(e, MCPError)]
-    if refused:
-        data = refused[0].data
-        return f"http-{data.get('code') if isinstance(data, dict) else refused[0].message}"
-    return error_code(result) or "ok"
+    return _http_refusal(refused[0]) if refused else outcome
+
+
+def _http_refusal(error: MCPError) -> str:
+    return f"http-{error.data.get('code') if isinstance(error.data, dict) else error.message}"
 
 
 def _leaves(error: BaseException) -> list[BaseException]:
     if isinstance(error, BaseExceptionGroup):
         return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
     return [error]
+
+
+class _Stream:
+    """Calls made back to back on every host while the test moves through phases; each outcome is kept
+    with the phase its call started in."""
+
+    def __init__(self, hosts: list[HostProcess]):
+        self.phase = "before"
+        self.outcomes: dict[str, list[tuple[str, str]]] = {h.name: [] for h in hosts}
+        self.stopped = False
+        self._changed = anyio.Event()
+
+    def count(self, phase: str, outcome: str | None = None) -> int:
+        return min(sum(1 for p, o in seen if p == phase and (outcome is None or o == outcome))
+                   for seen in self.outcomes.values())
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        with anyio.fail_after(CALL_S * 2):
+            while not predicate():
+                changed = self._changed
+                await changed.wait()
+
+    async def run(self, host: HostProcess, token: str, memory_id: str) -> None:
+        async with connect(host.url, token) as client:
+            while not self.stopped:
+                started = self.phase
+                outcome = await _outcome(client, "memory_get", {"id": memory_id})
+                self.outcomes[host.name].append((started, outcome))
+                self._changed.set()
+                self._changed = anyio.Event()
+                await anyio.sleep(0.05)  # pacing, so a fast refusal does not spin
+
+
+async def test_a_stream_of_calls_through_a_postgres_stop_and_restart(scale: ScaleOut, tmp_path: Path) -> None:
+    await _ready(scale)
+    async with connect(scale.hosts[0].url, scale.token) as client:
+        with anyio.fail_after(CALL_S):
+            stored = await client.call_tool("memory_store", {"text": f"stream marker {uuid.uuid4().hex}"})
+    memory_id = structured(stored)["memory"]["id"]
+    stream = _Stream(scale.hosts)
+    async with anyio.create_task_group() as tg:
+        for host in scale.hosts:
+            tg.start_soon(stream.run, host, scale.token, memory_id)
+        await stream.until(lambda: stream.count("before", "ok") >= 3)
+        stream.phase = "stopping"
+        await anyio.to_thread.run_sync(scale.pg.stop)
+        stream.phase = "outage"
+        try:
+            await stream.until(lambda: stream.count("outage") >= 2)
+        finally:
+            stream.phase = "starting"
+            await anyio.to_thread.run_sync(scale.pg.start)
+        stream.phase = "after"
+        await stream.until(lambda: stream.count("after", "ok") >= 5)
+        stream.stopped = True
+    refused = {"unavailable", "http-unavailable"}
+    for name, seen in stream.outcomes.items():
+        by_phase: dict[str, list[str]] = {}
+        for phase, outcome in seen:
+            by_phase.setdefault(phase, []).append(outcome)
+        assert set(by_phase["before"]) == {"ok"}, (name, seen)
+        # Every call gets an answer: served, or refused cleanly, never another failure or a hang.
+        assert set(by_phase["outage"]) <= refused, (name, seen)
+        assert {o for p in ("stopping", "starting", "after") for o in by_phase.get(p, [])} <= refused | {"ok"}
+        # Once served again, served from then on: the hosts were not restarted.
+        after = by_phase["after"]
+        assert set(after[after.index("ok"):]) == {"ok"}, (name, seen)
+    assert all(h.process is not None and h.process.poll() is None for h in scale.hosts)
+    report = AuditLog(dsn=scale.dsn, home=tmp_path, suite=SuiteSettings(audit_key=SecretStr(AUDIT_KEY))).verify()
+    assert report.intact, report.problems
+
+
+async def _outcome(client: Client, tool: str, arguments: dict[str, Any]) -> str:
+    """`ok`, the tool error's code, or `http-<code>` when the host refused the request itself."""
+    refused: list[MCPError] = []
+    try:
+        with anyio.fail_after(CALL_S):
+            result = await client.call_tool(tool, arguments)
+    except* MCPError as group:
+        refused = [e for e in _leaves(group) if isinstance(e, MCPError)]
+    return _http_refusal(refused[0]) if refused else error_code(result) or "ok"

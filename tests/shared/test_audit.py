@@ -87,6 +87,7 @@ def test_truncation_is_found_through_the_head(log: AuditLog, sophia_home: Path) 
 
 
 def test_a_deleted_head_is_reported(log: AuditLog) -> None:
+    assert log.head_path is not None
     log.head_path.unlink()
     assert log.verify().problems == ["the head file is missing: truncation cannot be ruled out"]
 

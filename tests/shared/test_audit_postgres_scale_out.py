@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from collections import Counter
@@ -12,9 +13,15 @@ from pathlib import Path
 import psycopg
 import pytest
 from fixtures.postgres import RestartablePostgres
-from sophia_shared.audit import AuditEvent, AuditLog
+from pydantic import SecretStr
+from sophia_shared.audit import AuditEvent, AuditLog, AuditUnavailable
+from sophia_shared.settings import SuiteSettings
 
 pytestmark = pytest.mark.integration
+
+# Hosts sharing one PostgreSQL log seal it with one key (SOPHIA_AUDIT_KEY), as each would be given.
+AUDIT_KEY = secrets.token_hex(32)
+SHARED_KEY = SuiteSettings(audit_key=SecretStr(AUDIT_KEY))
 
 # Each writer process: synchronous appends (as a server does) and write-behind batches from an
 # event loop (as the host does), interleaved, under its own SOPHIA_HOME (another machine).
@@ -60,13 +67,14 @@ def test_writers_on_two_homes_append_concurrently_into_one_chain(
         home.mkdir()
         procs.append(subprocess.Popen(
             [sys.executable, "-c", WRITER, dsn, name, str(per_writer)],
-            env={"SOPHIA_HOME": str(home), "PATH": "/usr/bin:/bin"}, stderr=subprocess.PIPE, text=True,
+            env={"SOPHIA_HOME": str(home), "PATH": "/usr/bin:/bin", "SOPHIA_AUDIT_KEY": AUDIT_KEY},
+            stderr=subprocess.PIPE, text=True,
         ))
     errors = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     third = tmp_path / "auditor"
     third.mkdir()
-    log = AuditLog(dsn=dsn, home=third)
+    log = AuditLog(dsn=dsn, home=third, suite=SHARED_KEY)
     report = log.verify()
     assert report.intact, report.problems
     records = log.records()
@@ -86,12 +94,12 @@ def test_verify_reads_the_shared_head_and_finds_truncation(
     postgres_database_factory: Callable[[str], str], tmp_path: Path
 ) -> None:
     dsn = postgres_database_factory("shared_head")
-    writer = AuditLog(dsn=dsn, home=tmp_path)
+    writer = AuditLog(dsn=dsn, home=tmp_path, suite=SHARED_KEY)
     for i in range(5):
         writer.append(_event(i))
     elsewhere = tmp_path / "other-host"
     elsewhere.mkdir()
-    other = AuditLog(dsn=dsn, home=elsewhere)
+    other = AuditLog(dsn=dsn, home=elsewhere, suite=SHARED_KEY)
     assert other.verify().intact
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM sophia_audit WHERE seq = 5")
@@ -110,9 +118,9 @@ def test_appends_fail_while_the_database_is_down_and_work_again_after_a_restart(
     log.append(_event(1))
     postgres_restartable.stop()
     try:
-        with pytest.raises(psycopg.OperationalError):
+        with pytest.raises(AuditUnavailable):
             log.append(_event(2))
-        with pytest.raises(psycopg.OperationalError):
+        with pytest.raises(AuditUnavailable):
             log.append(_event(3))
     finally:
         postgres_restartable.start()

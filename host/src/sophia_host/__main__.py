@@ -1,4 +1,4 @@
-"""`sophia`: the admin command (tokens, audit, memory) and the host (up, status, config)."""
+"""`sophia`: the admin command (tokens, audit, memory) and the host (up, status, logs, config)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.command("up")(cli.up)
 app.command("status")(cli.status)
+app.command("logs")(cli.logs)
 app.command("config")(cli.config)
 
 

@@ -9,8 +9,10 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
-from sophia_shared.audit import AuditLog
-from sophia_shared.auth import Role, Tokens, token_store
+from sophia_shared.audit import AuditLog, AuditUnavailable
+from sophia_shared.audit_checkpoint import checkpoint_table_sql
+from sophia_shared.audit_keys import KeyringError
+from sophia_shared.auth import Role, Tokens, local_principal, token_store
 from sophia_shared.errors import SophiaError
 from sophia_shared.settings import SuiteSettings
 
@@ -18,7 +20,7 @@ token_app = typer.Typer(
     help="Bearer tokens for HTTP clients, stored hashed (under SOPHIA_HOME, or in PostgreSQL: SOPHIA_TOKENS_DSN).",
     no_args_is_help=True,
 )
-audit_app = typer.Typer(help="The hash-chained audit log of every tool call.", no_args_is_help=True)
+audit_app = typer.Typer(help="The keyed, hash-chained audit log of every tool call.", no_args_is_help=True)
 
 
 def _fail(exc: SophiaError) -> typer.Exit:
@@ -100,8 +102,10 @@ def audit_export() -> None:
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the hash chain and the head: exit 0 when intact, 1 naming each problem."""
+    """Check the seals, the chain, the head and the checkpoints: exit 0 when intact, 1 naming each problem."""
     report = _log().verify()
+    for note in report.notes:
+        typer.echo(f"note: {note}", err=True)
     if report.intact:
         typer.echo(f"audit log intact: {report.records} records")
         return
@@ -109,3 +113,24 @@ def audit_verify() -> None:
         typer.echo(problem)
     typer.echo(f"audit log NOT intact: {len(report.problems)} problem(s) in {report.records} records", err=True)
     raise typer.Exit(1)
+
+
+@audit_app.command("rotate-key")
+def audit_rotate_key() -> None:
+    """Seal new records with a new key; old keys stay in the keyring so old records still verify."""
+    try:
+        old, new = _log().rotate_key(principal=local_principal(SuiteSettings()).name)
+    except KeyringError as exc:
+        typer.echo(f"sophia: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except AuditUnavailable as exc:
+        raise _fail(exc) from None
+    typer.echo(f"audit key rotated: new records are sealed with {new}" + (f" (was {old})" if old else ""))
+
+
+@audit_app.command("checkpoint-sql")
+def audit_checkpoint_sql(
+    writer_role: Annotated[str, typer.Option(help="the PostgreSQL role the servers connect as")],
+) -> None:
+    """Print the SQL that another role runs once to own the checkpoint table (SOPHIA_AUDIT_CHECKPOINT_DSN)."""
+    typer.echo(checkpoint_table_sql(writer_role), nl=False)

@@ -13,16 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import mcp_types as types
 from mcp.client import Client
-from mcp.client.session import IncomingMessage
+from mcp.client.session import ClientSession, IncomingMessage
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from pydantic import TypeAdapter
 from sophia_shared.errors import ToolTimeout, Unavailable, UpstreamError
+from sophia_shared.health import CHECK_TIMEOUT_S, HEALTH_URI, Health, parse_health
 from sophia_shared.paths import sophia_home
 from sophia_shared.redact import redact
 
+from .child_env import child_environment
 from .config import HostSettings, ServerEntry
 from .raw import RawChannel, without_protocol_stamps
 from .transport import ChildProcess, spawn_child
@@ -32,9 +35,8 @@ log = logging.getLogger("sophia.host")
 _RESULT = TypeAdapter[types.CallToolResult | types.InputRequiredResult](
     types.CallToolResult | types.InputRequiredResult
 )
-# Children started by the host accept the caller's principal from each call's _meta.
-TRUST_ENV = {"SOPHIA_TRUST_HOST_PRINCIPAL": "1"}
 _LIST_PAGE_CAP = 50
+_EXIT_GRACE_S = 0.5
 
 
 class State(StrEnum):
@@ -62,6 +64,29 @@ class _Attached:
         return None
 
 
+class _Session:
+    """One connection to a child: its process (none for a remote server), client and tools."""
+
+    def __init__(self) -> None:
+        self.process: ChildProcess | None = None
+        self.client: Client | None = None
+        self.raw: RawChannel | None = None
+        self.tools: list[types.Tool] = []
+        self.started = False
+        self.error: BaseException | None = None
+        self.log_offset = 0
+        # The process ended before the host closed the session (a crash, not the host's own stop).
+        self.exited_first = False
+        self.start_scope: anyio.CancelScope | None = None
+        # Set by the supervisor to close the session; `ended` once it is closed or broke.
+        self.release = anyio.Event()
+        self.ended = anyio.Event()
+
+    @property
+    def alive(self) -> bool:
+        return self.started and not self.ended.is_set()
+
+
 class Child:
     """One composed server: its process or URL, its state, its tools, and its live client."""
 
@@ -71,11 +96,14 @@ class Child:
         settings: HostSettings,
         on_change: Callable[[Child], Awaitable[None]],
         log_dir: Path | None = None,
+        on_health: Callable[[Child], None] | None = None,
     ):
         self.entry = entry
         self.name = entry.name
         self.settings = settings
         self.on_change = on_change
+        # Health changes nothing a client lists: only the status hears of it.
+        self.on_health = on_health
         self.log_dir = log_dir or sophia_home() / "host" / "logs"
         self.state = State.starting
         self.client: Client | None = None
@@ -84,13 +112,26 @@ class Child:
         self.process: ChildProcess | None = None
         self.tools: list[types.Tool] = []
         self.restarts = 0
+        # Crashes in a row, each within healthy_after_s of the start before it: 2 or more is a crash loop.
+        self.crashes = 0
         self.last_error: str | None = None
+        # The server's own check (sophia://health), None until read or for a server without one.
+        self.health: Health | None = None
         self.up_since: float | None = None
         self.next_retry_at: float | None = None
         self.calls = 0
         self.failures = 0
         self._stop = anyio.Event()
         self._relist = anyio.Event()
+        self._spare: _Session | None = None
+        self._spare_changed = anyio.Event()
+        self._starting: set[_Session] = set()
+        self._sessions: anyio.abc.TaskGroup | None = None
+        self._said: tuple[str, str] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}.log"
 
     # -- status ---------------------------------------------------------------------------
 
@@ -98,12 +139,33 @@ class Child:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None and self.state is State.ready else None
 
+    @property
+    def standby_pid(self) -> int | None:
+        spare = self._spare
+        return spare.process.pid if spare is not None and spare.alive and spare.process is not None else None
+
+    @property
+    def crash_looping(self) -> bool:
+        """Crashed twice or more in a row and not up: callers should not wait for it."""
+        return self.crashes >= 2 and self.state is not State.ready
+
+    def health_state(self) -> tuple[str, str | None]:
+        """What `sophia status` and the warning line say: a state word and its reason."""
+        if self.state is State.ready:
+            if self.health is not None and self.health.state != "ready":
+                return self.health.state.replace("_", "-"), self.health.reason
+            return "ready", self.health.reason if self.health is not None else None
+        if self.crash_looping:
+            return "crash-looping", self.last_error
+        return self.state.value, self.last_error
+
     def describe(self) -> str:
         """Why the server's tools are unavailable right now, in words a model can act on."""
         if self.state is State.restarting and self.next_retry_at is not None:
             wait = max(0.0, self.next_retry_at - time.time())
             why = f": {self.last_error}" if self.last_error else ""
-            return f"server {self.name} is restarting (next attempt in {wait:.1f} s){why}; retry shortly"
+            looping = " after crashing repeatedly" if self.crash_looping else ""
+            return f"server {self.name} is restarting{looping} (next attempt in {wait:.1f} s){why}; retry shortly"
         if self.state is State.starting:
             return f"server {self.name} is starting; retry shortly"
         if self.state is State.failed:
@@ -111,25 +173,51 @@ class Child:
         return f"server {self.name} is {self.state.value}"
 
     def status(self) -> dict[str, Any]:
+        health, reason = self.health_state()
         return {
             "name": self.name, "state": self.state.value, "pid": self.pid,
             "target": self.entry.url or " ".join(self.entry.command), "restarts": self.restarts,
             "tools": len(self.tools), "calls": self.calls, "failures": self.failures,
             "up_since": self.up_since, "last_error": self.last_error,
+            "health": health, "reason": reason, "crashes_in_a_row": self.crashes,
+            "standby_pid": self.standby_pid, "log": None if self.entry.remote else str(self.log_path),
         }
 
     # -- supervision ----------------------------------------------------------------------
 
     def stop(self) -> None:
         self._stop.set()
+        for starting in list(self._starting):
+            if starting.start_scope is not None:
+                starting.start_scope.cancel()
+
+    async def wait_standby(self) -> None:
+        """Return once a spare process is ready (for tests and benchmarks that kill the active one)."""
+        while self.standby_pid is None:
+            await self._spare_changed.wait()
 
     async def run(self) -> None:
-        """Serve this child until stopped: (re)start it, with exponential backoff between attempts."""
-        attempt = 0
-        while not self._stop.is_set():
-            started = time.monotonic()
+        """Serve this child until stopped: restart it at once after a crash, with backoff only in a crash loop."""
+        async with anyio.create_task_group() as sessions:
+            self._sessions = sessions
             try:
-                await self._serve_once()
+                await self._supervise()
+            finally:
+                self._retire_spare()
+        self._set(State.stopped)
+        await self.on_change(self)
+
+    async def _supervise(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            session = self._take_spare() or _Session()
+            try:
+                if not session.started:
+                    await self._open(session)
+                if self._stop.is_set():
+                    session.release.set()
+                    break
+                await self._serve(session)
             except Exception as exc:  # noqa: BLE001 - a child's failure stays with the child: log it and restart
                 root = _root_cause(exc)
                 if isinstance(root, ChildFailed):
@@ -137,75 +225,220 @@ class Child:
                     self._set(State.failed)
                     await self.on_change(self)
                     return
-                self.last_error = redact(f"{type(root).__name__}: {root}")[:300]
-                log.warning("server %s: %s", self.name, self.last_error)
-            self.client = None
-            if self._stop.is_set():
-                break
-            if time.monotonic() - started >= self.settings.healthy_after_s:
-                attempt = 0
-            delay = min(self.settings.backoff_initial_s * 2**attempt, self.settings.backoff_max_s)
-            attempt += 1
-            self.restarts += 1
-            self.next_retry_at = time.time() + delay
-            self._set(State.restarting)
+                if self._stop.is_set():
+                    break
+                self._crashed(began, self._why(session, root))
+            else:
+                if self._stop.is_set():
+                    break
+                self._crashed(began, self._why(session, session.error))
+            await self._pause()
+
+    async def _open(self, session: _Session) -> None:
+        """Start `session` and return once it is up (raising why it did not come up)."""
+        assert self._sessions is not None
+        self._starting.add(session)
+        try:
+            await self._sessions.start(self._hold, session)
+        finally:
+            self._starting.discard(session)
+
+    async def _serve(self, session: _Session) -> None:
+        """Make `session` the child's live connection until it ends or the child is stopped."""
+        assert session.client is not None
+        self.client = session.client
+        self.raw = session.raw
+        self.process = session.process
+        self.tools = session.tools
+        self.last_error = None
+        self.up_since = time.time()
+        self._set(State.ready)
+        try:
             await self.on_change(self)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._listen, session.client)
+                tg.start_soon(self._relist_loop, session.client)
+                tg.start_soon(self._health_loop, session.client)
+                if self.settings.standby and not self.entry.remote:
+                    tg.start_soon(self._keep_spare, session)
+                # The process's exit, not only the session's end: calls must stop using its client
+                # before the session closes it.
+                await _first(self._stop, session.ended, session.process.exited if session.process else None)
+                if session.process is not None and session.process.exited.is_set():
+                    session.exited_first = True  # before the release below: it died on its own
+                tg.cancel_scope.cancel()
+        finally:
+            self.client = None
+            self.raw = None
+            session.release.set()
+
+    def _crashed(self, began: float, why: str) -> None:
+        """Count a crash: the first after a healthy run restarts at once; one more in a row is a loop."""
+        self.client = None
+        quick = time.monotonic() - began < self.settings.healthy_after_s
+        self.crashes = self.crashes + 1 if quick else 1
+        self.restarts += 1
+        self.last_error = why
+        # One line per change: a loop retrying every backoff_max_s for hours says so once.
+        said = ("loop" if self.crashes >= 2 else "crash", why)
+        if said != self._said:
+            if self.crashes >= 2:
+                log.warning("server %s is crash-looping (%d crashes in a row): %s", self.name, self.crashes, why)
+            else:
+                log.warning("server %s: %s; restarting", self.name, why)
+        self._said = said if self.crashes >= 2 else None
+
+    async def _pause(self) -> None:
+        delay = 0.0
+        if self.crashes >= 2:
+            delay = min(self.settings.backoff_initial_s * 2 ** (self.crashes - 2), self.settings.backoff_max_s)
+        self.next_retry_at = time.time() + delay
+        self._set(State.restarting)
+        await self.on_change(self)
+        if delay > 0:
             with anyio.move_on_after(delay):
                 await self._stop.wait()
-            self.next_retry_at = None
-            if not self._stop.is_set():
-                self._set(State.starting)
-        self._set(State.stopped)
-        await self.on_change(self)
+        self.next_retry_at = None
+        if not self._stop.is_set():
+            self._set(State.starting)
+
+    def _why(self, session: _Session, exc: BaseException | None) -> str:
+        """One line on why a session ended: the exit and the child's own last log line, or the error."""
+        code = session.process.returncode if session.process is not None and session.exited_first else None
+        if code is not None and code < 0:
+            return f"the process was killed by signal {-code}"
+        if code is not None:
+            # A process that exits on its own says why last (a bad setting, a traceback's last line).
+            line = last_log_line(self.log_path, session.log_offset)
+            why = f"the process exited (code {code})"
+            return redact(f"{why}: {line}" if line else why)[:300]
+        if exc is None:
+            return "the connection ended"
+        root = _root_cause(exc)
+        return redact(f"{type(root).__name__}: {root}")[:300]
 
     def _set(self, state: State) -> None:
         self.state = state
         if state is not State.ready:
             self.up_since = None
 
-    async def _serve_once(self) -> None:
+    async def _hold(self, session: _Session, *, task_status: anyio.abc.TaskStatus[_Session]) -> None:
+        """Connect `session`, report it started, and hold it open until released or broken."""
+        try:
+            await self._connect(session, task_status)
+        except Exception as exc:
+            if not session.started:
+                raise  # to the caller of start(): the child did not come up
+            session.error = exc
+        finally:
+            session.ended.set()
+
+    async def _connect(self, session: _Session, task_status: anyio.abc.TaskStatus[_Session]) -> None:
         exited: anyio.Event | None = None
         # The deadline covers spawn + initialize + the first listing, then is lifted: a child that
         # never answers initialize is cancelled (and killed on the way out).
         start_timeout = self.entry.start_timeout_s or self.settings.start_timeout_s
         with anyio.CancelScope(deadline=anyio.current_time() + start_timeout) as start:
+            session.start_scope = start
             async with AsyncExitStack() as stack:
                 transport: Any
                 if self.entry.remote:
                     transport = self._remote_transport(stack)
                 else:
-                    env = {**os.environ, **self.entry.env, **TRUST_ENV}
+                    env = child_environment(self.name, self.entry.command, self.entry.env)
+                    session.log_offset = _size(self.log_path)
                     child, streams, raw = await stack.enter_async_context(
-                        spawn_child(self.entry.command, env, self.log_dir / f"{self.name}.log")
+                        spawn_child(self.entry.command, env, self.log_path)
                     )
-                    self.process = child
-                    self.raw = raw
+                    session.process = child
+                    session.raw = raw
                     exited = child.exited
                     transport = _Attached(streams)
-                client = Client(transport, mode="auto", cache=None, message_handler=self._on_message)
-                await stack.enter_async_context(client)
-                tools = await self._list(client)
-                start.deadline = math.inf
-                self.client = client
-                self.tools = tools
-                self.last_error = None
-                self.up_since = time.time()
-                self._set(State.ready)
                 try:
-                    await self.on_change(self)
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(self._listen, client)
-                        tg.start_soon(self._relist_loop, client)
-                        await _first(self._stop, exited)
-                        tg.cancel_scope.cancel()
+                    client = Client(transport, mode="auto", cache=None, message_handler=self._on_message)
+                    await stack.enter_async_context(client)
+                    session.tools = await self._list(client)
+                    start.deadline = math.inf
+                    session.client = client
+                    session.started = True
+                    task_status.started(session)
+                    await _first(session.release, exited)
                 finally:
-                    self.client = None
-                    self.raw = None
-        if start.cancelled_caught:
+                    await _note_exit(session, exited)
+        if start.cancelled_caught and not session.started:
             raise TimeoutError(f"did not answer initialize within {start_timeout:g} s")
-        if exited is not None and exited.is_set() and not self._stop.is_set():
-            code = self.process.returncode if self.process is not None else None
-            raise ConnectionError(f"the process exited (code {code})")
+
+    # -- the spare ------------------------------------------------------------------------
+
+    def _take_spare(self) -> _Session | None:
+        spare, self._spare = self._spare, None
+        self._spare_moved()
+        if spare is not None and spare.alive:
+            return spare
+        return None
+
+    def _retire_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.release.set()
+        self._spare_moved()
+
+    def _spare_moved(self) -> None:
+        self._spare_changed.set()
+        self._spare_changed = anyio.Event()
+
+    async def _keep_spare(self, active: _Session) -> None:
+        """While `active` serves, keep one more process of this child started and idle."""
+        with anyio.move_on_after(self.settings.standby_after_s):
+            await _first(self._stop, active.ended)
+        while not self._stop.is_set() and not active.ended.is_set():
+            spare = self._spare
+            if spare is not None and spare.alive:
+                await _first(self._stop, active.ended, spare.ended)
+                continue
+            spare = _Session()
+            try:
+                await self._open(spare)
+            except Exception as exc:  # noqa: BLE001 - no spare only means a cold restart; the active one serves on
+                log.info("server %s: no standby process (%s)", self.name, self._why(spare, exc))
+                return
+            # Its own check warms it: a fresh process pays its lazy imports and first connection
+            # (seconds, for some servers) on its first call, which would otherwise be the first
+            # call after a crash.
+            if spare.client is not None:
+                await self._read_health(spare.client)
+            self._spare = spare
+            self._spare_moved()
+
+    # -- health ---------------------------------------------------------------------------
+
+    async def _health_loop(self, client: Client) -> None:
+        """Read the server's own check now and then; a server without one keeps health None."""
+        while True:
+            health = await self._read_health(client)
+            if health is None:
+                return
+            before = self.health
+            self.health = health
+            if before is None or (before.state, before.reason) != (health.state, health.reason):
+                if health.state != "ready":
+                    log.warning("server %s (%s): %s", self.name, health.state.replace("_", " "), health.reason)
+                if self.on_health is not None:
+                    self.on_health(self)
+            ready = health.state == "ready"
+            await anyio.sleep(self.settings.health_interval_s if ready else self.settings.health_retry_s)
+
+    async def _read_health(self, client: Client) -> Health | None:
+        try:
+            with anyio.fail_after(CHECK_TIMEOUT_S + 5):
+                result = await client.session.read_resource(HEALTH_URI)
+        except (MCPError, TimeoutError, RuntimeError):
+            return None
+        for content in result.contents:
+            text = getattr(content, "text", None)
+            if isinstance(text, str):
+                return parse_health(text)
+        return None
 
     def _remote_transport(self, stack: AsyncExitStack) -> Any:
         import httpx2
@@ -300,7 +533,7 @@ class Child:
             with anyio.fail_after(timeout):
                 # session.call_tool would re-validate every result against its output schema; the
                 # caller's own client does that, so the host forwards the result as it came.
-                result = await client.session.send_request(request, _RESULT, progress_callback=progress)
+                result = await _session_of(client).send_request(request, _RESULT, progress_callback=progress)
         except TimeoutError:
             raise self.failed_timeout(name) from None
         except MCPError as exc:
@@ -311,7 +544,7 @@ class Child:
                     exc.code == types.CONNECTION_CLOSED:
                 raise self.failed_stopped(name) from None
             raise self.failed_refused(name, exc.message) from None
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError, _Closed):
             self.failures += 1
             raise Unavailable(f"{name} failed: server {self.name} is not reachable; retry shortly") from None
         if result.meta:
@@ -334,6 +567,26 @@ class Child:
     def failed_refused(self, name: str, why: str) -> UpstreamError:
         self.failures += 1
         return UpstreamError(f"server {self.name} refused the call to {name}: {why}")
+
+
+async def _note_exit(session: _Session, exited: anyio.Event | None) -> None:
+    """Whether the process ended on its own; its pipe closes a moment before its exit is reaped."""
+    if exited is None or session.release.is_set():
+        return
+    with anyio.CancelScope(shield=True), anyio.move_on_after(_EXIT_GRACE_S):
+        await exited.wait()
+    session.exited_first = exited.is_set()
+
+
+class _Closed(Exception):
+    """The client of a session that closed while a call was on its way to it."""
+
+
+def _session_of(client: Client) -> ClientSession:
+    try:
+        return client.session
+    except RuntimeError:  # the SDK's word for a client outside its context: the child went away
+        raise _Closed from None
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -362,3 +615,25 @@ async def _first(*events: anyio.Event | None) -> None:
         for event in events:
             if event is not None:
                 tg.start_soon(wait, event)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def last_log_line(path: Path, offset: int, window: int = 8192) -> str | None:
+    """The child's own last non-empty line written after `offset` (e.g. the bad setting it refused)."""
+    try:
+        with path.open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size < offset:
+                offset = 0  # the log was rotated since
+            fh.seek(max(offset, size - window))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else None

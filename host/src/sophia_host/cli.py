@@ -1,12 +1,16 @@
-"""`sophia up`, `sophia status`, `sophia config`: the host's commands."""
+"""`sophia up`, `sophia status`, `sophia logs`, `sophia config`: the host's commands."""
 
 from __future__ import annotations
 
+import collections
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
+import time
 from typing import Annotated, Any
 
 import anyio
@@ -16,14 +20,17 @@ from sophia_shared.errors import SophiaError
 from sophia_shared.settings import SettingsError, SuiteSettings, load_settings
 
 from .client_config import ClientKind, render
-from .config import HostSettings, load_servers
+from .config import NAME_RE, HostSettings, load_servers
 from .server import HostServer
-from .status import StatusFile
+from .status import StatusFile, log_dir
 from .status import render as render_status
 
 DEFAULT_PORT = 8760
 EXIT_GRACE_S = 20.0
 KEEP_ALIVE_S = 75
+# Open streams (a client's subscriptions/listen) are cut after this on shutdown.
+GRACEFUL_S = 5
+FOLLOW_POLL_S = 0.5
 
 
 def up(
@@ -67,38 +74,91 @@ def up(
     if not servers:
         typer.echo("sophia: no servers configured or installed; nothing to serve", err=True)
         raise typer.Exit(2)
+    # Bound before any child starts: a port in use is one line now, not a traceback after the start.
+    listening = None
+    if app is not None:
+        try:
+            listening = listen_socket(host, port)
+        except PortUnavailable as exc:
+            typer.echo(f"sophia: {exc}", err=True)
+            raise typer.Exit(2) from None
     # uvloop: the host's edge is all event-loop work (pipes, sockets, tasks); it cuts the hop.
-    anyio.run(_serve, server, app, host, port, backend_options={"use_uvloop": True})
+    anyio.run(_serve, server, app, host, port, listening, backend_options={"use_uvloop": True})
     if server.fatal:
         raise typer.Exit(2)
 
 
-async def _serve(server: HostServer, app: Any, host: str, port: int) -> None:
+class PortUnavailable(Exception):
+    """The HTTP port cannot be bound (in use, or not allowed)."""
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn, or PortUnavailable naming the port and what to do."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise PortUnavailable(f"cannot listen on {host}: {exc.strerror}; pass an address with --host") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortUnavailable(
+                f"port {port} on {host} is already in use (another `sophia up`? `sophia status` shows it); "
+                "choose another with --port"
+            ) from None
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host") \
+            from None
+    return sock
+
+
+async def _serve(server: HostServer, app: Any, host: str, port: int, listening: socket.socket | None) -> None:
     async with server.running(), anyio.create_task_group() as tg:
         web: Any = None
+        stopping = False
 
         def stop(code: int) -> None:
-            if web is not None:
-                web.should_exit = True
-            server.end_stdio()
+            """Leave the way a client hanging up would: the edges finish, then the children stop."""
+            nonlocal stopping
+            stopping = True
             # The SDK's fallback stdio transport blocks in a thread until stdin closes: leave anyway
             # once the children had their time to stop (they also leave when their stdin closes).
             deadline = threading.Timer(EXIT_GRACE_S, os._exit, args=(code,))
             deadline.daemon = True
             deadline.start()
-            tg.cancel_scope.cancel()
+            if web is not None:
+                web.should_exit = True  # uvicorn's own shutdown: lifespan and connections end cleanly
+            elif not server.end_stdio():
+                tg.start_soon(leave_now, code)
+
+        async def leave_now(code: int) -> None:
+            # The fallback transport's thread holds stdin: nothing unwinds until it closes, so stop
+            # the children and drain the audit here, then leave.
+            await server.shut_down()
+            server.status_file.remove()
+            sys.stderr.flush()
+            os._exit(code)
 
         async def stop_on(event: anyio.Event) -> None:
             await event.wait()
             # Said at once: on the SDK's fallback transport the process may have to leave by os._exit.
             print(f"sophia: refused to run: {server.fatal}", file=sys.stderr, flush=True)
             stop(2)
+            tg.cancel_scope.cancel()
 
         async def stop_on_signal() -> None:
+            # Held for the whole run: a second Ctrl-C while stopping leaves at once, without a traceback.
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for _ in signals:
-                    stop(1)
-                    return
+                async for signum in signals:
+                    if stopping:
+                        print("sophia: stopped without waiting for the children", file=sys.stderr, flush=True)
+                        os._exit(128 + signum)
+                    print("sophia: stopping (the children and the audit log first)", file=sys.stderr, flush=True)
+                    stop(0)
 
         tg.start_soon(stop_on, server.fatal_event)
         tg.start_soon(stop_on_signal)
@@ -121,8 +181,9 @@ async def _serve(server: HostServer, app: Any, host: str, port: int) -> None:
             # Clients of a host hold their connection between calls; uvicorn's 5 s idle cut-off makes
             # them reconnect constantly and race the close (a POST on a just-closed connection).
             web = _Web(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                                      timeout_keep_alive=KEEP_ALIVE_S, http="httptools"))
-            await web.serve()
+                                      timeout_keep_alive=KEEP_ALIVE_S, http="httptools",
+                                      timeout_graceful_shutdown=GRACEFUL_S))
+            await web.serve(sockets=[listening] if listening is not None else None)
         tg.cancel_scope.cancel()
 
 
@@ -140,6 +201,41 @@ def status(
         typer.echo(json.dumps(current, indent=1))
         return
     typer.echo(render_status(current))
+
+
+def logs(
+    server: Annotated[str, typer.Argument(help="the server whose log to show, e.g. snowflake")],
+    lines: Annotated[int, typer.Option("-n", "--lines", help="how many of the last lines", min=1, max=100_000)] = 50,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="keep printing what the server writes")] = False,
+) -> None:
+    """Show a server's own log (its stderr, as the host started it): $SOPHIA_HOME/host/logs/<server>.log."""
+    directory = log_dir()
+    path = directory / f"{server}.log"
+    if not NAME_RE.match(server) or not path.is_file():
+        known = sorted(p.stem for p in directory.glob("*.log")) if directory.is_dir() else []
+        hint = f"logs exist for: {', '.join(known)}" if known else "no server has written a log yet (`sophia up`)"
+        typer.echo(f"sophia: no log for server {server!r} in {directory}; {hint}", err=True)
+        raise typer.Exit(1)
+    with path.open("rb") as fh:
+        for line in collections.deque(fh, maxlen=lines):
+            sys.stdout.write(line.decode(errors="replace"))
+        sys.stdout.flush()
+        if follow:
+            _follow(fh)
+
+
+def _follow(fh: Any) -> None:
+    """Print what is appended to `fh` until Ctrl-C (a rotation to .log.1 ends it: the file is new)."""
+    try:
+        while True:
+            chunk = fh.read()
+            if chunk:
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+            else:
+                time.sleep(FOLLOW_POLL_S)
+    except KeyboardInterrupt:
+        return
 
 
 def config(

@@ -32,8 +32,16 @@ class HostSettings(ServerSettings):
     start_timeout_s: float = Field(default=30.0, gt=0)
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
-    # A child that stays up this long has its backoff reset.
+    # A child that stays up this long has its backoff reset. The first crash after that restarts
+    # at once; only crashes in a row (a crash loop) wait, backoff_initial_s doubling to backoff_max_s.
     healthy_after_s: float = Field(default=30.0, gt=0)
+    # Keep one spare, already initialised process per stdio child, spawned standby_after_s after
+    # the child came up: a crash switches to it at once instead of waiting for a cold start.
+    standby: bool = True
+    standby_after_s: float = Field(default=5.0, ge=0)
+    # How often a child's own check (sophia://health) is re-read: sooner while it is not ready.
+    health_interval_s: float = Field(default=300.0, gt=0)
+    health_retry_s: float = Field(default=30.0, gt=0)
     semantic_search: bool = True
     # False sends every call through the SDK lane (the reference lane; the differential test
     # compares the two). Both lanes run the same request path.

@@ -37,7 +37,7 @@ from .children import Child, ChildFailed, State, toolset_of
 from .config import HostSettings, ServerEntry
 from .fastpath import FastPath, StdioEdge
 from .search import Entry, ToolIndex
-from .status import StatusFile
+from .status import StatusFile, log_dir
 from .transport import StdioPipes, connect_stdio_pipes, stdio_streams
 
 log = logging.getLogger("sophia.host")
@@ -47,6 +47,8 @@ FIND_TOOLS = "sophia_find_tools"
 # The key of the host's own confirmation question in an InputRequiredResult.
 CONFIRM_KEY = "sophia_host_confirmation"
 _INPUT_REQUIRED_VERSION = "2026-07-28"
+# How long a stopping host waits for its children to leave (each gets stdin closed, then TERM, then KILL).
+CHILDREN_STOP_S = 15.0
 
 
 class FoundTool(BaseModel):
@@ -88,7 +90,9 @@ class HostServer(SophiaServer):
         names = [s.name for s in servers]
         if len(set(names)) != len(names):
             raise ValueError(f"a server is configured twice: {sorted(n for n in names if names.count(n) > 1)}")
-        self.children = [Child(entry, settings, self._child_changed) for entry in servers]
+        self.log_dir = log_dir()
+        self.children = [Child(entry, settings, self._child_changed, self.log_dir, on_health=self._child_health)
+                         for entry in servers]
         self.index = index or ToolIndex()
         self.fatal: str | None = None
         self.fatal_event = anyio.Event()
@@ -133,14 +137,19 @@ class HostServer(SophiaServer):
             try:
                 yield self
             finally:
-                for child in self.children:
-                    child.stop()
-                with anyio.CancelScope(shield=True), anyio.move_on_after(15):
-                    await self._wait_stopped()
+                await self.shut_down()
                 tg.cancel_scope.cancel()
-                if self._audit_writer is not None:
-                    self._audit_writer.close()
         self.status_file.remove()
+
+    async def shut_down(self) -> None:
+        """Stop every child (bounded) and drain the audit log; `running` does it on its way out,
+        and a host that must leave without unwinding (stdin held open in a thread) does it first."""
+        for child in self.children:
+            child.stop()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(CHILDREN_STOP_S):
+            await self._wait_stopped()
+        if self._audit_writer is not None:
+            self._audit_writer.close()
 
     async def run_stdio_async(self) -> None:
         """Serve stdio on non-blocking pipes (see transport.stdio_streams); the SDK's way otherwise."""
@@ -159,14 +168,17 @@ class HostServer(SophiaServer):
             edge.close()
             self._stdio = None
 
-    def end_stdio(self) -> None:
-        """End the stdio session as if the client had closed stdin.
+    def end_stdio(self) -> bool:
+        """End the stdio session as if the client had closed stdin; False when it cannot (the
+        SDK's fallback transport, whose reading thread only stops when stdin closes).
 
         The SDK's serving loop drains its input before it returns, so cancelling it alone would
         wait for the client to hang up; an end of input lets it finish now.
         """
-        if self._stdio is not None:
-            self._stdio.reader.feed_eof()
+        if self._stdio is None:
+            return False
+        self._stdio.reader.feed_eof()
+        return True
 
     @property
     def routes(self) -> dict[str, Child]:
@@ -216,6 +228,7 @@ class HostServer(SophiaServer):
             "pid": _own_pid(), "started": self._started, "updated": time.time(),
             "tools": len(self._routes) + len(self._own_specs), "listed": len(self._listed) + len(self._own_tools),
             "fatal": self.fatal, "servers": self.children_status(), "fast_path_calls": self.fast.calls,
+            "logs": str(self.log_dir),
         })
 
     # -- the registry of forwarded tools ----------------------------------------------------
@@ -232,6 +245,11 @@ class HostServer(SophiaServer):
         self.write_status()
         if [t.name for t in self._listed] != before or child.state is State.ready:
             await self._announce_tools_changed()
+
+    def _child_health(self, child: Child) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+        self.write_status()
 
     def _check_collisions(self, child: Child) -> None:
         for tool in child.tools:

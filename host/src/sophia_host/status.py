@@ -16,6 +16,11 @@ from typing import Any
 from sophia_shared.paths import sophia_home
 
 
+def log_dir() -> Path:
+    """Where each child's stderr goes, one `<server>.log` per server (rotated at 5 MB to `.log.1`)."""
+    return sophia_home() / "host" / "logs"
+
+
 class StatusFile:
     def __init__(self, path: Path | None = None):
         self.path = path or sophia_home() / "host" / "status.json"
@@ -53,7 +58,7 @@ def _alive(pid: int) -> bool:
 
 
 def render(status: dict[str, Any]) -> str:
-    """`sophia status` as a small table."""
+    """`sophia status` as a small table: STATE is the server's health, HEALTH says why."""
     now = time.time()
     lines = [
         f"host pid {status['pid']}, up {_age(now - status['started'])}, "
@@ -61,16 +66,21 @@ def render(status: dict[str, Any]) -> str:
     ]
     if status.get("fatal"):
         lines.append(f"refused: {status['fatal']}")
-    lines.append(f"{'SERVER':<14} {'STATE':<11} {'PID':>7} {'RESTARTS':>8} {'TOOLS':>5} {'CALLS':>7}  HEALTH")
+    lines.append(f"{'SERVER':<14} {'STATE':<14} {'PID':>7} {'RESTARTS':>8} {'TOOLS':>5} {'CALLS':>7}  HEALTH")
     for s in status.get("servers", []):
-        if s["state"] == "ready":
-            health = f"up {_age(now - s['up_since'])}" if s.get("up_since") else "up"
+        state = s.get("health") or s["state"]
+        reason = s.get("reason") if "health" in s else s.get("last_error")
+        if state == "ready":
+            up = f"up {_age(now - s['up_since'])}" if s.get("up_since") else "up"
+            health = f"{up}: {reason}" if reason else up
         else:
-            health = s.get("last_error") or s["state"]
+            health = reason or s["state"]
         pid = str(s["pid"]) if s.get("pid") else "-"
         lines.append(
-            f"{s['name']:<14} {s['state']:<11} {pid:>7} {s['restarts']:>8} {s['tools']:>5} {s['calls']:>7}  {health}"
+            f"{s['name']:<14} {state:<14} {pid:>7} {s['restarts']:>8} {s['tools']:>5} {s['calls']:>7}  {health}"
         )
+    if status.get("logs"):
+        lines.append(f"each server's own log: {status['logs']}/<server>.log (`sophia logs <server>`)")
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from starlette.authentication import AuthenticationError
 
 from .errors import Conflict, InvalidArgument, NotFound, Unavailable
 from .paths import sophia_home
+from .postgres_driver import import_psycopg
 from .settings import SuiteSettings
 
 
@@ -206,6 +207,8 @@ class PostgresTokenStore:
     _CACHE_MAX = 4096
 
     def __init__(self, dsn: str, cache_s: float = 1.0):
+        # Without the driver, fail now (at start, naming the setting), not on the first request.
+        self._psycopg = import_psycopg("SOPHIA_TOKENS_DSN (or SOPHIA_DATABASE_URL)")
         self.cache_s = cache_s
         self._dsn = dsn
         # One connection is enough: the database is asked once per token per `cache_s`. It is
@@ -216,13 +219,11 @@ class PostgresTokenStore:
         self._cache: OrderedDict[str, tuple[TokenRecord, float]] = OrderedDict()
 
     def _connection(self) -> Any:
-        import psycopg
-
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             return conn
         self._drop()
-        conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+        conn = self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
         try:
             with conn.transaction():
                 # Two hosts starting at once must not race CREATE TABLE IF NOT EXISTS.
@@ -242,8 +243,7 @@ class PostgresTokenStore:
 
     def _run(self, query: str, params: tuple[Any, ...] = (), *, read: bool = False) -> list[tuple[Any, ...]]:
         """One autocommit statement; a read is retried once on a new connection if the old one was dropped."""
-        import psycopg
-
+        psycopg = self._psycopg
         with self._db_lock:
             try:
                 return self._execute(query, params)
@@ -268,8 +268,6 @@ class PostgresTokenStore:
 
     def create(self, name: str, role: Role) -> tuple[TokenRecord, str]:
         """Create a token; the plaintext is returned once and never stored."""
-        import psycopg
-
         if not name.strip():
             raise InvalidArgument("a token needs a non-empty --name")
         plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -279,7 +277,7 @@ class PostgresTokenStore:
                 "INSERT INTO sophia_tokens (token_hash, id, name, role, created) VALUES (%s, %s, %s, %s, %s)",
                 (_hash_token(plaintext), record.id, name, role.label, record.created),
             )
-        except psycopg.errors.UniqueViolation as exc:
+        except self._psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "sophia_tokens_active_name":
                 raise InvalidArgument(
                     f"an active token named {name!r} exists; revoke it or pick another name"
@@ -326,6 +324,9 @@ class PostgresTokenStore:
         if record is not None:
             return record
         key = _hash_token(plaintext)
+        # Stamped before asking: a revocation committed while the query runs still ends the trust
+        # within `cache_s` of it.
+        asked = time.monotonic()
         rows = self._run(
             "SELECT id, name, role, created, revoked_at FROM sophia_tokens "
             "WHERE token_hash = %s AND revoked_at IS NULL",
@@ -337,7 +338,7 @@ class PostgresTokenStore:
         record = self._record(rows[0])
         if self.cache_s > 0:
             with self._lock:
-                self._cache[key] = (record, time.monotonic())
+                self._cache[key] = (record, asked)
                 while len(self._cache) > self._CACHE_MAX:
                     self._cache.popitem(last=False)
         return record

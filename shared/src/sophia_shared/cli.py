@@ -45,7 +45,7 @@ class ServerCLI:
     ) -> None:
         self.name = name
         self._settings_cls: type[Any] = settings_cls
-        self._build_server: Callable[[Any], Any] = build_server
+        self._build_server: Callable[[Any], Any] = with_health(build_server, check)
         self._check: Callable[[Any], Awaitable[str]] = check
         BUILDERS[name] = lambda: build_server(load_settings(settings_cls))
 
@@ -63,6 +63,19 @@ class ServerCLI:
 
     def typer_app(self) -> Any:
         return _typer_app(self.name, self._settings_cls, self._build_server, self._check)
+
+
+def with_health(build_server: Callable[[S], Any], check: Callable[[S], Awaitable[str]]) -> Callable[[S], Any]:
+    """`build_server` whose server also serves its own check as `sophia://health` (see health.py)."""
+
+    def build(settings: S) -> Any:
+        from .health import install_health
+
+        server = build_server(settings)
+        install_health(server, lambda: check(settings))
+        return server
+
+    return build
 
 
 def server_app(

@@ -23,10 +23,11 @@ from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import Field, ValidationError
 
 from .audit import AuditEvent, AuditLog
+from .audit_shape import argument_shape, settings_secrets
 from .auth import Principal, Role, local_principal, principal_from_access_token
 from .confirm import CONFIRMATION_TOKEN_ARG, ConfirmationGate, Preview
 from .errors import ErrorCode, InternalError, InvalidArgument, LimitExceeded, SophiaError
-from .redact import clip, get_logger, is_secret_name, redact
+from .redact import clip, get_logger
 from .request import (
     CORRELATION_META_KEY,
     PRINCIPAL_META_KEY,
@@ -295,14 +296,17 @@ class SophiaServer(MCPServer[Any]):
         self.audit.append(event)
 
     def _argument_shape(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        shape: dict[str, Any] = {}
-        for key, value in arguments.items():
-            kind = _json_kind(value)
-            if self.server_settings.audit_values and not is_secret_name(key) and key != CONFIRMATION_TOKEN_ARG:
-                shape[key] = {"type": kind, "value": value if kind != "string" else redact(str(value))[:500]}
-            else:
-                shape[key] = kind
-        return shape
+        return argument_shape(arguments, with_values=self.server_settings.audit_values,
+                              known_secrets=settings_secrets(self.server_settings, self.suite))
+
+    # -- transports -----------------------------------------------------------------------
+
+    async def run_stdio_async(self) -> None:
+        """Serve stdio on Sophia's checked edge (stdio.py): every bad frame answered, never dropped."""
+        from .frames import FrameLimits
+        from .stdio import serve_stdio
+
+        await serve_stdio(self, FrameLimits.from_settings(self.suite))
 
     # -- HTTP auth wiring (used by the CLI) -------------------------------------------------
 
@@ -315,22 +319,6 @@ class SophiaServer(MCPServer[Any]):
             # Sophia's verifiers check the audience themselves (JWT) or have none (Sophia tokens).
             validate_token_resource=False,
         )
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def _sophia_cause(exc: BaseException) -> SophiaError | None:

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -126,6 +126,30 @@ class SuiteSettings(_SophiaBaseSettings):
     jwt_role_claim: str = "sophia_role"
     jwt_algorithms: list[str] = ["RS256", "ES256"]
     http_max_body_bytes: int = 4 * 1024 * 1024
+    # Every frame a client sends (a stdio line, an HTTP body) is checked against these first
+    # (frames.py); the SDK's own parser silently drops frames past ~197 levels, hence the cap.
+    frame_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    frame_max_depth: int = Field(default=64, ge=4, le=190)
+    # The audit chain's HMAC keyring (default $SOPHIA_HOME/keys/audit.key, created 0600 by the
+    # first record), or a key given here: hosts that share one PostgreSQL log must all be given
+    # the same SOPHIA_AUDIT_KEY, and keep retired ones in SOPHIA_AUDIT_PREVIOUS_KEYS (a JSON list).
+    audit_key_file: Path | None = None
+    audit_key: SecretStr | None = None
+    audit_previous_keys: list[SecretStr] = Field(default_factory=list)
+    # Where the audit head is checkpointed beyond the writer's reach: a file made append-only
+    # (chattr +a) and/or a PostgreSQL table owned by another role (sophia audit checkpoint-sql).
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_dsn: SecretStr | None = None
+    # Below this much free space where the audit log lives, calls are refused before they run.
+    audit_min_free_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+
+    @field_validator("audit_key", "audit_previous_keys")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | list[SecretStr] | None) -> SecretStr | list[SecretStr] | None:
+        keys = value if isinstance(value, list) else [value] if value is not None else []
+        if any(len(k.get_secret_value()) < 32 for k in keys):
+            raise ValueError("an audit key needs at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
 
     @model_validator(mode="after")
     def _default_to_database_url(self) -> SuiteSettings:
