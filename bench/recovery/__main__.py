@@ -5,7 +5,8 @@ default in a fresh SOPHIA_HOME). W clients call `memory_stats` (a read tool) in 
 the host's request path; once they are flowing, the child's process is killed, KILLS times per mode,
 each kill a first crash (the child has been up longer than healthy_after_s, so no backoff applies).
 
-Measured per kill: recovery = from the kill to the first successful call *sent after* the kill; every
+Measured per kill: recovery = from the kill to the first successful call *sent after* the kill (and,
+for reference, serving_again = until the host routes to a new process); every
 call is counted as ok, `unavailable` (the clean answer while the child is down) or wrong (anything
 else: a lost call). Two modes side by side: `standby` (the default: a spare process, already
 initialised, takes over) and `cold` (standby off: the first crash restarts at once, a cold start).
@@ -21,6 +22,7 @@ import signal
 import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,12 @@ class Load:
             sent = time.monotonic()
             result = await client.call(TOOL, {})
             self.outcomes.append((sent, time.monotonic(), error_code(result)))
+
+
+def _serving_again(child: Any, old_pid: int) -> bool:
+    from sophia_host.children import State
+
+    return child.state is State.ready and child.pid not in (None, old_pid)
 
 
 async def one_mode(standby: bool) -> dict[str, Any]:
@@ -82,13 +90,17 @@ async def one_mode(standby: bool) -> dict[str, Any]:
                     await anyio.sleep(HEALTHY_AFTER_S + 0.2)
                 assert child.process is not None
                 seen = len(load.outcomes)
+                old_pid = child.process.pid
                 killed_at = time.monotonic()
-                os.kill(child.process.pid, signal.SIGKILL)
+                os.kill(old_pid, signal.SIGKILL)
                 with anyio.fail_after(START_S):
+                    await host.until(partial(_serving_again, child, old_pid))
+                    ready_at = time.monotonic()
                     while not any(sent > killed_at and code is None for sent, _, code in load.outcomes[seen:]):
                         await anyio.sleep(0.005)
                 first_ok = min(done for sent, done, code in load.outcomes[seen:] if sent > killed_at and code is None)
-                kills.append({"recovery_ms": round((first_ok - killed_at) * 1000, 1)})
+                kills.append({"recovery_ms": round((first_ok - killed_at) * 1000, 1),
+                              "serving_again_ms": round((ready_at - killed_at) * 1000, 1)})
             load.done = True
     codes = [code for _, _, code in load.outcomes]
     recoveries = [k["recovery_ms"] for k in kills]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -227,7 +228,9 @@ def main() -> None:
         models_dir = Path(os.environ.get("SOPHIA_MEMORY_MODELS_DIR") or work / "models")
         models_dir.mkdir(parents=True, exist_ok=True)
         local_embedder(models_dir).load()
-        hosts = start_hosts(work, dsn, models_dir, count=args.hosts)
+        # One audit key for every host sealing the shared chain, and for this process's verify.
+        os.environ["SOPHIA_AUDIT_KEY"] = audit_key = secrets.token_hex(32)
+        hosts = start_hosts(work, dsn, models_dir, count=args.hosts, SOPHIA_AUDIT_KEY=audit_key)
         principal = f"bench-scale-{time.time_ns()}"
         token = create_token(hosts[0], principal, role="developer")
         began = time.perf_counter()

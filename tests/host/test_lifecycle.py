@@ -127,3 +127,15 @@ async def test_a_signal_stops_the_stdio_host_cleanly(tmp_path: Path, sophia_home
 
 def _host_records(home: Path) -> int:
     return sum(1 for r in AuditLog(home=home).records() if r["server"] == "sophia")
+
+
+async def test_sophia_logs_shows_a_servers_last_lines_and_names_the_known_ones(sophia_home: Path) -> None:
+    logs = sophia_home / "host" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "alpha.log").write_text("".join(f"line {i}\n" for i in range(100)))
+    env = {**os.environ, "SOPHIA_HOME": str(sophia_home)}
+    with anyio.fail_after(START_S):
+        shown = await anyio.run_process([SOPHIA, "logs", "alpha", "-n", "3"], env=env)
+        missing = await anyio.run_process([SOPHIA, "logs", "../alpha"], env=env, check=False)
+    assert shown.stdout.decode().splitlines() == ["line 97", "line 98", "line 99"]
+    assert missing.returncode == 1 and "logs exist for: alpha" in missing.stderr.decode()

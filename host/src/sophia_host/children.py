@@ -264,6 +264,8 @@ class Child:
                 # The process's exit, not only the session's end: calls must stop using its client
                 # before the session closes it.
                 await _first(self._stop, session.ended, session.process.exited if session.process else None)
+                if session.process is not None and session.process.exited.is_set():
+                    session.exited_first = True  # before the release below: it died on its own
                 tg.cancel_scope.cancel()
         finally:
             self.client = None
@@ -400,6 +402,11 @@ class Child:
             except Exception as exc:  # noqa: BLE001 - no spare only means a cold restart; the active one serves on
                 log.info("server %s: no standby process (%s)", self.name, self._why(spare, exc))
                 return
+            # Its own check warms it: a fresh process pays its lazy imports and first connection
+            # (seconds, for some servers) on its first call, which would otherwise be the first
+            # call after a crash.
+            if spare.client is not None:
+                await self._read_health(spare.client)
             self._spare = spare
             self._spare_moved()
 
@@ -415,7 +422,7 @@ class Child:
             self.health = health
             if before is None or (before.state, before.reason) != (health.state, health.reason):
                 if health.state != "ready":
-                    log.warning("server %s is %s: %s", self.name, health.state.replace("_", " "), health.reason)
+                    log.warning("server %s (%s): %s", self.name, health.state.replace("_", " "), health.reason)
                 if self.on_health is not None:
                     self.on_health(self)
             ready = health.state == "ready"

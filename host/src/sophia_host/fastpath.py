@@ -14,6 +14,7 @@ children, any frame this lane does not understand — goes to the SDK lane, whic
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -27,8 +28,10 @@ from pydantic import ValidationError
 from sophia_shared.auth import Principal
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG
 from sophia_shared.errors import Unavailable
+from sophia_shared.frames import FrameLimits, Rejected, check_frame
 from sophia_shared.request import Call, forward_meta, identify, serve
 from sophia_shared.server import ToolSpec
+from sophia_shared.stdio import suite_limits
 
 from .children import Child, State
 from .raw import ChannelClosed, ProgressSink, without_protocol_stamps
@@ -280,9 +283,15 @@ def error_line(request_id: Any, message: str) -> bytes:
                       separators=(",", ":")).encode()
 
 
+@functools.cache
+def _limits() -> FrameLimits:
+    """The limits the edges check frames against (SOPHIA_FRAME_MAX_BYTES, SOPHIA_FRAME_MAX_DEPTH)."""
+    return suite_limits()
+
+
 def parse(line: bytes) -> dict[str, Any]:
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return {}
-    return message if isinstance(message, dict) else {}
+    """The checked JSON-RPC message in a line or body, or {} for any frame the edge's frame check
+    refuses (the fast lane then declines it, and the edge answers it with its JSON-RPC error)."""
+    message = check_frame(line, _limits())
+    return {} if isinstance(message, Rejected) else message
+

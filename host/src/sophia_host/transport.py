@@ -7,16 +7,13 @@ its own session so a kill reaches anything it spawned (e.g. a local fakesnow).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import os
 import signal
-import stat
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +22,21 @@ import anyio.abc
 import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
+from sophia_shared.frames import FrameLimits, Rejected
+from sophia_shared.stdio import StdioPipes, connect_stdio_pipes, sdk_message, stdio_streams
 
 from .raw import RAW_MARK, RawChannel
+
+__all__ = ["ChildProcess", "StdioPipes", "connect_stdio_pipes", "spawn_child", "stdio_streams"]
 
 log = logging.getLogger("sophia.host")
 
 # The child's stderr goes to a per-child log file, not the host's stderr: over stdio the host's
 # own client (a desktop app) shows stderr to the user, and a chatty child would drown it.
 STDERR_LIMIT_BYTES = 5 * 1024 * 1024
-# A line longer than this from the host's own client is dropped rather than buffered without bound.
-STDIO_LINE_LIMIT = 16 * 1024 * 1024
+# What a child writes is checked like any frame (a child is a server, not the host's own code), with
+# room for its largest results.
+CHILD_LIMITS = FrameLimits(max_bytes=64 * 1024 * 1024, max_depth=190)
 
 
 class ChildProcess:
@@ -167,106 +169,15 @@ def _route_raw(raw: RawChannel, line: bytes) -> bool:
 
 
 def _parse(line: bytes) -> SessionMessage | Exception:
-    try:
-        return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
-    except ValueError as exc:
-        log.warning("child wrote a line that is not JSON-RPC: %s", json.dumps(line[:200].decode(errors="replace")))
-        return exc
-
-
-@dataclass
-class StdioPipes:
-    """The host's own stdin/stdout as asyncio pipes, and the fds to restore when done."""
-
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    transports: tuple[asyncio.BaseTransport, asyncio.BaseTransport]
-
-
-async def connect_stdio_pipes() -> StdioPipes:
-    """Open stdin/stdout as non-blocking pipes; OSError/ValueError where they are not pipes or sockets."""
-    for fd in (0, 1):
-        mode = os.fstat(fd).st_mode
-        # epoll takes pipes and sockets; /dev/null, regular files and some ttys it refuses.
-        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
-            raise OSError(f"fd {fd} is not a pipe or a socket")
-    loop = asyncio.get_running_loop()
-    wire_in, wire_out = os.dup(0), os.dup(1)
-    reader = asyncio.StreamReader(limit=STDIO_LINE_LIMIT)
-    try:
-        in_transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(wire_in, "rb", buffering=0)
-        )
-        out_transport, out_protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(wire_out, "wb", buffering=0)
-        )
-    except (OSError, ValueError):
-        for fd in (wire_in, wire_out):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        raise
-    writer = asyncio.StreamWriter(out_transport, out_protocol, reader, loop)
-    return StdioPipes(reader, writer, (in_transport, out_transport))
-
-
-@asynccontextmanager
-async def stdio_streams(
-    pipes: StdioPipes, take: Callable[[bytes], bool] | None = None
-) -> AsyncIterator[tuple[Any, Any]]:
-    """The host's own stdio as (read, write) message streams, on non-blocking pipes.
-
-    The SDK's stdio_server reads and writes through a worker thread per line; on the host's edge,
-    where every call crosses stdio twice, those thread hand-offs are much of the hop. Like the
-    SDK, fd 0 and 1 are diverted (to /dev/null and stderr) while serving, so stray output in this
-    process cannot corrupt the wire.
-    """
-    saved_in, saved_out = os.dup(0), os.dup(1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    os.dup2(2, 1)
-    read_send: MemoryObjectSendStream[SessionMessage | Exception]
-    read_recv: MemoryObjectReceiveStream[SessionMessage | Exception]
-    read_send, read_recv = anyio.create_memory_object_stream(64)
-    write_send: MemoryObjectSendStream[SessionMessage]
-    write_recv: MemoryObjectReceiveStream[SessionMessage]
-    write_send, write_recv = anyio.create_memory_object_stream(64)
-    reader, writer = pipes.reader, pipes.writer
-
-    async def pump_in() -> None:
-        async with read_send:
-            while True:
-                try:
-                    line = await reader.readuntil(b"\n")
-                except asyncio.IncompleteReadError:
-                    return
-                except asyncio.LimitOverrunError:
-                    log.warning("stdin line over %d bytes dropped", STDIO_LINE_LIMIT)
-                    await reader.read(STDIO_LINE_LIMIT)
-                    continue
-                if take is not None and take(line):
-                    continue  # the fast path (fastpath.StdioEdge) took it
-                if line.strip():
-                    await read_send.send(_parse(line))
-
-    async def pump_out() -> None:
-        async with write_recv:
-            async for message in write_recv:
-                writer.write(message.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n")
-                await writer.drain()
-
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pump_in)
-            tg.start_soon(pump_out)
-            try:
-                yield read_recv, write_send
-            finally:
-                tg.cancel_scope.cancel()
-    finally:
-        for transport in pipes.transports:
-            transport.close()
-        os.dup2(saved_in, 0)
-        os.dup2(saved_out, 1)
-        os.close(saved_in)
-        os.close(saved_out)
+    """A line the child wrote, for the SDK client. A bad response that names a request becomes an
+    error for that request, so the call fails at once instead of waiting for its timeout."""
+    message = sdk_message(line, CHILD_LIMITS)
+    if not isinstance(message, Rejected):
+        return message
+    log.warning("child wrote a line that is not JSON-RPC (%s): %s", message.reason,
+                json.dumps(line[:200].decode(errors="replace")))
+    if message.request_id is None or message.answer:
+        return ValueError(message.reason)
+    reason = f"the server answered with a bad frame: {message.reason}"
+    error = types.ErrorData(code=types.INTERNAL_ERROR, message=reason)
+    return SessionMessage(types.JSONRPCError(jsonrpc="2.0", id=message.request_id, error=error))

@@ -299,6 +299,15 @@ class SophiaServer(MCPServer[Any]):
         return argument_shape(arguments, with_values=self.server_settings.audit_values,
                               known_secrets=settings_secrets(self.server_settings, self.suite))
 
+    # -- transports -----------------------------------------------------------------------
+
+    async def run_stdio_async(self) -> None:
+        """Serve stdio on Sophia's checked edge (stdio.py): every bad frame answered, never dropped."""
+        from .frames import FrameLimits
+        from .stdio import serve_stdio
+
+        await serve_stdio(self, FrameLimits.from_settings(self.suite))
+
     # -- HTTP auth wiring (used by the CLI) -------------------------------------------------
 
     def configure_auth(self, verifier: Any, resource_url: str, issuer_url: str | None = None) -> None:

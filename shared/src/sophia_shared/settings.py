@@ -126,6 +126,10 @@ class SuiteSettings(_SophiaBaseSettings):
     jwt_role_claim: str = "sophia_role"
     jwt_algorithms: list[str] = ["RS256", "ES256"]
     http_max_body_bytes: int = 4 * 1024 * 1024
+    # Every frame a client sends (a stdio line, an HTTP body) is checked against these first
+    # (frames.py); the SDK's own parser silently drops frames past ~197 levels, hence the cap.
+    frame_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    frame_max_depth: int = Field(default=64, ge=4, le=190)
     # The audit chain's HMAC keyring (default $SOPHIA_HOME/keys/audit.key, created 0600 by the
     # first record), or a key given here: hosts that share one PostgreSQL log must all be given
     # the same SOPHIA_AUDIT_KEY, and keep retired ones in SOPHIA_AUDIT_PREVIOUS_KEYS (a JSON list).
