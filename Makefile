@@ -9,7 +9,7 @@ APT_STAMP := .venv/.apt-installed
 
 .venv/.synced: uv.lock pyproject.toml $(wildcard */pyproject.toml servers/*/pyproject.toml)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --all-packages --frozen
+	$(UV) sync --all-packages --frozen --compile-bytecode
 	touch $@
 
 install: .venv/.synced

@@ -17,7 +17,8 @@ from typing import Any
 import anyio
 import pytest
 from sophia_shared.cli import BUILDERS
-from sophia_shared.server import SophiaServer
+from sophia_shared.server import Principal, Role, SophiaServer
+from sophia_shared.testing import connect, error_code
 
 SERVERS = ["memory", "snowflake", "docker", "pulumi", "gong", "retool"]
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -87,3 +88,55 @@ def test_read_only_mode_leaves_only_read_only_tools(name: str, monkeypatch: pyte
     monkeypatch.setenv(f"SOPHIA_{name.upper()}_READ_ONLY", "1")
     tools = anyio.run(_tools, _server(name))
     assert all(t.annotations.read_only_hint for t in tools)
+
+
+async def _listed(server: SophiaServer, role: Role = Role.ADMIN) -> set[str]:
+    """What tools/list shows a caller with `role` (over the in-memory SDK client, as a client sees it)."""
+    with anyio.fail_after(30):
+        async with connect(server, principal=Principal("lister", role, kind="test")) as client:
+            return {t.name for t in await client.list_tools()}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", SERVERS)
+async def test_tools_list_shows_a_role_only_what_it_may_call(name: str) -> None:
+    server = _server(name)
+    offered = {t.name for t in await _tools(server)}
+    for role in (Role.VIEWER, Role.DEVELOPER, Role.ADMIN):
+        may_call = {n for n in offered if role >= server.specs[n].role}
+        listed = await _listed(server, role)
+        assert listed <= may_call, f"{role.label} sees tools it may not call: {sorted(listed - may_call)}"
+        if server.configured():
+            assert listed == may_call
+    server.list_all_tools = True
+    assert await _listed(server, Role.VIEWER) == offered
+
+
+@pytest.mark.anyio
+async def test_unconfigured_gong_and_retool_list_only_what_works_without_configuration() -> None:
+    gong, retool = _server("gong"), _server("retool")
+    assert not gong.configured() and not retool.configured()
+    # Gong's offline tools (the local cache's search and its status) work without credentials;
+    # every Retool tool needs the instance and a token.
+    assert await _listed(gong) == {"gong_search_calls", "gong_sync_status"}
+    assert await _listed(retool) == set()
+    # Called anyway, a hidden tool still answers not_configured, naming the settings.
+    async with connect(retool, principal=Principal("a", Role.ADMIN, kind="test")) as client:
+        assert error_code(await client.call("retool_list_apps", {})) == "not_configured"
+    # Shown to a host (SOPHIA_LIST_ALL_TOOLS), they say they are unconfigured.
+    gong.list_all_tools = True
+    async with connect(gong, principal=Principal("a", Role.ADMIN, kind="test")) as client:
+        marks = {t.name: (t.meta or {})["sophia"].get("configured", True) for t in await client.list_tools()}
+    assert marks["gong_search_calls"] is True and marks["gong_list_calls"] is False
+
+
+@pytest.mark.anyio
+async def test_configured_gong_and_retool_list_every_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOPHIA_GONG_ACCESS_KEY", "key")
+    monkeypatch.setenv("SOPHIA_GONG_ACCESS_KEY_SECRET", "secret")
+    monkeypatch.setenv("SOPHIA_RETOOL_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("SOPHIA_RETOOL_API_TOKEN", "retool_token")
+    for name in ("gong", "retool"):
+        server = _server(name)
+        assert server.configured()
+        assert await _listed(server) == {t.name for t in await _tools(server)}

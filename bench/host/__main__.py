@@ -20,9 +20,19 @@ measures the gateways themselves: the capacity target is judged on `minimal_chil
    open-loop offered load of 300 calls/s spread across them for 60 s (WireClient: the SDK client's
    requests without its per-call Python work); latency counted from each call's scheduled time.
 1 and 4 run in front of the SDK child.
+5. connect (issue 13): spawn → complete tools/list, the first one after initialize. Each of the six Sophia
+   servers alone (a cold start each: its own process, a fresh SOPHIA_HOME), then `sophia up --transport
+   stdio` composing all six: cold (no catalogue in SOPHIA_HOME: the first tools/list waits for the
+   children) and warm (the catalogue the cold run left: it answers from it at once). Median of
+   BENCH_CONNECT_RUNS runs. Targets: warm ≤ 1.5 s; cold ≤ the slowest server's own cold start.
+6. real child (issue 13): capacity in front of a real Sophia child, memory_stats of sophia-memory (SQLite
+   store, synchronous audit append per call): the child's own calls/s (pipelined over stdio, and over its
+   own streamable HTTP with wrk), the host's and mcp-proxy's in front of it (wrk). Target: host / the
+   child's own stdio calls/s ≥ 0.9.
 
-Targets (issue 6): hop adds ≤ 0.5 ms p50 and ≤ 2 ms p99; capacity ≥ 3× mcp-proxy; many clients: 0 errors,
-p99 ≤ 200 ms, peak RSS reported. Loopback only; the host runs with bearer tokens and audit on, as shipped.
+Targets (issue 6; 5 and 6 above: issue 13): hop adds ≤ 0.5 ms p50 and ≤ 2 ms p99; capacity ≥ 3× mcp-proxy;
+many clients: 0 errors, p99 ≤ 200 ms, peak RSS reported. Loopback only; the host runs with bearer tokens
+and audit on, as shipped.
 mcp-proxy needs mcp<2, so it lives in its own venv (bench/.venv-mcp-proxy, gitignored), made here.
 """
 
@@ -65,8 +75,14 @@ WORKERS = [int(w) for w in os.environ.get("BENCH_WORKERS", "8,32,96").split(",")
 MANY_CLIENTS = int(os.environ.get("BENCH_MANY_CLIENTS", "1000"))
 MANY_RATE = float(os.environ.get("BENCH_MANY_RATE", "300"))
 MANY_S = float(os.environ.get("BENCH_MANY_S", "60"))
+CONNECT_RUNS = int(os.environ.get("BENCH_CONNECT_RUNS", "3"))
+REAL_WORKERS = [int(w) for w in os.environ.get("BENCH_REAL_WORKERS", "4,16").split(",")]
+SUITE = ("memory", "snowflake", "docker", "pulumi", "gong", "retool")
+REAL_CHILD = [str(Path(sys.executable).with_name("sophia-memory"))]
+REAL_TOOL = "memory_stats"
+WARM_UP_CALLS = 20
 BLOCK = 200
-ALL_PHASES = ("hop", "http", "many")
+ALL_PHASES = ("hop", "http", "many", "connect", "real")
 PHASES = os.environ.get("BENCH_PHASES", ",".join(ALL_PHASES)).split(",")
 CONNECT_CONCURRENCY = 25
 READ_TIMEOUT_S = 60.0
@@ -110,7 +126,7 @@ def _ensure_proxy() -> Path:
 def _config(directory: Path, child: list[str]) -> Path:
     path = directory / "sophia.toml"
     path.write_text(
-        "[host]\nsemantic_search = false\n\n[servers.bench]\n"
+        "[host]\nsemantic_search = false\ninstalled_servers = false\n\n[servers.bench]\n"
         f"command = {json.dumps(child)}\nenv = {{ PYTHONPATH = {json.dumps(str(ROOT))} }}\n"
     )
     return path
@@ -153,7 +169,9 @@ async def hop_over_stdio(home: Path, config: Path) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def host_http(home: Path, child: list[str]) -> AsyncIterator[tuple[str, dict[str, str], Process]]:
+async def host_http(
+    home: Path, child: list[str], tool: str = "add"
+) -> AsyncIterator[tuple[str, dict[str, str], Process]]:
     from sophia_shared.auth import Role, TokenStore
 
     os.environ["SOPHIA_HOME"] = str(home)
@@ -174,7 +192,7 @@ async def host_http(home: Path, child: list[str]) -> AsyncIterator[tuple[str, di
             headers = {"Authorization": f"Bearer {token}"}
             url = f"http://127.0.0.1:{port}/mcp"
             async with _client(url, headers) as client:
-                await _until_listed(client)
+                await _until_listed(client, tool)
             yield url, headers, process
         finally:
             process.terminate()
@@ -183,7 +201,9 @@ async def host_http(home: Path, child: list[str]) -> AsyncIterator[tuple[str, di
 
 
 @asynccontextmanager
-async def proxy_http(home: Path, child: list[str]) -> AsyncIterator[tuple[str, dict[str, str], Process]]:
+async def proxy_http(
+    home: Path, child: list[str], tool: str = "add"
+) -> AsyncIterator[tuple[str, dict[str, str], Process]]:
     binary = _ensure_proxy()
     port = _port()
     process = await anyio.open_process(
@@ -196,7 +216,7 @@ async def proxy_http(home: Path, child: list[str]) -> AsyncIterator[tuple[str, d
             while True:
                 try:
                     async with _client(url, {}) as client:
-                        await _until_listed(client)
+                        await _until_listed(client, tool)
                         break
                 except (OSError, httpx2.HTTPError, RuntimeError, ExceptionGroup):
                     await anyio.sleep(0.3)
@@ -222,9 +242,10 @@ class WireClient:
     it measures. 2026-era (the host): stateless POSTs with the _meta envelope; handshake-era
     (mcp-proxy, mcp<2): an initialize, then POSTs in its session."""
 
-    def __init__(self, url: str, headers: dict[str, str], modern: bool):
+    def __init__(self, url: str, headers: dict[str, str], modern: bool, tool: str = "add"):
         self.url = url
         self.modern = modern
+        self.tool = tool
         self.http = httpx2.AsyncClient(
             headers={**headers, "Accept": "application/json, text/event-stream", "Content-Type": "application/json"},
             timeout=httpx2.Timeout(READ_TIMEOUT_S), limits=httpx2.Limits(max_connections=1),
@@ -233,7 +254,8 @@ class WireClient:
 
     async def open(self) -> WireClient:
         if self.modern:
-            self.http.headers.update({"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": "add"})
+            self.http.headers.update({"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call",
+                                      "Mcp-Name": self.tool})
             return self
         init = await self.http.post(self.url, json={
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
@@ -291,24 +313,32 @@ end
 """
 
 
-async def _session_headers(url: str, headers: dict[str, str], modern: bool) -> dict[str, str]:
-    client = await WireClient(url, headers, modern).open()
+async def _session_headers(url: str, headers: dict[str, str], modern: bool, tool: str = "add") -> dict[str, str]:
+    client = await WireClient(url, headers, modern, tool).open()
     try:
         return {k: v for k, v in client.http.headers.items() if k.lower() not in ("accept-encoding", "user-agent")}
     finally:
         await client.aclose()
 
 
-async def capacity(url: str, headers: dict[str, str], workers: int, modern: bool) -> dict[str, Any]:
+async def capacity(url: str, headers: dict[str, str], workers: int, modern: bool,
+                   tool: str = "add") -> dict[str, Any]:
     """Closed-loop calls/s with `workers` connections, driven by wrk (C, one thread): a Python load
-    generator on the same 2 cores would cost about as much CPU per call as the gateway it measures."""
-    wire = await _session_headers(url, headers, modern)
-    params: dict[str, Any] = {"name": "add", "arguments": {"a": 0, "b": 1}}
-    if modern:
-        params["_meta"] = MODERN_META
+    generator on the same 2 cores would cost about as much CPU per call as the gateway it measures.
+    `tool` other than add is called without arguments."""
+    wire = await _session_headers(url, headers, modern, tool)
+    meta: dict[str, Any] = dict(MODERN_META) if modern else {}
+    if tool == "add":
+        params: dict[str, Any] = {"name": tool, "arguments": {"a": 0, "b": 1}}
+    else:
+        # The Lua script formats two numbers into every body: add's `a`, or here a _meta key no server reads.
+        params = {"name": tool, "arguments": {}}
+        meta["bench/n"] = 0
+    if meta:
+        params["_meta"] = meta
     body = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "tools/call", "params": params})
     # Every request gets its own id (a handshake-era session matches responses by id).
-    body = body.replace('"id": 0', '"id": %d').replace('"a": 0', '"a": %d')
+    body = body.replace('"id": 0', '"id": %d').replace('"a": 0', '"a": %d').replace('"bench/n": 0', '"bench/n": %d')
     lua_headers = "{" + ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in wire.items()) + "}"
     script = WRK_SCRIPT.replace("HEADERS", lua_headers).replace("BODY", json.dumps(body))
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
@@ -447,6 +477,175 @@ async def http_phase(home: Path, child: list[str]) -> dict[str, Any]:
     return out
 
 
+# -- 5. connect: spawn → complete tools/list ------------------------------------------------------------
+
+
+async def _spawn_to_list(command: list[str], env: dict[str, str]) -> tuple[float, set[str]]:
+    """Seconds from spawning `command` to the end of its first tools/list, and the servers it listed."""
+    started = time.perf_counter()
+    async with Client(StdioServerParameters(command=command[0], args=command[1:], env=env), cache=None,
+                      read_timeout_seconds=READ_TIMEOUT_S) as client:
+        tools = (await client.list_tools(cache_mode="bypass")).tools
+        elapsed = time.perf_counter() - started
+    return elapsed, {t.name.split("_", 1)[0] for t in tools}
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[len(ordered) // 2], 3)
+
+
+async def connect_phase(directory: Path) -> dict[str, Any]:
+    """Each server's own cold start, then the host composing all six, cold and warm."""
+    none = directory / "no-sophia.toml"  # no sophia.toml: every installed server on its defaults, as `make run`
+    children: dict[str, list[float]] = {name: [] for name in SUITE}
+    host: dict[str, list[float]] = {"cold": [], "warm": []}
+    complete = {"cold": True, "warm": True}
+    for run in range(CONNECT_RUNS):
+        for name in SUITE:
+            home = directory / f"child-{name}-{run}"
+            home.mkdir()
+            env = {**_env(home, none), "SOPHIA_STDIO_ROLE": "admin"}
+            seconds, _servers = await _spawn_to_list([str(Path(sys.executable).with_name(f"sophia-{name}"))], env)
+            children[name].append(seconds)
+        home = directory / f"host-{run}"
+        home.mkdir()
+        env = {**_env(home, none), "SOPHIA_STDIO_ROLE": "admin"}
+        for kind in ("cold", "warm"):  # the cold run leaves the catalogue the warm run answers from
+            seconds, servers = await _spawn_to_list([SOPHIA, "up", "--transport", "stdio"], env)
+            host[kind].append(seconds)
+            # Unconfigured Retool lists no tool, so five servers' prefixes (and the host's own) must show.
+            complete[kind] &= set(SUITE) - {"retool"} <= servers
+    slowest = max(_median(v) for v in children.values())
+    return {
+        "runs": CONNECT_RUNS, **_when(),
+        "child_cold_s": {name: _median(v) for name, v in children.items()},
+        "slowest_child_cold_s": slowest,
+        "host_cold_s": _median(host["cold"]), "host_warm_s": _median(host["warm"]),
+        "host_cold_over_slowest_child": round(_median(host["cold"]) / slowest, 2),
+        "every_server_listed": complete, "samples_s": {"host": host, "children": children},
+    }
+
+
+# -- 6. capacity in front of a real Sophia child ---------------------------------------------------------
+
+
+async def stdio_capacity(command: list[str], env: dict[str, str], tool: str, workers: int) -> dict[str, Any]:
+    """The child's own calls/s: `workers` tools/call kept in flight on its stdio for CAPACITY_S (the
+    driver is a few lines of asyncio per call; the child's per-call work is far larger)."""
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(*command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                stderr=subprocess.DEVNULL, limit=2**24)
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    async def request(message: dict[str, Any]) -> None:
+        stdin.write(json.dumps(message).encode() + b"\n")
+        await stdin.drain()
+
+    try:
+        await request({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": HANDSHAKE, "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}})
+        await asyncio.wait_for(stdout.readline(), 120)
+        await request({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        for warm in range(1, WARM_UP_CALLS + 1):  # the first call opens the store: not part of the rate
+            await request({"jsonrpc": "2.0", "id": -warm, "method": "tools/call",
+                           "params": {"name": tool, "arguments": {}}})
+            while json.loads(await asyncio.wait_for(stdout.readline(), READ_TIMEOUT_S)).get("id") != -warm:
+                pass
+        next_id, done, errors, latencies = 0, 0, 0, []
+        sent_at: dict[int, float] = {}
+
+        async def send_one() -> None:
+            nonlocal next_id
+            next_id += 1
+            sent_at[next_id] = time.perf_counter()
+            await request({"jsonrpc": "2.0", "id": next_id, "method": "tools/call",
+                           "params": {"name": tool, "arguments": {}}})
+
+        for _ in range(workers):
+            await send_one()
+        started = time.perf_counter()
+        while time.perf_counter() - started < CAPACITY_S:
+            line = await asyncio.wait_for(stdout.readline(), READ_TIMEOUT_S)
+            message = json.loads(line)
+            if "id" not in message or message["id"] not in sent_at:
+                continue  # a notification
+            latencies.append(time.perf_counter() - sent_at.pop(message["id"]))
+            done += 1
+            if "result" not in message or message["result"].get("isError"):
+                errors += 1
+            await send_one()
+        elapsed = time.perf_counter() - started
+    finally:
+        stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+    stats = percentiles(latencies or [0.0])
+    return {"workers": workers, "calls": done, "errors": errors, "calls_per_s": round(done / elapsed, 1),
+            "p50_ms": stats["p50_ms"], "p99_ms": stats["p99_ms"]}
+
+
+@asynccontextmanager
+async def child_http(home: Path, command: list[str]) -> AsyncIterator[str]:
+    """A Sophia server on its own streamable HTTP (loopback, no tokens)."""
+    port = _port()
+    process = await anyio.open_process([*command, "serve", "--transport", "http", "--port", str(port),
+                                        "--allow-unauthenticated"], env=_env(home),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        with anyio.fail_after(120):
+            while True:
+                try:
+                    async with _client(url, {}) as client:
+                        await _until_listed(client, REAL_TOOL)
+                        break
+                except (OSError, httpx2.HTTPError, RuntimeError, ExceptionGroup):
+                    await anyio.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        with anyio.move_on_after(30):
+            await process.wait()
+
+
+async def _warm_up(url: str, headers: dict[str, str]) -> None:
+    """A few calls first: the first one opens the child's store, which is not what capacity measures."""
+    async with _client(url, headers) as client:
+        for _ in range(WARM_UP_CALLS):
+            result = await client.call_tool(REAL_TOOL, {})
+            if result.is_error:
+                raise RuntimeError(f"{REAL_TOOL} failed: {result.content}")
+
+
+async def real_child_phase(home: Path) -> dict[str, Any]:
+    """memory_stats of sophia-memory: directly (stdio, then its own HTTP), through the host, through mcp-proxy."""
+    env = {**_env(home), "SOPHIA_STDIO_ROLE": "admin"}
+    out: dict[str, Any] = {"tool": REAL_TOOL, "child": "sophia-memory", **_when()}
+    out["direct_stdio"] = [await stdio_capacity(REAL_CHILD, env, REAL_TOOL, w) for w in REAL_WORKERS]
+    async with child_http(home, REAL_CHILD) as url:
+        await _warm_up(url, {})
+        out["direct_http"] = [await capacity(url, {}, w, modern=True, tool=REAL_TOOL) for w in REAL_WORKERS]
+    async with host_http(home, REAL_CHILD, REAL_TOOL) as (url, headers, _process):
+        await _warm_up(url, headers)
+        out["host"] = [await capacity(url, headers, w, modern=True, tool=REAL_TOOL) for w in REAL_WORKERS]
+    async with proxy_http(home, REAL_CHILD, REAL_TOOL) as (url, headers, _process):
+        await _warm_up(url, headers)
+        out["mcp_proxy"] = [await capacity(url, headers, w, modern=False, tool=REAL_TOOL) for w in REAL_WORKERS]
+    best = {k: max(c["calls_per_s"] for c in out[k]) for k in ("direct_stdio", "direct_http", "host", "mcp_proxy")}
+    out["best_calls_per_s"] = best
+    out["host_over_direct_stdio"] = round(best["host"] / best["direct_stdio"], 2) if best["direct_stdio"] else None
+    out["host_over_direct_http"] = round(best["host"] / best["direct_http"], 2) if best["direct_http"] else None
+    out["mcp_proxy_over_direct_stdio"] = (round(best["mcp_proxy"] / best["direct_stdio"], 2)
+                                          if best["direct_stdio"] else None)
+    return out
+
+
 def _http_summary(measured: dict[str, Any]) -> str:
     """Sets measured["capacity_ratio"] (best host / best mcp-proxy calls/s) and says it in words."""
     best_host = max(c["calls_per_s"] for c in measured["capacity_host"])
@@ -478,6 +677,15 @@ async def main() -> None:
             print("http latency and capacity, minimal child: host, then mcp-proxy ...", file=sys.stderr)
             result["minimal_child"] = await http_phase(home, MINIMAL_CHILD)
             write_result("host", result, "partial: hop, HTTP latency and capacity")
+        if "connect" in phases:
+            print("connect: spawn -> complete tools/list, each server and the host cold/warm ...", file=sys.stderr)
+            result["connect"] = await connect_phase(Path(tmp))
+            write_result("host", result, "partial: connect")
+        if "real" in phases:
+            _ensure_wrk()
+            print("capacity in front of a real Sophia child (sophia-memory) ...", file=sys.stderr)
+            result["real_child"] = await real_child_phase(home)
+            write_result("host", result, "partial: real child")
         if "many" in phases:
             print("many clients ...", file=sys.stderr)
             measured = _when()
@@ -487,7 +695,8 @@ async def main() -> None:
     result["bench_process_peak_rss_mb"] = peak_rss_mb()
     # The capacity target is about the gateways, so it is judged on minimal_child.capacity_ratio.
     result["targets"] = {"added_p50_ms": 0.5, "added_p99_ms": 2.0, "capacity_ratio": 3.0,
-                         "many_clients_errors": 0, "many_clients_p99_ms": 200}
+                         "many_clients_errors": 0, "many_clients_p99_ms": 200,
+                         "host_warm_s": 1.5, "host_cold_over_slowest_child": 1.0, "real_child_host_over_direct": 0.9}
     parts = []
     if "hop_stdio" in result:
         hop = result["hop_stdio"]
@@ -496,6 +705,15 @@ async def main() -> None:
         parts.append(f"SDK child: {_http_summary(result)}")
     if "minimal_child" in result:
         parts.append(f"minimal child: {_http_summary(result['minimal_child'])}")
+    if "connect" in result:
+        c = result["connect"]
+        parts.append(f"spawn->tools/list: host warm {c['host_warm_s']:.2f} s, cold {c['host_cold_s']:.2f} s, "
+                     f"slowest server alone {c['slowest_child_cold_s']:.2f} s")
+    if "real_child" in result:
+        r = result["real_child"]
+        parts.append(f"real child ({r['tool']}): host/direct stdio x{r['host_over_direct_stdio']}, "
+                     f"mcp-proxy/direct x{r['mcp_proxy_over_direct_stdio']} "
+                     f"({r['best_calls_per_s']['host']:.0f} vs {r['best_calls_per_s']['direct_stdio']:.0f} calls/s)")
     if "many_clients" in result:
         many = result["many_clients"]
         parts.append(

@@ -1,13 +1,14 @@
 """Small child servers the host tests compose, run as real subprocesses over stdio.
 
-`python child_server.py NAME [--hang-init | --http PORT | --not-configured]`: a SophiaServer named NAME
-with tools NAME_echo, NAME_slow, NAME_delete (destructive, confirmed), NAME_crash (the process dies mid-call),
-NAME_hang (never answers; NAME_cancelled counts its cancellations),
+`python child_server.py NAME [--hang-init | --http PORT | --not-configured | --hold FIFO]`: a SophiaServer
+named NAME with tools NAME_echo, NAME_slow, NAME_delete (destructive, confirmed), NAME_crash (the process dies
+mid-call), NAME_hang (never answers; NAME_cancelled counts its cancellations),
 NAME_grow (adds a tool: tools/list_changed), NAME_fail (raises the error of the code it is given),
 NAME_admin (needs role admin), and its own check as sophia://health (with --not-configured the check
 answers not_configured naming SOPHIA_NAME_TOKEN). With --hang-init the
 process reads stdin and never answers, the way a wedged server looks to the host; with --http it
-serves streamable HTTP on 127.0.0.1:PORT (a remote server, to the host).
+serves streamable HTTP on 127.0.0.1:PORT (a remote server, to the host); with --hold it serves stdio
+only once a writer has opened and closed FIFO (a server that is still starting, for as long as a test wants).
 """
 
 from __future__ import annotations
@@ -135,6 +136,9 @@ def main() -> None:
         for _line in sys.stdin:
             pass
         return
+    if "--hold" in sys.argv:
+        with open(sys.argv[sys.argv.index("--hold") + 1], "rb") as gate:
+            gate.read()
     if "--http" in sys.argv:
         port = int(sys.argv[sys.argv.index("--http") + 1])
         build(name).run("streamable-http", host="127.0.0.1", port=port)

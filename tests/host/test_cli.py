@@ -22,7 +22,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ElicitResult, ToolListChangedNotification
 from sophia_shared.audit import AuditLog
-from sophia_shared.auth import Role, TokenStore
+from sophia_shared.auth import Principal, Role, TokenStore
 from sophia_shared.testing import error_of
 
 from .conftest import CHILD, START_S
@@ -36,7 +36,7 @@ INSPECTOR_VERSION = "0.15.0"
 
 
 def write_config(directory: Path, *names: str) -> Path:
-    lines = ["[host]", "semantic_search = false", "backoff_initial_s = 0.1", ""]
+    lines = ["[host]", "semantic_search = false", "backoff_initial_s = 0.1", "installed_servers = false", ""]
     for name in names:
         lines += [f"[servers.{name}]", f"command = {json.dumps([sys.executable, str(CHILD), name])}", ""]
     path = directory / "sophia.toml"
@@ -195,6 +195,10 @@ async def test_streamable_http_end_to_end_with_tokens_and_roles(tmp_path: Path, 
 
 
 async def _wait_http(client: Client, name: str) -> set[str]:
+    # The first tools/list waits for children that are starting, so it usually has them all.
+    names = {t.name for t in (await client.list_tools(cache_mode="bypass")).tools}
+    if name in names:
+        return names
     # Over stateless HTTP there is no standing stream unless listened to; listen, then list.
     changes = Changes()
     async with client.listen(tools_list_changed=True) as subscription, anyio.create_task_group() as tg:
@@ -243,7 +247,8 @@ async def test_inspector_cli_lists_and_calls_tools_through_the_host(inspector: l
 
 
 async def test_the_suite_servers_compose_without_collisions() -> None:
-    """Every installed sophia-<name> server, on its embedded default, behind one host (no sophia.toml)."""
+    """Every installed sophia-<name> server, on its embedded default, behind one host (no sophia.toml):
+    the first tools/list, sent at once, lists every server's tools; unconfigured ones are routed, not listed."""
     from sophia_host.children import State
     from sophia_host.config import installed_servers
     from sophia_shared.testing import connect, error_code
@@ -251,23 +256,29 @@ async def test_the_suite_servers_compose_without_collisions() -> None:
     from .conftest import running_host
 
     servers = installed_servers()
-    assert {"memory", "retool"} <= {s.name for s in servers}
-    async with running_host(servers) as host:
+    assert {"memory", "snowflake", "docker", "pulumi", "gong", "retool"} <= {s.name for s in servers}
+    admin = Principal("root", Role.ADMIN, kind="test")
+    async with running_host(servers, wait=False) as host, connect(host, principal=admin) as client:
+        with anyio.fail_after(START_S):
+            names = {t.name for t in await client.list_tools()}
         assert host.fatal is None
         up = {c.name for c in host.children if c.state is State.ready}
         assert {"memory", "retool"} <= up, host.children_status()
-        async with connect(host) as client:
-            names = {t.name for t in await client.list_tools()}
-            for child in host.children:
-                assert {t.name for t in child.tools} <= names
-            # Without an account Retool answers not_configured, through the host, with its code.
-            assert error_code(await client.call("retool_list_apps", {})) == "not_configured"
+        for child in host.children:
+            own = {t.name for t in child.tools if (t.meta or {}).get("sophia", {}).get("configured") is not False}
+            assert child.tools and own <= names, child.name
+        # Unconfigured Gong lists its offline tools only; Retool lists nothing.
+        assert {n for n in names if n.startswith("gong_")} == {"gong_search_calls", "gong_sync_status"}
+        assert not any(n.startswith("retool_") for n in names)
+        # Called anyway, Retool answers not_configured through the host, with its code.
+        assert error_code(await client.call("retool_list_apps", {})) == "not_configured"
 
 
 async def test_a_tool_name_collision_refuses_to_run_naming_both(tmp_path: Path, sophia_home: Path) -> None:
     config = tmp_path / "sophia.toml"
     child = json.dumps([sys.executable, str(CHILD), "alpha"])
-    config.write_text(f"[servers.one]\ncommand = {child}\n\n[servers.two]\ncommand = {child}\n")
+    config.write_text(f"[host]\ninstalled_servers = false\n\n[servers.one]\ncommand = {child}\n\n"
+                      f"[servers.two]\ncommand = {child}\n")
     # stdin stays open (a client that says nothing): the host leaves because of the collision alone.
     async with await anyio.open_process([SOPHIA, "up", "--transport", "stdio"], env=host_env(config, sophia_home),
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -163,7 +163,9 @@ async def test_handshake_era_calls_and_progress(tmp_path: Path, sophia_home: Pat
         result = message["result"]
         # A handshake-era result carries no 2026 fields.
         assert result["isError"] is False and "resultType" not in result
-        assert [p["params"]["progress"] for p in progress if p["method"] == "notifications/progress"] == [1, 2, 3]
+        # Only progress counts here: a tools/list_changed may also arrive while alpha's tools are news.
+        progress = [p for p in progress if p.get("method") == "notifications/progress"]
+        assert [p["params"]["progress"] for p in progress] == [1, 2, 3]
         assert all(p["params"]["progressToken"] == "p1" for p in progress)
         assert await _fast_calls(tmp_path, sophia_home, 1) >= 1
 

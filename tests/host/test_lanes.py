@@ -462,6 +462,7 @@ def test_the_host_gives_its_child_its_own_correlation_id(lanes: dict[str, Transc
     for lane in HOST_LANES:
         transcript = lanes[lane]
         host = {r["correlation_id"]: r for r in transcript.records if r["server"] == "sophia"}
+        # The host's own reads of the child's check (sophia://health) are the host's, not a caller's.
         children = [r for r in transcript.records if r["server"] == "alpha" and r["tool"] != "resources/read"]
         assert children
         for child in children:

@@ -318,7 +318,7 @@ async def test_a_stream_of_calls_through_a_postgres_stop_and_restart(scale: Scal
         after = by_phase["after"]
         assert set(after[after.index("ok"):]) == {"ok"}, (name, seen)
     assert all(h.process is not None and h.process.poll() is None for h in scale.hosts)
-    report = AuditLog(dsn=scale.dsn, home=tmp_path).verify()
+    report = AuditLog(dsn=scale.dsn, home=tmp_path, suite=SuiteSettings(audit_key=SecretStr(AUDIT_KEY))).verify()
     assert report.intact, report.problems
 
 

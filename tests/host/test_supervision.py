@@ -23,7 +23,9 @@ pytestmark = pytest.mark.anyio
 ALICE = Principal("alice", Role.DEVELOPER, kind="token")
 
 
-async def test_a_child_killed_under_load_switches_to_its_standby_and_every_call_is_answered() -> None:
+async def test_a_child_killed_under_load_switches_to_its_standby_and_every_call_is_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async with running_host([child_entry("alpha")], standby_after_s=0.0) as host:
         alpha = host.children[0]
         with anyio.fail_after(START_S):
@@ -62,6 +64,8 @@ async def test_a_child_killed_under_load_switches_to_its_standby_and_every_call_
         assert alpha.process.pid == spare
         assert alpha.restarts == 1 and alpha.crashes == 1 and not alpha.crash_looping
         assert alpha.state is State.ready
+    # The warning line says what happened to it.
+    assert "server alpha: the process was killed by signal 9; restarting" in caplog.text
 
 
 async def test_a_crash_loop_is_reported_with_the_childs_own_last_line() -> None:

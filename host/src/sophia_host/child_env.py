@@ -22,8 +22,9 @@ from pathlib import Path
 from sophia_shared.paths import sophia_home
 from sophia_shared.settings import SuiteSettings
 
-# Children started by the host accept the caller's principal from each call's _meta.
-TRUST_ENV = {"SOPHIA_TRUST_HOST_PRINCIPAL": "1"}
+# Children started by the host accept the caller's principal from each call's _meta, and list
+# every tool: the host lists to each caller what that caller's role may call.
+TRUST_ENV = {"SOPHIA_TRUST_HOST_PRINCIPAL": "1", "SOPHIA_LIST_ALL_TOOLS": "1"}
 
 
 @dataclass(frozen=True)

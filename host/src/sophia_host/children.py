@@ -25,6 +25,7 @@ from sophia_shared.health import CHECK_TIMEOUT_S, HEALTH_URI, Health, parse_heal
 from sophia_shared.paths import sophia_home
 from sophia_shared.redact import redact
 
+from .catalogue import Catalogue
 from .child_env import child_environment
 from .config import HostSettings, ServerEntry
 from .raw import RawChannel, without_protocol_stamps
@@ -97,6 +98,7 @@ class Child:
         on_change: Callable[[Child], Awaitable[None]],
         log_dir: Path | None = None,
         on_health: Callable[[Child], None] | None = None,
+        catalogue: Catalogue | None = None,
     ):
         self.entry = entry
         self.name = entry.name
@@ -110,7 +112,11 @@ class Child:
         # Set while a stdio child is ready: the fast path's way to it (remote children have none).
         self.raw: RawChannel | None = None
         self.process: ChildProcess | None = None
-        self.tools: list[types.Tool] = []
+        self.catalogue = catalogue
+        # Until the child lists its tools, the ones it listed last time under the same install and
+        # config: the host lists and routes them at once, and calls to them wait for the child.
+        self.tools: list[types.Tool] = (catalogue.load(entry, self.child_env()) if catalogue else None) or []
+        self.from_catalogue = bool(self.tools)
         self.restarts = 0
         # Crashes in a row, each within healthy_after_s of the start before it: 2 or more is a crash loop.
         self.crashes = 0
@@ -123,6 +129,7 @@ class Child:
         self.failures = 0
         self._stop = anyio.Event()
         self._relist = anyio.Event()
+        self._state_changed = anyio.Event()
         self._spare: _Session | None = None
         self._spare_changed = anyio.Event()
         self._starting: set[_Session] = set()
@@ -196,6 +203,21 @@ class Child:
         while self.standby_pid is None:
             await self._spare_changed.wait()
 
+    @property
+    def first_start(self) -> bool:
+        """Starting for the first time: worth waiting for (a restarting or failed child is not)."""
+        return self.state is State.starting and self.restarts == 0
+
+    def child_env(self) -> dict[str, str]:
+        """The environment the child process runs with."""
+        return child_environment(self.name, self.entry.command, self.entry.env)
+
+    async def wait_started(self, timeout: float) -> None:
+        """Wait (at most `timeout` s) while the child starts for the first time."""
+        with anyio.move_on_after(timeout):
+            while self.first_start and not self._stop.is_set():
+                await self._state_changed.wait()
+
     async def run(self) -> None:
         """Serve this child until stopped: restart it at once after a crash, with backoff only in a crash loop."""
         async with anyio.create_task_group() as sessions:
@@ -249,7 +271,7 @@ class Child:
         self.client = session.client
         self.raw = session.raw
         self.process = session.process
-        self.tools = session.tools
+        self._keep(session.tools)
         self.last_error = None
         self.up_since = time.time()
         self._set(State.ready)
@@ -264,6 +286,8 @@ class Child:
                 # The process's exit, not only the session's end: calls must stop using its client
                 # before the session closes it.
                 await _first(self._stop, session.ended, session.process.exited if session.process else None)
+                if session.process is not None and session.process.exited.is_set():
+                    session.exited_first = True  # before the release below: it died on its own
                 tg.cancel_scope.cancel()
         finally:
             self.client = None
@@ -319,6 +343,8 @@ class Child:
         self.state = state
         if state is not State.ready:
             self.up_since = None
+        self._state_changed.set()
+        self._state_changed = anyio.Event()
 
     async def _hold(self, session: _Session, *, task_status: anyio.abc.TaskStatus[_Session]) -> None:
         """Connect `session`, report it started, and hold it open until released or broken."""
@@ -343,7 +369,7 @@ class Child:
                 if self.entry.remote:
                     transport = self._remote_transport(stack)
                 else:
-                    env = child_environment(self.name, self.entry.command, self.entry.env)
+                    env = self.child_env()
                     session.log_offset = _size(self.log_path)
                     child, streams, raw = await stack.enter_async_context(
                         spawn_child(self.entry.command, env, self.log_path)
@@ -464,6 +490,14 @@ class Child:
                 break
         return [t for t in tools if self._forwarded(t)]
 
+    def _keep(self, tools: list[types.Tool]) -> None:
+        """Take the child's own listing, and remember it for the next start when it is news."""
+        unchanged = self.from_catalogue and [t.model_dump() for t in tools] == [t.model_dump() for t in self.tools]
+        if self.catalogue is not None and not unchanged:
+            self.catalogue.save(self.entry, self.child_env(), tools)
+        self.tools = tools
+        self.from_catalogue = False
+
     def _forwarded(self, tool: types.Tool) -> bool:
         if self.entry.tools and tool.name not in self.entry.tools:
             return False
@@ -500,7 +534,7 @@ class Child:
                 log.warning("server %s: re-listing tools failed: %s", self.name, exc)
                 continue
             if [t.model_dump() for t in tools] != [t.model_dump() for t in self.tools]:
-                self.tools = tools
+                self._keep(tools)
                 await self.on_change(self)
 
     # -- calls ----------------------------------------------------------------------------
@@ -515,7 +549,12 @@ class Child:
         input_responses: types.InputResponses | None = None,
         request_state: str | None = None,
     ) -> types.CallToolResult | types.InputRequiredResult:
-        """Forward one tools/call; a dead child is `unavailable`, a hung call ends with `timeout`."""
+        """Forward one tools/call; a dead child is `unavailable`, a hung call ends with `timeout`.
+
+        A call made while the child starts for the first time waits for it (SOPHIA_HOST_START_WAIT_S).
+        """
+        if self.first_start:
+            await self.wait_started(self.settings.start_wait_s)
         client = self.client
         if client is None or self.state is not State.ready:
             raise Unavailable(f"{name} is unavailable: {self.describe()}")

@@ -20,7 +20,7 @@ from sophia_shared.errors import SophiaError
 from sophia_shared.settings import SettingsError, SuiteSettings, load_settings
 
 from .client_config import ClientKind, render
-from .config import NAME_RE, HostSettings, load_servers
+from .config import NAME_RE, HostSettings, load_servers, parse_server_names
 from .server import HostServer
 from .status import StatusFile, log_dir
 from .status import render as render_status
@@ -46,13 +46,17 @@ def up(
     allowed_host: Annotated[
         list[str] | None, typer.Option(help="extra Host header values to accept (behind a proxy)")
     ] = None,
+    servers_option: Annotated[
+        str | None, typer.Option("--servers", help="serve only these servers, e.g. memory,snowflake")
+    ] = None,
 ) -> None:
     """Start every configured server and serve all their tools on one endpoint."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="sophia: %(levelname)s %(message)s")
     try:
         overrides: dict[str, Any] = {"read_only": True} if read_only else {}
         settings = load_settings(HostSettings, **overrides)
-        servers = load_servers()
+        only = parse_server_names(servers_option) if servers_option is not None else None
+        servers = load_servers(settings, only)
         server = HostServer(settings, servers, suite=SuiteSettings())
         app = None
         if transport is not Transport.stdio:

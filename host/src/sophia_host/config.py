@@ -1,7 +1,10 @@
 """What the host composes: `[host]` settings and `[servers.<name>]` tables of sophia.toml.
 
-With no `[servers]` table, every installed `sophia-<name>` console script is served on its
-embedded default (what `make run` does on a fresh machine).
+Every installed `sophia-<name>` console script is served on its embedded default (what `make run`
+does on a fresh machine), unless `[host] installed_servers = false`. A `[servers.<name>]` table
+without `command` or `url` adjusts the installed server of that name (`enabled = false`,
+`toolsets`, `tools`, `env`, ...); one with its own `command` or `url` adds (or replaces) a server.
+`[host] servers` or `sophia up --servers a,b` serves only the servers named.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ class HostSettings(ServerSettings):
     toolsets: list[str] = Field(default_factory=list)
     call_timeout_s: float = Field(default=300.0, gt=0)
     start_timeout_s: float = Field(default=30.0, gt=0)
+    # How long the first tools/list (when a server has no catalogue yet) and a call to a server
+    # that is still starting wait for it; never spent on a server that failed or is restarting.
+    start_wait_s: float = Field(default=20.0, ge=0)
+    # Keep each server's last-known tools in $SOPHIA_HOME/host/catalogue to list them at connect.
+    catalogue: bool = True
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     # A child that stays up this long has its backoff reset. The first crash after that restarts
@@ -43,6 +51,10 @@ class HostSettings(ServerSettings):
     health_interval_s: float = Field(default=300.0, gt=0)
     health_retry_s: float = Field(default=30.0, gt=0)
     semantic_search: bool = True
+    # Serve every installed sophia-<name> server besides those sophia.toml describes.
+    installed_servers: bool = True
+    # Serve only these servers (empty: every enabled one); `sophia up --servers` overrides it.
+    servers: list[str] = Field(default_factory=list)
     # False sends every call through the SDK lane (the reference lane; the differential test
     # compares the two). Both lanes run the same request path.
     fast_path: bool = True
@@ -107,19 +119,43 @@ def script_command(script: str) -> list[str]:
     return [which] if which else [script]
 
 
-def load_servers() -> list[ServerEntry]:
-    """The enabled servers: `[servers.*]` of sophia.toml, else every installed one."""
-    table = read_config_table("servers")
-    if not table:
-        return installed_servers()
-    entries = []
-    for name, body in table.items():
+def load_servers(settings: HostSettings | None = None, only: list[str] | None = None) -> list[ServerEntry]:
+    """The servers to serve: the installed ones adjusted by `[servers.*]` of sophia.toml, plus the
+    ones it describes; only those named in `only` (else `[host] servers`) when given, else the enabled."""
+    host = settings if settings is not None else HostSettings()
+    installed = {e.name: e for e in installed_servers()} if host.installed_servers else {}
+    entries = dict(installed)
+    for name, body in read_config_table("servers").items():
         if not isinstance(body, dict):
             raise SettingsError(f"bad setting servers.{name}: expected a table")
+        base = installed.get(name)
+        if base is not None and "command" not in body and "url" not in body:
+            body = {**body, "command": base.command}
         try:
-            entries.append(ServerEntry(name=name, **body))
+            entries[name] = ServerEntry(name=name, **body)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "?"
             raise SettingsError(f"bad setting servers.{name}.{where}: {first['msg']}") from None
-    return [e for e in entries if e.enabled]
+    chosen = only if only is not None else host.servers
+    if not chosen:
+        return [e for e in sorted(entries.values(), key=lambda e: e.name) if e.enabled]
+    unknown = [n for n in chosen if n not in entries]
+    if unknown:
+        where = "--servers" if only is not None else "servers (SOPHIA_HOST_SERVERS)"
+        raise SettingsError(
+            f"bad setting {where}: no server named {', '.join(unknown)}; known: {', '.join(sorted(entries)) or 'none'}"
+        )
+    # Named explicitly, a server runs even if sophia.toml disables it.
+    return [entries[n] for n in dict.fromkeys(chosen)]
+
+
+def parse_server_names(value: str) -> list[str]:
+    """`memory,snowflake` → ["memory", "snowflake"] (the value of `sophia up --servers`)."""
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise SettingsError("bad setting --servers: name at least one server, e.g. --servers memory,snowflake")
+    bad = [n for n in names if not NAME_RE.match(n)]
+    if bad:
+        raise SettingsError(f"bad setting --servers: {bad[0]!r} is not a server name")
+    return names

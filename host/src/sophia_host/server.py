@@ -33,6 +33,7 @@ from sophia_shared.request import current_correlation_id, current_principal, for
 from sophia_shared.server import SophiaServer, ToolSpec
 from sophia_shared.settings import SuiteSettings
 
+from .catalogue import Catalogue
 from .children import Child, ChildFailed, State, toolset_of
 from .config import HostSettings, ServerEntry
 from .fastpath import FastPath, StdioEdge
@@ -59,6 +60,8 @@ class FoundTool(BaseModel):
     score: float
     listed: bool = Field(description="Whether tools/list shows it; unlisted tools can still be called by name.")
     available: bool = Field(description="False while its server is starting or restarting.")
+    configured: bool = Field(default=True, description=(
+        "False: its server is not configured yet, and the call answers not_configured naming the settings."))
 
 
 class FindToolsResult(BaseModel):
@@ -91,14 +94,16 @@ class HostServer(SophiaServer):
         if len(set(names)) != len(names):
             raise ValueError(f"a server is configured twice: {sorted(n for n in names if names.count(n) > 1)}")
         self.log_dir = log_dir()
-        self.children = [Child(entry, settings, self._child_changed, self.log_dir, on_health=self._child_health)
-                         for entry in servers]
+        catalogue = Catalogue() if settings.catalogue else None
+        self.children = [Child(entry, settings, self._child_changed, self.log_dir, on_health=self._child_health,
+                               catalogue=catalogue) for entry in servers]
         self.index = index or ToolIndex()
         self.fatal: str | None = None
         self.fatal_event = anyio.Event()
         self.status_file = StatusFile()
         self._routes: dict[str, Child] = {}
         self._listed: list[types.Tool] = []
+        self._unconfigured: set[str] = set()
         # Handshake-era connections that listed tools: they hear tools/list_changed on their own
         # stream (2026-era clients hear it on their subscriptions/listen stream instead).
         self._legacy_connections: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -238,10 +243,12 @@ class HostServer(SophiaServer):
         finally:
             self._changed.set()
             self._changed = anyio.Event()
-        before = [t.name for t in self._listed]
+        before = _listing(self._listed)
         self._rebuild()
         self.write_status()
-        if [t.name for t in self._listed] != before or child.state is State.ready:
+        # Only a real change is news: a child coming up with the tools its catalogue already listed
+        # (or a restarted one with the same tools) changes nothing a client has seen.
+        if _listing(self._listed) != before:
             await self._announce_tools_changed()
 
     def _child_health(self, child: Child) -> None:
@@ -269,6 +276,7 @@ class HostServer(SophiaServer):
         entries = [Entry(name=n, server=HOST_NAME, toolset=HOST_NAME, description=_own_description(self, n))
                    for n in self._own_specs]
         listed: list[types.Tool] = []
+        unconfigured: set[str] = set()
         exposed = set(self.host_settings.toolsets)
         for child in self.children:
             if child.state is State.failed:
@@ -282,8 +290,14 @@ class HostServer(SophiaServer):
                 specs[tool.name] = spec
                 entries.append(Entry(name=tool.name, server=child.name, toolset=spec.toolset,
                                      description=tool.description or "", title=tool.title))
+                if not _configured(tool):
+                    # Routed (its call answers not_configured with the settings to set) but not listed.
+                    unconfigured.add(tool.name)
+                    if not self.list_all_tools:
+                        continue
                 if not exposed or spec.toolset in exposed:
                     listed.append(tool)
+        self._unconfigured = unconfigured
         self._routes = routes
         self.specs = specs
         self._listed = listed
@@ -308,7 +322,19 @@ class HostServer(SophiaServer):
             connection = getattr(ctx.session, "_connection", None)
             if connection is not None:
                 self._legacy_connections.add(connection)
-        return types.ListToolsResult(tools=await self.list_tools())
+        await self._wait_for_first_listings()
+        return await super()._handle_list_tools(ctx, params)
+
+    async def _wait_for_first_listings(self) -> None:
+        """Hold a tools/list (bounded) while a child starting for the first time has no tools to show:
+        neither its own listing yet nor a catalogue. A failed or restarting child is not waited for."""
+
+        def unknown() -> bool:
+            return any(c.first_start and not c.tools for c in self.children)
+
+        if unknown():
+            with anyio.move_on_after(self.host_settings.start_wait_s):
+                await self.until(lambda: not unknown())
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
         child = self._routes.get(name)
@@ -399,6 +425,7 @@ class HostServer(SophiaServer):
                     name=hit.entry.name, server=hit.entry.server, toolset=hit.entry.toolset,
                     description=hit.entry.description[:400], score=hit.score, listed=hit.entry.name in listed,
                     available=child is None or child.state is State.ready,
+                    configured=hit.entry.name not in self._unconfigured,
                 ))
             return FindToolsResult(tools=found, ranking="keyword+semantic" if used else "keyword",
                                    searched=len(self.index.entries))
@@ -422,6 +449,15 @@ def _spec_for(tool: types.Tool, child: Child) -> ToolSpec:
         # the host does not add confirmation to another server's tools.
         confirm=bool(sophia.get("confirm", False)), toolset=toolset_of(tool, child.name),
     )
+
+
+def _listing(tools: list[types.Tool]) -> list[dict[str, Any]]:
+    return [t.model_dump(by_alias=True, exclude_none=True) for t in tools]
+
+
+def _configured(tool: types.Tool) -> bool:
+    sophia = (tool.meta or {}).get("sophia")
+    return not (isinstance(sophia, dict) and sophia.get("configured") is False)
 
 
 def _own_description(server: HostServer, name: str) -> str:

@@ -21,7 +21,13 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.utilities.context_injection import find_context_parameter
-from mcp.types import CallToolResult, InputRequiredResult, ToolAnnotations
+from mcp.types import (
+    CallToolResult,
+    InputRequiredResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    ToolAnnotations,
+)
 from pydantic import Field, ValidationError
 
 from .audit import AuditEvent, AuditLog
@@ -76,6 +82,8 @@ class ToolSpec:
     preview: Callable[..., Awaitable[Preview]] | None = None
     confirm_when: Callable[..., Awaitable[bool]] | None = None
     arg_names: list[str] = field(default_factory=list)
+    # False for the few tools that work before the server is configured (e.g. a local cache search).
+    needs_config: bool = True
 
 
 class SophiaServer(MCPServer[Any]):
@@ -91,6 +99,7 @@ class SophiaServer(MCPServer[Any]):
         lifespan: Any = None,
         suite: SuiteSettings | None = None,
         audit: AuditLog | None = None,
+        configured: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__(name=name, instructions=instructions, version=version, lifespan=lifespan)
         # httpx logs every request URL at INFO; URLs carry search values (e-mails, names).
@@ -102,6 +111,10 @@ class SophiaServer(MCPServer[Any]):
         self.trust_meta_principal = self.suite.trust_host_principal
         self.local_principal = local_principal(self.suite)
         self.specs: dict[str, ToolSpec] = {}
+        # Whether the server has what its external system needs (credentials, a URL): until it has,
+        # tools/list shows only the tools registered with needs_config=False.
+        self.configured: Callable[[], bool] = configured or (lambda: True)
+        self.list_all_tools = self.suite.list_all_tools
         self._audit = audit
         self._confirm = ConfirmationGate()
 
@@ -121,8 +134,13 @@ class SophiaServer(MCPServer[Any]):
         toolset: str | None = None,
         name: str | None = None,
         title: str | None = None,
+        needs_config: bool = True,
     ) -> Callable[[F], F]:
-        """Register a tool with its minimum role and all four annotations."""
+        """Register a tool with its minimum role and all four annotations.
+
+        `needs_config=False` marks a tool that works before the server is configured; the others
+        are left out of tools/list until `configured()` holds (calling them answers not_configured).
+        """
 
         def decorator(fn: F) -> F:
             tool_name = name or fn.__name__
@@ -135,6 +153,7 @@ class SophiaServer(MCPServer[Any]):
                 idempotent=idempotent, open_world=open_world,
                 confirm=destructive if confirm is None else confirm,
                 toolset=toolset or self.name, preview=preview, confirm_when=confirm_when,
+                needs_config=needs_config,
             )
             if read_only and (destructive or spec.confirm):
                 raise ValueError(f"tool {tool_name!r} cannot be read-only and destructive/confirmed")
@@ -211,8 +230,39 @@ class SophiaServer(MCPServer[Any]):
         return spec.read_only or not self.read_only
 
     async def list_tools(self) -> list[Any]:
+        """Every tool this server offers in its mode (the catalogue; callers see `list_tools_for`)."""
         tools = await super().list_tools()
         return [t for t in tools if t.name in self.specs and self.visible(self.specs[t.name])]
+
+    def listable(self, spec: ToolSpec, principal: Principal) -> bool:
+        """Whether tools/list shows `spec` to `principal`: what its role may call and what works now
+        (SOPHIA_LIST_ALL_TOOLS=1: everything the mode allows)."""
+        if not self.visible(spec):
+            return False
+        if self.list_all_tools:
+            return True
+        if spec.needs_config and not self.configured():
+            return False
+        return principal.role >= spec.role
+
+    async def list_tools_for(self, principal: Principal) -> list[Any]:
+        """The tools/list `principal` sees; a tool shown while its server is unconfigured says so in
+        `_meta.sophia.configured` (false), which is how a host knows to keep it out of its own list."""
+        configured = self.configured()
+        shown = []
+        for tool in await self.list_tools():
+            spec = self.specs.get(tool.name)
+            if spec is None or not self.listable(spec, principal):
+                continue
+            if spec.needs_config and not configured:
+                sophia = {**(tool.meta or {}).get("sophia", {}), "configured": False}
+                tool = tool.model_copy(update={"meta": {**(tool.meta or {}), "sophia": sophia}})
+            shown.append(tool)
+        return shown
+
+    async def _handle_list_tools(self, ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
+        principal, _correlation = self._identify(Context(request_context=ctx, mcp_server=self))
+        return ListToolsResult(tools=await self.list_tools_for(principal))
 
     # -- the request path (request.py) ------------------------------------------------------
 

@@ -110,6 +110,8 @@ class SuiteSettings(_SophiaBaseSettings):
     # Set by the host on the children it starts: they accept the caller's principal from each
     # call's _meta. Never set this on a server reachable by anything but its parent host.
     trust_host_principal: bool = False
+    # tools/list shows every tool, not only those the caller's role may call.
+    list_all_tools: bool = False
     # The suite's one PostgreSQL (scale-out: every host points at the same one). Tokens, audit
     # and memory default to it; SOPHIA_TOKENS_DSN, SOPHIA_AUDIT_DSN and SOPHIA_MEMORY_DSN override.
     database_url: SecretStr | None = None

@@ -36,8 +36,11 @@ class SophiaTestClient:
         meta = cast(RequestParamsMeta, {PRINCIPAL_META_KEY: who.as_meta()})
         return await self.client.read_resource(uri, meta=meta, cache_mode="bypass")
 
-    async def list_tools(self) -> list[Tool]:
-        return (await self.client.list_tools()).tools
+    async def list_tools(self, *, principal: Principal | None = None) -> list[Tool]:
+        """The tools/list `principal` (default: this client's) sees; never from the client's cache."""
+        who = principal or self.principal
+        meta = cast(RequestParamsMeta, {PRINCIPAL_META_KEY: who.as_meta()})
+        return (await self.client.list_tools(meta=meta, cache_mode="bypass")).tools
 
 
 @asynccontextmanager

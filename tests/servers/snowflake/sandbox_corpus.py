@@ -119,3 +119,69 @@ FILE_AND_ENGINE_STATEMENTS: list[str] = [
     "USE memory",
     "VACUUM",
 ]
+
+# Everyday analytics on the demo data that must run (not merely pass the guard) in local mode and
+# on a fakesnow account: the local allow-list must not cost a user these.
+DEMO_ANALYTICS: list[str] = [
+    "select date_trunc('month', ordered_at) m, sum(total) from orders group by 1 order by 1",
+    'select median(total), percentile_cont(0.5) within group (order by total) from orders',
+    "select listagg(name, ', ') within group (order by name) from products",
+    "select object_construct('id', id, 'name', name) from customers limit 3",
+    'select array_agg(id) within group (order by id) from products',
+    'select details:channel::string as channel, count(*) from orders group by 1',
+    (
+        'select id, lag(total) over (order by id), lead(total) over (order by id), ntile(4) over (order by '
+        'total) from orders limit 5'
+    ),
+    'select datediff(day, min(ordered_at), max(ordered_at)) from orders',
+    "select to_char(ordered_at, 'YYYY-MM') ym, count(*) from orders group by 1",
+    'select year(ordered_at), month(ordered_at), count(*) from orders group by 1, 2',
+    'select round(avg(total), 2), count(distinct customer_id), approx_count_distinct(customer_id) from orders',
+    "select greatest(1, 2), least(1, 2), coalesce(null, 1), nvl2(null, 1, 2), decode(1, 1, 'a', 'b')",
+    'select hash(id) from customers limit 1',
+    (
+        "select regexp_replace(name, '[aeiou]', ''), split_part(name, ' ', 1), initcap(lower(name)), "
+        "concat(name, '!'), name || '?', left(name, 3) from customers limit 2"
+    ),
+    (
+        'select dayname(ordered_at), monthname(ordered_at), last_day(ordered_at), dateadd(month, 1, '
+        'ordered_at) from orders limit 2'
+    ),
+    'select current_date(), current_timestamp(), current_user(), current_database(), current_schema()',
+    (
+        "select case when total > 100 then 'big' else 'small' end, cast(total as int), total::varchar, "
+        "try_cast('1' as int) from orders limit 2"
+    ),
+    (
+        'select iff(total > 100, 1, 0), zeroifnull(null), div0(1, 0), abs(-1), sqrt(4), power(2, 3), mod(7, '
+        '3), floor(1.5), ceil(1.5), ln(2), exp(1) from orders limit 1'
+    ),
+    (
+        "select upper(name), length(name), trim(name), replace(name, 'a', 'b'), substr(name, 1, 2), "
+        "position('a' in name), contains(name, 'a'), startswith(name, 'A') from customers limit 2"
+    ),
+    (
+        'select c.country, p.category, sum(i.quantity * i.unit_price) rev, rank() over (partition by '
+        'c.country order by sum(i.quantity * i.unit_price) desc) r from orders o join order_items i on '
+        'i.order_id = o.id join products p on p.id = i.product_id join customers c on c.id = o.customer_id '
+        'group by 1, 2 qualify r <= 2'
+    ),
+    "select f.value from orders o, lateral flatten(input => parse_json('[1,2]')) f limit 3",
+    'select seq4(), uniform(1, 10, random()) from table(generator(rowcount => 3))',
+    'select stddev(total), variance(total), corr(total, id), min(total), max(total), any_value(status) from orders',
+    "select count_if(status = 'shipped'), sum(iff(status = 'cancelled', 1, 0)) from orders",
+    (
+        "select to_date('2025-01-01'), to_timestamp('2025-01-01 00:00:00'), date_part(year, "
+        "to_date('2025-01-01')), extract(month from to_date('2025-01-01'))"
+    ),
+    (
+        "select array_size(parse_json('[1,2,3]')), array_contains(1::variant, array_construct(1, 2)), "
+        "get(parse_json('[1,2]'), 0)"
+    ),
+    'select md5(name), sha2(name), uuid_string() from customers limit 1',
+    (
+        'select row_number() over (order by id), dense_rank() over (order by total), first_value(id) over '
+        '(order by id), percent_rank() over (order by total) from orders limit 3'
+    ),
+    "select typeof(details), is_null_value(details:x), try_parse_json('{}') from orders limit 1",
+]

@@ -16,6 +16,8 @@ from sophia_snowflake.policy import (
     page_sql,
     parse_statement,
 )
+from sophia_snowflake.sql_functions import refusal_reason
+from sqlglot import exp
 
 # Every one of these must be refused by snowflake_query, whatever the caller's role (admin included).
 REFUSED_BY_READ_TOOL: list[str] = [
@@ -421,18 +423,34 @@ _SQL_PIECES = [
 ]
 
 
+_FILE_PIECES = ["read_text(", "read_csv(", "'/etc/passwd'", '"x.csv"', "glob(", "parquet_scan(", "duckdb_settings()",
+                "current_setting(", "lateral", "table(", "identifier(", "'a.csv'", "setseed(", '"READ_TEXT"(']
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(st.text(max_size=200), st.lists(st.sampled_from(_SQL_PIECES), max_size=30).map(" ".join)))
-def test_the_guard_never_crashes_and_never_lets_a_write_through(text: str) -> None:
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.lists(st.sampled_from(_SQL_PIECES + _FILE_PIECES), max_size=30).map(" ".join),
+    ),
+    st.booleans(),
+)
+def test_the_guard_never_crashes_and_never_lets_a_write_through(text: str, local: bool) -> None:
     try:
-        statement = parse_statement(text)
+        statement = parse_statement(text, local=local)
         authorise(statement, "admin", read_tool=True)
     except (SqlRefused, SqlSyntaxError):
         return
     # whatever passed is a read, and what runs re-parses to the same single read
     assert statement.is_read
-    again = parse_statement(statement.sql)
+    again = parse_statement(statement.sql, local=local)
     assert again.kind is statement.kind
+    # and it calls no function that is refused by name
+    if statement.tree is not None:
+        for node in statement.tree.walk():
+            if isinstance(node, exp.Func):
+                names = [node.name] if isinstance(node, exp.Anonymous) else list(type(node).sql_names())
+                assert all(refusal_reason(name) is None for name in names), statement.sql
 
 
 def test_deeply_nested_input_is_refused_not_crashed() -> None:

@@ -23,12 +23,12 @@ from sophia_shared.errors import Forbidden
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import connect, error_code, error_data, error_of
 from sophia_snowflake.client import SnowflakeClient
-from sophia_snowflake.local import CHILD_ENVIRONMENT_NAMES, LocalWarehouse
+from sophia_snowflake.local import CHILD_ENVIRONMENT_NAMES, RESULTS_KEPT, LocalWarehouse
 from sophia_snowflake.policy import SqlRefused, SqlSyntaxError, authorise, parse_statement
 from sophia_snowflake.settings import SnowflakeSettings
 from sophia_snowflake.tools import build_server
 
-from .sandbox_corpus import FILE_AND_ENGINE_ATTACKS, FILE_AND_ENGINE_STATEMENTS
+from .sandbox_corpus import DEMO_ANALYTICS, FILE_AND_ENGINE_ATTACKS, FILE_AND_ENGINE_STATEMENTS
 from .test_policy import ALLOWED_READS, REFUSED_BY_READ_TOOL
 
 ADMIN = Principal("ada", Role.ADMIN, kind="test")
@@ -76,7 +76,7 @@ def test_a_file_read_says_what_to_do_instead() -> None:
         assert "snowflake_list_tables" in refused.value.message and "demo tables" in refused.value.message
 
 
-@pytest.mark.parametrize("sql", ALLOWED_READS)
+@pytest.mark.parametrize("sql", ALLOWED_READS + DEMO_ANALYTICS)
 def test_legitimate_reads_pass_the_local_allow_list(sql: str) -> None:
     statement = parse_statement(sql, local=True)
     authorise(statement, "viewer", read_tool=True)
@@ -120,6 +120,7 @@ async def _run_corpus(settings: SnowflakeSettings) -> dict[str, Any]:
     passed: list[str] = []
     not_forbidden: list[tuple[str, str | None]] = []
     legit_refused: list[tuple[str, str]] = []
+    analytics_failed: list[tuple[str, str | None]] = []
     server = build_server(settings)
     async with connect(server, principal=ADMIN) as client:
         with anyio.fail_after(600):
@@ -136,10 +137,15 @@ async def _run_corpus(settings: SnowflakeSettings) -> dict[str, Any]:
                 # is not Snowflake); what must never happen is the guard refusing it.
                 if error_code(result) == "forbidden":
                     legit_refused.append((sql, str(error_data(result).get("rule"))))
+            for sql in DEMO_ANALYTICS:
+                result = await client.call("snowflake_query", {"sql": sql, "max_rows": 5})
+                if error_code(result) is not None:
+                    analytics_failed.append((sql, error_code(result)))
             sanity = await client.call("snowflake_query", {"sql": "select count(*) from orders"})
     return {
         "attacks": len(attacks), "passed": passed, "not_forbidden": not_forbidden,
-        "legit": len(ALLOWED_READS), "legit_refused": legit_refused, "sanity": sanity,
+        "legit": len(ALLOWED_READS) + len(DEMO_ANALYTICS), "legit_refused": legit_refused,
+        "analytics_failed": analytics_failed, "sanity": sanity,
     }
 
 
@@ -148,7 +154,7 @@ async def _run_corpus(settings: SnowflakeSettings) -> dict[str, Any]:
 async def test_the_corpus_through_the_real_tool_in_local_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     outcome = await _run_corpus(_local_settings(monkeypatch))
     assert outcome["passed"] == [] and outcome["not_forbidden"] == []
-    assert outcome["legit_refused"] == []
+    assert outcome["legit_refused"] == [] and outcome["analytics_failed"] == []
     assert error_code(outcome["sanity"]) is None
     print(f"local mode: {outcome['attacks']}/{outcome['attacks']} attacks refused, "
           f"{len(outcome['legit_refused'])}/{outcome['legit']} legitimate reads refused")
@@ -161,7 +167,7 @@ async def test_the_corpus_through_the_real_tool_in_account_mode(shop_settings: S
     # between these attacks and the test machine's files.
     outcome = await _run_corpus(shop_settings)
     assert outcome["passed"] == [] and outcome["not_forbidden"] == []
-    assert outcome["legit_refused"] == []
+    assert outcome["legit_refused"] == [] and outcome["analytics_failed"] == []
     assert error_code(outcome["sanity"]) is None
     print(f"account mode: {outcome['attacks']}/{outcome['attacks']} attacks refused, "
           f"{len(outcome['legit_refused'])}/{outcome['legit']} legitimate reads refused")
@@ -227,6 +233,9 @@ def test_the_engine_refuses_file_reads_when_the_guard_is_bypassed(warehouse: Loc
             assert cursor.fetchone() == (False,)
             cursor.execute("select current_setting('lock_configuration')")
             assert cursor.fetchone() == (True,)
+            cursor.execute("select current_setting('memory_limit')")
+            limit = cursor.fetchone()
+            assert limit is not None and str(limit[0]).replace(" ", "").upper() in {"1GB", "953.6MIB", "1000.0MB"}
         cursor = shared.cursor()
         cursor.execute("select count(*) from orders")
         assert cursor.fetchone() == (400,)
@@ -248,6 +257,27 @@ def test_an_engine_refusal_is_answered_not_retried(warehouse: LocalWarehouse) ->
             cursor.execute("select 'abc'::integer")
         cursor.execute("select 1")
         assert cursor.fetchone() == (1,)
+    finally:
+        connection.close()
+
+
+@pytest.mark.integration
+def test_the_warehouse_keeps_only_the_latest_results(warehouse: LocalWarehouse) -> None:
+    import snowflake.connector
+
+    assert warehouse.port is not None
+    connection = _raw_connection(warehouse.port, database="DEMO", schema="PUBLIC")
+    try:
+        cursor = connection.cursor()
+        cursor.execute("select 'first'")
+        first = cursor.sfqid
+        cursor.execute(f"select * from table(result_scan('{first}'))")
+        assert cursor.fetchone() == ("first",)
+        for n in range(RESULTS_KEPT):
+            cursor.execute(f"select {n}")
+        # fakesnow kept every result for RESULT_SCAN, forever; the sandbox keeps the latest ones
+        with pytest.raises(snowflake.connector.errors.ProgrammingError):
+            cursor.execute(f"select * from table(result_scan('{first}'))")
     finally:
         connection.close()
 
@@ -297,6 +327,8 @@ async def test_the_review_attacks_are_forbidden_for_a_viewer_in_local_mode(monke
                             "SELECT * FROM read_csv('/etc/shadow', header=false)",
                             "SELECT * FROM read_blob('/root/.sophia/memory/memory.db')")
             ]
+            results.append(await client.call("snowflake_describe_table", {"table": '"/etc/passwd"'}))
+            results.append(await client.call("snowflake_sample_table", {"table": '"/etc/hostname.csv"'}))
     for result in results:
         assert error_code(result) == "forbidden"
         assert error_data(result)["rule"] == "file_access"

@@ -331,7 +331,9 @@ def build_server(settings: GongSettings, *, memory: Callable[[], Awaitable[Memor
             await cache.close()
             await client.aclose()
 
-    server = SophiaServer("gong", settings=settings, instructions=INSTRUCTIONS, lifespan=lifespan)
+    # Without credentials only the offline tools (the local cache's search and status) are listed.
+    server = SophiaServer("gong", settings=settings, instructions=INSTRUCTIONS, lifespan=lifespan,
+                          configured=lambda: client.configured)
     sync_store = SyncStore()
     recent = _RecentCalls()
 
@@ -476,7 +478,8 @@ def build_server(settings: GongSettings, *, memory: Callable[[], Awaitable[Memor
         ]
         return UserList(users=users, total=page.total, next_cursor=page.cursor)
 
-    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False)
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
+                 needs_config=False)
     async def gong_search_calls(
         query: Annotated[
             str, Field(description="What to look for, e.g. 'Acme pricing objections'.", min_length=2, max_length=500)
@@ -584,7 +587,8 @@ def build_server(settings: GongSettings, *, memory: Callable[[], Awaitable[Memor
             progress=progress,
         )
 
-    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False)
+    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
+                 needs_config=False)
     async def gong_sync_status() -> SyncStatus:
         """What the local cache holds, where the next sync starts, and today's Gong request budget."""
         tenant = current_principal().name

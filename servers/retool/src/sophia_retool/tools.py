@@ -138,7 +138,9 @@ def _entries(raw: Any, kind: Literal["user", "group", "user_invite"]) -> list[Ac
 
 def build_server(settings: RetoolSettings, *, client: RetoolClient | None = None) -> SophiaServer:
     """The Retool server; nothing connects until the first tool call."""
-    server = SophiaServer("retool", settings=settings, instructions=INSTRUCTIONS)
+    # Every Retool tool needs the instance and a token: unconfigured, tools/list shows none of them.
+    server = SophiaServer("retool", settings=settings, instructions=INSTRUCTIONS,
+                          configured=lambda: not settings.missing())
     if client is None:
         client = RetoolClient(settings)
 

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,8 +44,13 @@ READY_PREFIX = "sophia-snowflake-local ready "
 CHILD_ENVIRONMENT_NAMES = ("PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
 # Applied to the warehouse's DuckDB database after the demo data is loaded; order matters (the
-# lock would refuse the first setting).
-SANDBOX_SETTINGS = ("SET enable_external_access = false", "SET lock_configuration = true")
+# lock comes last, or it would refuse the others). The memory cap keeps a hostile query from
+# taking the host's memory (DuckDB's default is 80% of RAM); the demo data needs a few MB.
+SANDBOX_SETTINGS = (
+    "SET enable_external_access = false",
+    "SET memory_limit = '1GB'",
+    "SET lock_configuration = true",
+)
 
 DEMO_TABLES = ("CUSTOMERS", "PRODUCTS", "ORDERS", "ORDER_ITEMS")
 
@@ -79,8 +85,9 @@ class LocalWarehouse:
             return self.port
 
     def _start(self) -> None:
+        # -P: the working directory is not on the child's import path (no stray duckdb.py there).
         command = [
-            sys.executable, "-m", "sophia_snowflake.local",
+            sys.executable, "-P", "-m", "sophia_snowflake.local",
             "--port", str(self._requested_port), "--database", self.database, "--schema", self.schema,
         ]
         process = subprocess.Popen(
@@ -132,6 +139,23 @@ def lock_down(duck_conn: Any) -> None:
         duck_conn.execute(statement)
 
 
+class BoundedResults(OrderedDict[str, Any]):
+    """fakesnow keeps every statement's result for RESULT_SCAN, forever: keep the latest few."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.capacity:
+            self.popitem(last=False)
+
+
+RESULTS_KEPT = 256
+
+
 def _sandbox_fakesnow(fake_server: Any) -> None:
     """Make every database fakesnow serves a locked one, the shared one and any a login asks for."""
     lock_down(fake_server.shared_fs.duck_conn)
@@ -141,6 +165,7 @@ def _sandbox_fakesnow(fake_server: Any) -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             lock_down(self.duck_conn)
+            self.results_cache = BoundedResults(RESULTS_KEPT)
 
     # fakesnow's login builds a fresh FakeSnow for FAKESNOW_DB_PATH sessions by this global name.
     fake_server.FakeSnow = SandboxedFakeSnow
@@ -152,11 +177,11 @@ _ENGINE_ERRNO, _ENGINE_SQLSTATE = 100000, "22000"
 
 
 def _answer_engine_errors() -> None:
-    """Make fakesnow answer every DuckDB error as a statement error.
+    """Make fakesnow answer every failure of a statement as a statement error.
 
     fakesnow turns the DuckDB errors it does not map (a permission refusal of the sandbox, a
-    locked setting, a bad conversion) into HTTP 500, which the connector retries until its own
-    timeout: the caller would wait minutes for a refusal.
+    locked setting, a bad conversion) and its own bugs into HTTP 500, which the connector
+    retries until its own timeout: the caller would wait minutes for a refusal.
     """
     cursor_class: Any = importlib.import_module("fakesnow.cursor").FakeSnowflakeCursor
     for name in ("execute", "_describe_only", "_describe_last_sql"):
@@ -165,18 +190,28 @@ def _answer_engine_errors() -> None:
 
 def _engine_errors_as_statement_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     import duckdb
+    from snowflake.connector.errors import Error as SnowflakeError
     from snowflake.connector.errors import ProgrammingError
 
     @functools.wraps(method)
     def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
+        except SnowflakeError:
+            raise  # fakesnow's own answer: it already becomes a statement error
         except duckdb.PermissionException as error:
             raise ProgrammingError(
                 msg=_first_line(error), errno=PERMISSION_ERRNO, sqlstate=PERMISSION_SQLSTATE
             ) from None
         except duckdb.Error as error:
             raise ProgrammingError(msg=_first_line(error), errno=_ENGINE_ERRNO, sqlstate=_ENGINE_SQLSTATE) from None
+        except (AssertionError, AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
+            # fakesnow cannot emulate this statement (a gap in its transforms, not a caller error)
+            log.warning("fakesnow failed on a statement: %s", type(error).__name__)
+            raise ProgrammingError(
+                msg=f"the local warehouse (fakesnow) cannot run this statement ({type(error).__name__})",
+                errno=_ENGINE_ERRNO, sqlstate=_ENGINE_SQLSTATE,
+            ) from None
 
     return guarded
 
@@ -248,6 +283,8 @@ def demo_statements(database: str, schema: str) -> list[str]:
 def _seed(database: str, schema: str) -> None:
     # fakesnow's package exports a function named `server` that hides the submodule from mypy.
     fake_server: Any = importlib.import_module("fakesnow.server")
+    # every session's connection takes this mapping when it logs in: bound it before the first
+    fake_server.shared_fs.results_cache = BoundedResults(RESULTS_KEPT)
     conn: Any = fake_server.shared_fs.connect(database, schema)
     cursor = conn.cursor()
     for statement in demo_statements(database, schema):

@@ -529,6 +529,8 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
     ) -> TableDescription:
         """Describe a table's columns: type, nullability, default, primary key and comment."""
         ref = _qualified(table, "table")
+        # the guard's table-source rules apply here too: a quoted path is a file, not a table
+        _guard(f"DESCRIBE TABLE {ref}", read_tool=True, settings=settings)
         names, rows = await metadata(f"DESCRIBE TABLE {ref}", None, "snowflake_describe_table", max_columns + 1)
         at = {n: i for i, n in enumerate(names)}
 
