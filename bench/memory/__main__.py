@@ -10,7 +10,14 @@ The corpus: generated sentences embedded by the real model (the "base" set), and
 made from them the way real memories cluster (a base vector + 0.35 x another + noise,
 renormalised), each with its own text. Queries are other generated sentences, embedded for real.
 
+Side by side in the same run (bench/memory/models.py): today's embedder (before issue 19) against
+the new float and int8 graphs: sentences/s, query-embedding latency, BFCL v4 retrieval quality,
+RSS of a process loading each; then `sophia-memory`'s RSS after start, after model load and its
+load peak (VmHWM) per model, and the suite's total RSS under `sophia up` with tool search, memory
+and Gong warmed (bench/memory/rss.py). The store measurements use the new default model.
+
 Run: uv run --frozen python -m bench.memory [--sizes 10000,100000] [--backends sqlite,postgres]
+Smoke: uv run --frozen python -m bench.memory --smoke   (tiny counts, to show it runs end to end)
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from sophia_shared.memory.embeddings import LOCAL_MODEL_ID, LocalMiniLM
 from bench.common import peak_rss_mb, percentiles, write_result
 from bench.memory.coldstart import cold_start
 from bench.memory.corpus import Corpus, make_corpus
+from bench.memory.models import compare
+from bench.memory.rss import memory_server_rss, suite_rss
 
 Vector = npt.NDArray[np.float32]
 BATCH = 1_000
@@ -231,7 +240,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--smoke", action="store_true", help="tiny counts: 300 and 600 memories, SQLite, 20 queries")
+    parser.add_argument("--no-suite", action="store_true", help="skip the `sophia up` suite RSS step")
     args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.backends, args.queries = "300,600", "sqlite", 20
     sizes = [int(s) for s in args.sizes.split(",")]
     backends = args.backends.split(",")
     work = Path(tempfile.mkdtemp(prefix="sophia-bench-memory-"))
@@ -247,9 +260,24 @@ def main() -> None:
         model.load()
         result["model_load_cached_graph_s"] = round(time.perf_counter() - began, 3)
 
-        corpus, embed_stats = make_corpus(model, max(sizes), args.queries)
+        corpus, embed_stats = make_corpus(model, max(sizes), args.queries, bases=min(3_000, max(sizes)))
         result["embedding"] = embed_stats
         print(f"embedding: {embed_stats}", flush=True)
+
+        print("models side by side:", flush=True)
+        result["models"] = compare(
+            models_dir,
+            corpus.base_texts[: 300 if args.smoke else 3_000],
+            corpus.query_texts[:100],
+            bfcl_limit=40 if args.smoke else None,
+        )
+        result["memory_server_rss"] = {
+            name: memory_server_rss(work, models_dir, name) for name in ("all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8")
+        }
+        print(f"sophia-memory RSS: {result['memory_server_rss']}", flush=True)
+        if not args.no_suite:
+            result["suite_rss"] = suite_rss(work, models_dir, "all-MiniLM-L6-v2-int8")
+            print(f"suite RSS: {result['suite_rss']}", flush=True)
 
         result["backends"] = {}
         for backend in backends:
@@ -270,9 +298,23 @@ def main() -> None:
             f"recall@10 {at['recall_at_10']}, insert {at['insert_without_embedding_per_s']}/s"
         )
     cold = result["cold_start_to_tools_list"]
+    models = result["models"]
+
+    def quality(name: str) -> str:
+        found = models[name].get("bfcl_live_multiple")
+        return f" MRR@10 {found['mrr_at_10']} R@5 {found['recall_at_5']}" if found else ""
+
+    side = ", ".join(
+        f"{name} {models[name]['throughput']['sentences_per_s']}/s{quality(name)}"
+        for name in ("baseline", "float", "int8")
+    )
+    server = result["memory_server_rss"]["all-MiniLM-L6-v2-int8"]
+    suite = result.get("suite_rss", {}).get("total_rss_mb", "n/a")
     summary = (
         "; ".join(parts)
-        + f"; embed {result['embedding']['sentences_per_s']}/s, load {result['model_load_cached_graph_s']} s"
+        + f"; models: {side} (int8 {models['speedup_vs_baseline']['int8']}x baseline)"
+        + f"; sophia-memory int8 RSS start {server['after_start_mb']} / loaded {server['after_model_load_mb']}"
+        + f" / peak {server['load_peak_vmhwm_mb']} MB; suite {suite} MB"
         + f"; cold start {cold['ratio']}x bare SDK (CPU {cold['cpu_ratio']}x); peak RSS {result['peak_rss_mb']} MB"
     )
     write_result("memory", result, summary)

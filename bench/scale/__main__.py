@@ -44,7 +44,7 @@ from bench.common import percentiles, write_result
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 from fixtures.postgres import start_postgres, stop_postgres
-from fixtures.sophia_hosts import HostProcess, connect, create_token, start_hosts, wait_for_tools
+from fixtures.sophia_hosts import AUDIT_KEY, HostProcess, connect, create_token, start_hosts, wait_for_tools
 
 MODERN = "2026-07-28"
 MODERN_META = {
@@ -178,11 +178,14 @@ async def load(hosts: list[HostProcess], token: str, tool: str, rate: float, sec
 
 def audit_check(dsn: str, principal: str, tool: str, calls: int, work: Path) -> dict[str, Any]:
     """Records of this run per writer (the hosts' edges, the memory servers), duplicates, and verify."""
+    from pydantic import SecretStr
     from sophia_shared.audit import AuditLog
+    from sophia_shared.settings import SuiteSettings
 
     auditor = work / "auditor"
     auditor.mkdir()
-    log = AuditLog(dsn=dsn, home=auditor)
+    # The hosts seal the shared log with one key (SOPHIA_AUDIT_KEY): the auditor needs it too.
+    log = AuditLog(dsn=dsn, home=auditor, suite=SuiteSettings(audit_key=SecretStr(AUDIT_KEY)))
     try:
         report = log.verify()
         records = [r for r in log.records() if r["principal"] == principal and r["tool"] == tool]

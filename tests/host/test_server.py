@@ -12,7 +12,7 @@ from mcp.client import Client
 from mcp.types import ElicitResult, RequestParamsMeta
 from sophia_host.children import State
 from sophia_host.fastpath import StdioEdge
-from sophia_shared.audit import AuditLog
+from sophia_shared.audit import AuditLog, AuditUnavailable, AuditWriter
 from sophia_shared.server import PRINCIPAL_META_KEY, Principal, Role
 from sophia_shared.testing import connect, error_code, error_data, error_of, structured
 
@@ -225,8 +225,11 @@ async def test_unknown_principal_meta_is_ignored_without_trust() -> None:
 
 async def test_the_host_forwards_nothing_while_its_audit_cannot_be_written(monkeypatch: pytest.MonkeyPatch) -> None:
     async with running_host([child_entry("alpha")]) as host:
-        # A stand-in for a writer whose last commit failed (AuditWriter's own health, from sophia_shared.audit).
-        monkeypatch.setattr(type(host.audit_writer), "healthy", property(lambda self: False), raising=False)
+        # A stand-in for a writer whose last commit failed (its ready() is AuditWriter's own health check).
+        def unwritable(self: AuditWriter) -> None:
+            raise AuditUnavailable("the last commit failed (stand-in)")
+
+        monkeypatch.setattr(AuditWriter, "ready", unwritable)
         async with connect(host, principal=ALICE) as client:
             refused = await client.call("alpha_echo", {"text": "x"})
         assert error_code(refused) == "unavailable"
@@ -243,4 +246,5 @@ async def test_the_host_forwards_nothing_while_its_audit_cannot_be_written(monke
         answer = json.loads(lines[0])["result"]
         assert answer["_meta"]["sophia/error"]["code"] == "unavailable" and host.fast.calls == 1
     # Neither lane reached the child: it has no record of either call.
-    assert not [r for r in AuditLog().records() if r["server"] == "alpha"]
+    # (The host's own reads of the child's health are not calls: they are left out.)
+    assert not [r for r in AuditLog().records() if r["server"] == "alpha" and r["tool"] != "resources/read"]

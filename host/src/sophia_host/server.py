@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from sophia_shared.audit import AuditEvent, AuditLog, AuditWriter
 from sophia_shared.auth import Role
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG, Confirmation, client_can_elicit
-from sophia_shared.errors import ErrorCode, Forbidden, SophiaError, Unavailable, error_code, error_info
+from sophia_shared.errors import ErrorCode, Forbidden, SophiaError, error_code, error_info
 from sophia_shared.request import current_correlation_id, current_principal, forward_meta
 from sophia_shared.server import SophiaServer, ToolSpec
 from sophia_shared.settings import SuiteSettings
@@ -202,11 +202,9 @@ class HostServer(SophiaServer):
         self.audit_writer.submit(event)
 
     def check_audit(self) -> None:
-        """Refuse to forward while the write-behind writer cannot write (its last commit failed)."""
-        healthy = getattr(self.audit_writer, "healthy", True)
-        if not (healthy() if callable(healthy) else healthy):
-            raise Unavailable("audit unavailable: the host's audit log cannot be written (see the host's log); "
-                              "nothing was forwarded")
+        """Refuse to forward while the write-behind writer cannot write (a commit failed and waits to be
+        retried, records were dropped, or the log itself is not writable now): AuditUnavailable."""
+        self.audit_writer.ready()
 
     async def _wait_stopped(self) -> None:
         await self.until(lambda: all(c.state in (State.stopped, State.failed) for c in self.children))

@@ -57,8 +57,17 @@ class AuditWriter:
 
     @property
     def healthy(self) -> bool:
-        """False while a batch waits to be retried or dropped records wait for their gap record."""
-        return self._failure is None and self._dropped == 0
+        """Whether records can be written now. After a failed batch, the log itself is probed (a real
+        write, at most every `log.reprobe_s`) so the edge sees a recovery at once, not after the
+        retry's back-off; a probe that passes also wakes the retry of what is held."""
+        if self._failure is None and self._dropped == 0:
+            return True
+        try:
+            self.log.ready()
+        except AuditUnavailable:
+            return False
+        self._queue.put([])  # the log takes writes again: retry the held records now
+        return True
 
     @property
     def dropped(self) -> int:
@@ -66,11 +75,9 @@ class AuditWriter:
         return self._dropped
 
     def ready(self) -> None:
-        """Raise AuditUnavailable while records cannot be written (see `AuditLog.ready`)."""
-        if self._failure is not None:
-            raise AuditUnavailable(self._failure)
-        if self._dropped:
-            raise AuditUnavailable("audit records were dropped and their gap is not recorded yet")
+        """Raise AuditUnavailable while records cannot be written (see `healthy`, `AuditLog.ready`)."""
+        if not self.healthy:
+            raise AuditUnavailable(self._failure or "the audit log cannot be written")
         self.log.ready()
 
     def submit(self, event: AuditEvent) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -15,16 +14,16 @@ ERROR_META_KEY = "sophia/error"
 def error_info(result: Any) -> dict[str, Any] | None:
     """The {code, message, data} of a failed tools/call result, or None when it succeeded.
 
-    `result` is a CallToolResult or its JSON form (a dict straight off a child's pipe): both lanes
+    `result` is a CallToolResult or its JSON form (a plain dict straight off a child's pipe): both lanes
     of the request path read codes here, so they cannot disagree about one.
     """
-    if isinstance(result, Mapping):
+    if isinstance(result, dict):
         failed, meta = result.get("isError"), result.get("_meta")
     else:
         failed, meta = getattr(result, "is_error", False), getattr(result, "meta", None)
     if not failed:
         return None
-    error = meta.get(ERROR_META_KEY) if isinstance(meta, Mapping) else None
+    error = meta.get(ERROR_META_KEY) if isinstance(meta, dict) else None
     if isinstance(error, dict) and "code" in error:
         return error
     return {"code": ErrorCode.INTERNAL.value, "message": _first_text(result)}
@@ -37,9 +36,9 @@ def error_code(result: Any) -> str | None:
 
 
 def _first_text(result: Any) -> str:
-    blocks = result.get("content") if isinstance(result, Mapping) else getattr(result, "content", None)
+    blocks = result.get("content") if isinstance(result, dict) else getattr(result, "content", None)
     for block in blocks if isinstance(blocks, list) else []:
-        text = block.get("text") if isinstance(block, Mapping) else getattr(block, "text", None)
+        text = block.get("text") if isinstance(block, dict) else getattr(block, "text", None)
         if isinstance(text, str):
             return text
     return ""

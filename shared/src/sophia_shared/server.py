@@ -1,7 +1,9 @@
-"""SophiaServer: an MCPServer whose every tool call goes through one request path.
+"""SophiaServer: an MCPServer whose every tool call goes through the one request path (request.py).
 
 principal → role check (tool hidden in read-only mode) → argument validation → confirmation if
-needed → tool → result cap → audit record. A server never re-implements a step.
+needed → tool → result cap → audit record. A server never re-implements a step: `call_tool` hands
+the call to `request.serve` with `execute` (the SDK's validation, confirmation and the tool) as
+its run step, the step a composing host overrides to forward the call.
 """
 
 from __future__ import annotations
@@ -335,11 +337,8 @@ class SophiaServer(MCPServer[Any]):
         return self._audit
 
     def check_audit(self) -> None:
-        """Raise (AuditUnavailable) when the audit log cannot take a record now: nothing runs then."""
-        # AuditLog.ready is the audit log's own probe; a log without one is checked by its append.
-        ready = getattr(self.audit, "ready", None)
-        if callable(ready):
-            ready()
+        """Raise AuditUnavailable when the audit log cannot take a record now: nothing runs then."""
+        self.audit.ready()
 
     def write_audit(self, event: AuditEvent) -> None:
         """Append synchronously: a server that executes the action records it before answering."""

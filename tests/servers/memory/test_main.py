@@ -66,7 +66,7 @@ def test_check_reports_backend_and_model(tmp_path: Path, models_dir: Path) -> No
         check=False,
     )
     assert ok.returncode == 0, ok.stderr
-    assert "memory: sqlite" in ok.stdout and "all-MiniLM-L6-v2 (384 dims)" in ok.stdout
+    assert "memory: sqlite" in ok.stdout and "all-MiniLM-L6-v2@int8 (384 dims)" in ok.stdout
     bad = subprocess.run(
         [*COMMAND, "check"],
         capture_output=True,

@@ -95,3 +95,68 @@ def test_reembed_cli_reports_bad_settings(monkeypatch: pytest.MonkeyPatch) -> No
     assert "SOPHIA_MEMORY_EMBEDDING_URL" in result.output
     bad = CliRunner().invoke(memory_app, ["reembed", "--provider", "carrier-pigeon"])
     assert bad.exit_code == 2
+
+
+class StopsAfter:
+    """The real local model, failing once it has embedded `limit` texts: a reembed killed midway."""
+
+    def __init__(self, inner: Any, limit: int):
+        self._inner = inner
+        self._limit = limit
+        self.embedded = 0
+
+    @property
+    def model_id(self) -> str:
+        return str(self._inner.model_id)
+
+    @property
+    def dimensions(self) -> int:
+        return int(self._inner.dimensions)
+
+    def embed(self, texts: Any) -> Any:
+        if self.embedded + len(texts) > self._limit:
+            raise KeyboardInterrupt("stopped midway")
+        self.embedded += len(texts)
+        return self._inner.embed(texts)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def test_reembed_resumes_where_a_stopped_run_left_off(
+    backend: str, memory_settings_for: Callable[[str], MemorySettings], openai_endpoint: tuple[str, Any]
+) -> None:
+    local = memory_settings_for(backend)
+    url, _ = openai_endpoint
+    remote = local.model_copy(
+        update={"embedding_provider": "openai", "embedding_url": url, "embedding_model": "tiny-embed"}
+    )
+    texts = [f"memory number {n} about topic {n % 7}" for n in range(10)]
+
+    async def scenario() -> None:
+        store = await open_store(local)
+        try:
+            await store.put_many("alice", [MemoryInput(text=t) for t in texts])
+            stopping = StopsAfter(embedder_from_settings(remote), limit=4)
+            with pytest.raises(KeyboardInterrupt):
+                await store.reembed(stopping, batch_size=2)
+            assert stopping.embedded == 4
+            # Stopped midway: the store still serves its old model, over the rows not yet migrated.
+            stats = await store.stats("alice")
+            assert stats.embedding_model == store.embedder.model_id and stats.dimensions == 384
+            hits = await store.search("alice", "memory number 9 about topic 2", k=3, mode="vector")
+            assert hits and hits[0].memory.text == texts[9]
+            assert sum(m.embedding_model == "openai:tiny-embed" for m in (await store.list("alice")).items) == 4
+        finally:
+            await store.close()
+        resumed = await open_store(remote, migrate=True)
+        try:
+            again = StopsAfter(embedder_from_settings(remote), limit=100)
+            report = await resumed.reembed(again, batch_size=3)
+            assert (report.reembedded, report.already_done, again.embedded) == (6, 4, 6)
+            stats = await resumed.stats("alice")
+            assert (stats.embedding_model, stats.dimensions, stats.total) == ("openai:tiny-embed", 8, 10)
+            hits = await resumed.search("alice", texts[3], k=1, mode="vector")
+            assert hits[0].memory.text == texts[3] and hits[0].similarity == pytest.approx(1.0, abs=1e-4)
+        finally:
+            await resumed.close()
+
+    _run(scenario)

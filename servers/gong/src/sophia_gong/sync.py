@@ -14,15 +14,17 @@ import hashlib
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 from pydantic import BaseModel
 from sophia_shared.errors import Conflict, LimitExceeded
 
 from .cache import CallCache
-from .client import CursorRejected, GongClient, gong_home, write_private
+from .client import CursorRejected, GongClient, GongPage, gong_home, write_private
 
 # What a synced call needs: parties (speaker names), the brief, key points, topics, CRM account.
 DETAILS_SELECTOR: dict[str, Any] = {
@@ -65,6 +67,16 @@ class SyncState(BaseModel):
     last_completed_at: str | None = None
     calls_indexed: int = 0
     scan: Scan | None = None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One page of call details and the transcripts of its calls not cached yet."""
+
+    page: GongPage
+    ids: list[str]
+    new_ids: list[str]
+    transcripts: dict[str, Any]
 
 
 class SyncReport(BaseModel):
@@ -119,6 +131,10 @@ class SyncStore:
             os.close(fd)
 
 
+async def _collect(fetch: Callable[[str], Awaitable[Any]], cursor: str, into: list[Any]) -> None:
+    into.append(await fetch(cursor))
+
+
 async def run_sync(
     client: GongClient,
     cache: CallCache,
@@ -155,55 +171,73 @@ async def run_sync(
         pages = 0
         restarted = False
         reason: str | None = None
-        known: set[str] | None = None
-        while True:
+        known = await cache.cached_ids(tenant)
+
+        def stop_reason(pages_done: int, *, timed: bool) -> str | None:
+            """Why no further page may be fetched now (None: go on)."""
             blocked = client.budget.blocked_for()
             if blocked > 0:
-                reason = f"Gong asked for no requests for {blocked / 60:.0f} min; run gong_sync again then to resume"
-                break
+                return f"Gong asked for no requests for {blocked / 60:.0f} min; run gong_sync again then to resume"
             reserve = client.settings.sync_budget_reserve
             if client.budget.remaining() < REQUESTS_PER_PAGE + reserve:
-                reason = (
+                return (
                     f"daily Gong budget nearly spent ({client.budget.remaining()} left of "
                     f"{client.budget.limit}, {reserve} kept for other tools); run gong_sync again after "
                     "00:00 UTC to resume"
                 )
-                break
-            if max_pages is not None and pages >= max_pages:
-                reason = f"stopped after {max_pages} pages as asked; run gong_sync again to continue"
-                break
-            if pages and max_seconds is not None and time.monotonic() - run_started >= max_seconds:
+            if max_pages is not None and pages_done >= max_pages:
+                return f"stopped after {max_pages} pages as asked; run gong_sync again to continue"
+            if timed and pages_done and max_seconds is not None and time.monotonic() - run_started >= max_seconds:
                 # Indexing is CPU-bound: a long backfill is cut into calls a client will not time out.
-                reason = f"stopped after {max_seconds:g} s as asked; run gong_sync again to continue"
-                break
+                return f"stopped after {max_seconds:g} s as asked; run gong_sync again to continue"
+            return None
+
+        async def fetch(cursor: str | None) -> Fetched | CursorRejected | LimitExceeded:
             call_filter: dict[str, Any] = {"fromDateTime": scan.from_dt, "toDateTime": scan.to_dt}
             if scan.workspace_id:
                 call_filter["workspaceId"] = scan.workspace_id
             try:
-                page = await client.calls_extensive_page(call_filter, DETAILS_SELECTOR, scan.cursor)
+                page = await client.calls_extensive_page(call_filter, DETAILS_SELECTOR, cursor)
                 ids = [str(c["metaData"]["id"]) for c in page.items if (c.get("metaData") or {}).get("id")]
-                if known is None:
-                    known = await cache.cached_ids(tenant)
                 new_ids = [i for i in dict.fromkeys(ids) if i not in known]
                 transcripts = await client.transcripts(new_ids) if new_ids else {}
-            except CursorRejected:
+            except (CursorRejected, LimitExceeded) as exc:
+                return exc
+            return Fetched(page, ids, new_ids, transcripts)
+
+        fetched: Fetched | CursorRejected | LimitExceeded | None = None
+        while True:
+            if fetched is None:
+                reason = stop_reason(pages, timed=True)
+                if reason is not None:
+                    break
+                fetched = await fetch(scan.cursor)
+            if isinstance(fetched, CursorRejected):
                 if restarted:
-                    raise
+                    raise fetched
                 # The saved cursor expired: rescan the same frozen window; known calls are skipped.
                 restarted = True
                 scan.cursor = None
+                fetched = None
                 continue
-            except LimitExceeded as exc:
-                reason = exc.message
+            if isinstance(fetched, LimitExceeded):
+                reason = fetched.message
                 break
+            page = fetched.page
+            new_ids = [i for i in fetched.new_ids if i not in known]
             details = {str(c["metaData"]["id"]): c for c in page.items if (c.get("metaData") or {}).get("id")}
-            written = await cache.put_calls(
-                tenant, [(details[i], transcripts.get(i, [])) for i in new_ids if i in details], max_batch
-            )
+            batch = [(details[i], fetched.transcripts.get(i, [])) for i in new_ids if i in details]
+            # The next page is fetched while this one is indexed (Gong's rate limit and the model
+            # overlap); a page once fetched is always indexed, so no request is wasted.
+            following: list[Fetched | CursorRejected | LimitExceeded] = []
+            async with anyio.create_task_group() as group:
+                if page.cursor is not None and stop_reason(pages + 1, timed=True) is None:
+                    group.start_soon(_collect, fetch, page.cursor, following)
+                written = await cache.put_calls(tenant, batch, max_batch)
             known.update(new_ids)
             pages += 1
             scan.pages_done += 1
-            scan.calls_seen += len(ids)
+            scan.calls_seen += len(fetched.ids)
             scan.calls_new += len(new_ids)
             scan.chunks_written += written
             scan.total = page.total
@@ -218,6 +252,7 @@ async def run_sync(
             store.save(tenant, state)
             if progress is not None:
                 await progress(scan.calls_seen, float(page.total), f"{scan.calls_seen}/{page.total} calls scanned")
+            fetched = following[0] if following else None
         if reason is not None:
             store.save(tenant, state)
         elif progress is not None:

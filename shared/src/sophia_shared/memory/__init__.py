@@ -166,6 +166,7 @@ class ReembedReport(BaseModel):
     to_model: str
     dimensions: int
     reembedded: int
+    already_done: int = Field(default=0, description="Memories an earlier, stopped run had already re-embedded.")
 
 
 SearchMode = Literal["hybrid", "vector", "text"]
@@ -270,7 +271,8 @@ class MemoryStore(Protocol):
     async def reembed(self, embedder: Embedder, *, batch_size: int = 256) -> ReembedReport:
         """Maintenance: recompute every tenant's vectors with `embedder` (possibly another dimension).
 
-        Runs in one transaction; on success the store uses the new model from then on.
+        Commits batch by batch, so a stopped run resumes where it stopped; the store serves its old
+        model until the last batch, then switches to the new one.
         """
         ...
 

@@ -35,10 +35,12 @@ def reembed(
     url: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Texts embedded per batch")] = 256,
 ) -> None:
-    """Recompute every memory's vector with the configured (or given) model, in one transaction.
+    """Recompute every memory's vector with the configured (or given) model, batch by batch.
 
     Run it after changing the embedding model or provider: until then the store refuses writes
-    and searches whose vectors would mix models or dimensions.
+    and searches whose vectors would mix models or dimensions. Each batch is committed, so a run
+    that is stopped (Ctrl-C, a crash) resumes where it stopped when run again; the store keeps
+    serving its old model until the last batch.
     """
     overrides: dict[str, Any] = {}
     if provider is not None:
@@ -74,7 +76,8 @@ async def _reembed(settings: MemorySettings, batch_size: int) -> str:
     finally:
         await store.close()
     before = report.from_model or "nothing"
+    resumed = f"; {report.already_done} were done by an earlier run" if report.already_done else ""
     return (
         f"reembedded {report.reembedded} memories: {before} -> {report.to_model} "
-        f"({report.dimensions} dimensions, {store.backend})"
+        f"({report.dimensions} dimensions, {store.backend}){resumed}"
     )

@@ -38,6 +38,8 @@ from .settings import MemorySettings
 from .validate import CursorKey
 
 T = TypeVar("T")
+# Texts embedded per turn of the writers' limiter (see `Store._embed`).
+EMBED_SLICE = 64
 Vector = npt.NDArray[np.float32]
 
 
@@ -126,7 +128,14 @@ class Backend(Protocol):
 
     def tenants(self) -> builtins.list[str]: ...
 
-    def reembed(self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int) -> int: ...
+    def reembed(self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int) -> int:
+        """Give every row not yet of `model` its vector, in committed batches; switch the store to
+        `model` after the last. Resumable: a stopped run leaves finished batches done."""
+        ...
+
+    def pending(self, model: str) -> tuple[int, int]:
+        """(rows already of `model`, rows not yet)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -167,7 +176,21 @@ class Store:
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
 
     async def _embed(self, texts: builtins.list[str]) -> tuple[Vector, str, int]:
-        return await anyio.to_thread.run_sync(self._embed_checked, texts, limiter=self._embed_limiter)
+        """Vectors for a write, a slice at a time: a search waiting for the model waits one slice at most."""
+        parts: builtins.list[Vector] = []
+        model, dims = self._embedder.model_id, 0
+        for start in range(0, len(texts), EMBED_SLICE):
+            vectors, model, dims = await anyio.to_thread.run_sync(
+                self._embed_checked, texts[start : start + EMBED_SLICE], limiter=self._embed_limiter
+            )
+            parts.append(vectors)
+        return (np.vstack(parts) if len(parts) > 1 else parts[0]), model, dims
+
+    async def _embed_query(self, query: str) -> Vector:
+        # Not behind the writers' limiter: one short text, run alongside any bulk embedding.
+        vectors, _, _ = await anyio.to_thread.run_sync(self._embed_checked, [query])
+        first: Vector = vectors[0]
+        return first
 
     def _embed_checked(self, texts: builtins.list[str]) -> tuple[Vector, str, int]:
         """Vectors for texts, refusing (before any write) a store that holds another model's vectors."""
@@ -327,7 +350,7 @@ class Store:
 
         vector: Vector | None = given
         if mode != "text" and vector is None and await self._run(self._backend.model) is not None:
-            vector = (await self._embed([query]))[0][0]  # nothing stored yet: no vectors to compare
+            vector = await self._embed_query(query)  # (nothing stored yet: no vectors to compare with)
 
         def work() -> builtins.list[SearchHit]:
             now = now_utc()
@@ -381,10 +404,18 @@ class Store:
         check.bounded("batch_size", batch_size, 1, 10_000, "batch_size")
         before = await self._run(self._backend.model)
         dims = embedder.dimensions
-        count = await self._run(self._backend.reembed, embedder.embed, embedder.model_id, dims, batch_size)
+        done, _ = await self._run(self._backend.pending, embedder.model_id)
+        # Under no limiter of this store: the backend takes its lock per batch, to read and to write.
+        count = await anyio.to_thread.run_sync(
+            self._backend.reembed, embedder.embed, embedder.model_id, dims, batch_size
+        )
         self._embedder = embedder
         return ReembedReport(
-            from_model=before[0] if before else None, to_model=embedder.model_id, dimensions=dims, reembedded=count
+            from_model=before[0] if before else None,
+            to_model=embedder.model_id,
+            dimensions=dims,
+            reembedded=count,
+            already_done=done if before is None or before[0] != embedder.model_id else 0,
         )
 
     async def close(self) -> None:

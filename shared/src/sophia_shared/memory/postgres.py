@@ -57,6 +57,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 ]
 
 TEXT_MATCH_LIMIT = 2_000
+# Up to this many memories in the table, vector search is exact (a sequential scan of 20,000 x 384
+# floats is a few ms); beyond it, HNSW (approximate: bench/memory reports its recall).
+EXACT_SEARCH_ROWS = 20_000
 # A query word in more than this share of all memories is dropped from the text query.
 COMMON_TERM_SHARE = 0.05
 MIN_COMMON_DOCS = 200
@@ -274,8 +277,8 @@ class PostgresBackend:
                     near = conn.execute(
                         "SELECT id, 1 - (embedding <=> %s::vector) AS sim, tags, importance FROM memories "
                         "WHERE tenant = %s AND namespace = %s AND (expires_at IS NULL OR expires_at > %s) "
-                        "ORDER BY embedding <=> %s::vector LIMIT 1",
-                        (vec, tenant, row.namespace, now, vec),
+                        "AND embedding_model = %s ORDER BY embedding <=> %s::vector LIMIT 1",
+                        (vec, tenant, row.namespace, now, model, vec),
                     ).fetchone()
                     if near is not None and near[1] >= dedupe_threshold:
                         tags = list(dict.fromkeys([*near[2], *row.tags]))
@@ -411,15 +414,22 @@ class PostgresBackend:
     ) -> builtins.list[VectorHit]:
         import psycopg
 
+        # Only vectors of the store's model: while `reembed` runs, rows of two models coexist.
+        stored = (self.model() or ("", 0))[0]
+
         where, params = _where(tenant, flt, now)
         vec = _vector(vector)
         try:
             with self._tx() as conn:
                 self._set_search(conn)
+                if self._small(conn):
+                    # Exact: HNSW can lose a few isolated memories among thousands of similar ones
+                    # (six facts beside 10,000 clustered notes: the right fact was unreachable).
+                    conn.execute("SET LOCAL enable_indexscan = off")
                 rows = conn.execute(
                     f"SELECT id, 1 - (embedding <=> %s::vector) FROM memories WHERE {where} "
-                    "ORDER BY embedding <=> %s::vector LIMIT %s",
-                    (vec, *params, vec, n),
+                    "AND embedding_model = %s ORDER BY embedding <=> %s::vector LIMIT %s",
+                    (vec, *params, stored, vec, n),
                 ).fetchall()
         except psycopg.errors.DataException as exc:
             # Another process re-embedded the store to another dimension since we cached its model.
@@ -432,16 +442,28 @@ class PostgresBackend:
         hits.sort(key=lambda hit: -hit.similarity)  # relaxed order: re-sort exactly
         return hits
 
+    @staticmethod
+    def _small(conn: Any) -> bool:
+        """Whether the table is small enough to search exactly (planner's estimate, else a bounded count)."""
+        estimate = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'memories'::regclass").fetchone()[0]
+        if estimate is None or estimate < 0:  # never analysed yet
+            estimate = conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM memories LIMIT {EXACT_SEARCH_ROWS}) AS bounded"
+            ).fetchone()[0]
+        return bool(estimate < EXACT_SEARCH_ROWS)
+
     def similarities(self, tenant: str, vector: Vector, ids: Sequence[str]) -> dict[str, float]:
         import psycopg
+
+        # Only vectors of the store's model: while `reembed` runs, rows of two models coexist.
+        stored = (self.model() or ("", 0))[0]
 
         try:
             with self._tx() as conn:
                 rows = conn.execute(
                     "SELECT id, 1 - (embedding <=> %s::vector) FROM memories "
-                    "WHERE tenant = %s AND id = ANY(%s) AND embedding_model = "
-                    "(SELECT value FROM memory_meta WHERE key = 'embedding_model')",
-                    (_vector(vector), tenant, list(ids)),
+                    "WHERE tenant = %s AND id = ANY(%s) AND embedding_model = %s",
+                    (_vector(vector), tenant, list(ids), stored),
                 ).fetchall()
         except psycopg.errors.DataException as exc:
             self._model = None
@@ -537,27 +559,54 @@ class PostgresBackend:
             return [row[0] for row in conn.execute("SELECT DISTINCT tenant FROM memories ORDER BY tenant")]
 
     def reembed(self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int) -> int:
-        count = 0
+        """Re-embed every row not yet of `model`, one committed batch at a time: a stopped run
+        resumes where it stopped. Until the last batch the store keeps serving its old model."""
         with self._tx() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_memory_model'))")
-            conn.execute("LOCK TABLE memories IN SHARE ROW EXCLUSIVE MODE")
-            conn.execute("DROP INDEX IF EXISTS memories_embedding")
-            conn.execute("ALTER TABLE memories ALTER COLUMN embedding TYPE vector")
-            rows = conn.execute("SELECT rid, text FROM memories ORDER BY rid").fetchall()
-            for start in range(0, len(rows), batch_size):
-                chunk = rows[start : start + batch_size]
-                vectors = embed([text for _, text in chunk])
-                if vectors.shape[1] != dims:
-                    raise ModelMismatch(f"{model} returned {vectors.shape[1]} dimensions, expected {dims}")
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        "UPDATE memories SET embedding = %s::vector, embedding_model = %s WHERE rid = %s",
-                        [(_vector(v), model, rid) for (rid, _), v in zip(chunk, vectors, strict=True)],
-                    )
-                count += len(chunk)
-            conn.execute("DELETE FROM memory_meta WHERE key IN ('embedding_model', 'dimensions')")
-            self._ensure_model(conn, model, dims)
-        return count
+            stored = self._read_model(conn)
+            if stored is not None and stored[1] != dims:
+                # Two dimensions in one column until the switch: unconstrained, and no HNSW index.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_memory_model'))")
+                conn.execute("DROP INDEX IF EXISTS memories_embedding")
+                conn.execute("ALTER TABLE memories ALTER COLUMN embedding TYPE vector")
+        count = 0
+        while True:
+            with self._tx() as conn:
+                rows = conn.execute(
+                    "SELECT rid, text FROM memories WHERE embedding_model <> %s ORDER BY rid LIMIT %s",
+                    (model, batch_size),
+                ).fetchall()
+            if not rows:
+                with self._tx() as conn:
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext('sophia_memory_model'))")
+                    conn.execute("LOCK TABLE memories IN SHARE ROW EXCLUSIVE MODE")
+                    # A write of the old model may have landed since the last batch: go round again.
+                    if conn.execute("SELECT 1 FROM memories WHERE embedding_model <> %s LIMIT 1", (model,)).fetchone():
+                        continue
+                    if (self._read_model(conn) or ("", 0))[1] != dims:
+                        conn.execute("DROP INDEX IF EXISTS memories_embedding")
+                    conn.execute("DELETE FROM memory_meta WHERE key IN ('embedding_model', 'dimensions')")
+                    self._ensure_model(conn, model, dims)
+                return count
+            vectors = embed([text for _, text in rows])  # outside any transaction: others go on
+            if vectors.shape[1] != dims:
+                raise ModelMismatch(f"{model} returned {vectors.shape[1]} dimensions, expected {dims}")
+            with self._tx() as conn, conn.cursor() as cur:
+                # `text = %s`: a row edited meanwhile keeps its new text's vector and is picked up again.
+                cur.executemany(
+                    "UPDATE memories SET embedding = %s::vector, embedding_model = %s WHERE rid = %s AND text = %s",
+                    [(_vector(v), model, rid, text) for (rid, text), v in zip(rows, vectors, strict=True)],
+                )
+                count += max(0, cur.rowcount)
+
+    def pending(self, model: str) -> tuple[int, int]:
+        """(rows already of `model`, rows not yet): how far a re-embedding to `model` has come."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT count(*) FILTER (WHERE embedding_model = %s), count(*) FILTER (WHERE embedding_model <> %s) "
+                "FROM memories",
+                (model, model),
+            ).fetchone()
+        return int(row[0]), int(row[1])
 
     def close(self) -> None:
         self._pool.close()

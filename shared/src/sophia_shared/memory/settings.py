@@ -24,10 +24,11 @@ class MemorySettings(ServerSettings):
     dsn: SecretStr | None = None
 
     embedding_provider: Literal["local", "openai"] = "local"
-    # For "openai": the model name sent to the endpoint. For "local": all-MiniLM-L6-v2 (float,
-    # sentence-transformers' exact vectors) or all-MiniLM-L6-v2-int8 (int8-quantised, about twice
-    # as fast). Changing it needs `sophia memory reembed` on an existing store.
-    embedding_model: str = "all-MiniLM-L6-v2"
+    # For "openai": the model name sent to the endpoint. For "local": all-MiniLM-L6-v2-int8 (the
+    # default: int8-quantised, about twice as fast, a quarter of the memory) or all-MiniLM-L6-v2
+    # (float: sentence-transformers' exact vectors, the model of stores made before int8).
+    # Changing it needs `sophia memory reembed` on an existing store.
+    embedding_model: str = "all-MiniLM-L6-v2-int8"
     embedding_url: str | None = None
     embedding_api_key: SecretStr | None = None
     embedding_dimensions: int | None = Field(default=None, ge=8, le=8192)

@@ -95,6 +95,9 @@ _COLUMNS = (
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Vector queries compare only vectors of the store's model: while `reembed` runs, rows of the
+# old and the new model coexist (and may differ in dimension).
+_STORE_MODEL = "(SELECT value FROM store_meta WHERE key = 'embedding_model')"
 
 
 def _us(value: datetime) -> int:
@@ -425,7 +428,7 @@ class SqliteBackend:
             row = conn.execute(
                 "SELECT rid, 1.0 - vec_distance_cosine(embedding, ?) AS sim FROM memories "
                 "WHERE tenant = ? AND namespace = ? AND (expires_us IS NULL OR expires_us > ?) "
-                "ORDER BY sim DESC LIMIT 1",
+                f"AND embedding_model = {_STORE_MODEL} ORDER BY sim DESC LIMIT 1",
                 (vector.tobytes(), tenant, namespace, stamp),
             ).fetchone()
             best = (int(row[0]), float(row[1])) if row else None
@@ -553,12 +556,16 @@ class SqliteBackend:
         expires: list[float] = []
         blobs: list[bytes] = []
         for rid, namespace, expires_us, blob in conn.execute(
-            "SELECT rid, namespace, expires_us, embedding FROM memories WHERE tenant = ?", (tenant,)
+            "SELECT rid, namespace, expires_us, embedding FROM memories "
+            f"WHERE tenant = ? AND embedding_model = {_STORE_MODEL}",
+            (tenant,),
         ):
             rids.append(rid)
             namespaces.append(namespace)
             expires.append(float(expires_us) if expires_us is not None else np.inf)
             blobs.append(blob)
+        if len(blobs) < self._index_min_rows:
+            return None  # most rows are being re-embedded: exact SQL search meanwhile
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
         index = VectorIndex(matrix.shape[1], version, capacity=max(1024, 2 * len(rids)))
         index.add_many(rids, namespaces, expires, matrix)
@@ -598,7 +605,7 @@ class SqliteBackend:
             where, params = _where(tenant, flt, now)
             rows = conn.execute(
                 f"SELECT id, 1.0 - vec_distance_cosine(embedding, ?) AS sim FROM memories WHERE {where} "
-                "ORDER BY sim DESC LIMIT ?",
+                f"AND embedding_model = {_STORE_MODEL} ORDER BY sim DESC LIMIT ?",
                 (vector.tobytes(), *params, n),
             ).fetchall()
         return [VectorHit(row[0], float(row[1])) for row in rows]
@@ -607,13 +614,13 @@ class SqliteBackend:
         found: dict[str, float] = {}
         blob = vector.astype(np.float32).tobytes()
         with self._read() as conn:
-            stored = conn.execute("SELECT value FROM store_meta WHERE key = 'embedding_model'").fetchone()
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 for memory_id, similarity in conn.execute(
                     "SELECT id, 1.0 - vec_distance_cosine(embedding, ?) FROM memories "
-                    f"WHERE +tenant = ? AND embedding_model = ? AND id IN ({','.join('?' * len(chunk))})",
-                    (blob, tenant, stored[0] if stored else "", *chunk),
+                    f"WHERE +tenant = ? AND embedding_model = {_STORE_MODEL} "
+                    f"AND id IN ({','.join('?' * len(chunk))})",
+                    (blob, tenant, *chunk),
                 ):
                     found[memory_id] = float(similarity)
         return found
@@ -687,27 +694,51 @@ class SqliteBackend:
             return [row[0] for row in self._conn.execute("SELECT DISTINCT tenant FROM memories ORDER BY tenant")]
 
     def reembed(self, embed: Callable[[builtins.list[str]], Vector], model: str, dims: int, batch_size: int) -> int:
+        """Re-embed every row not yet of `model`, one committed batch at a time: a stopped run
+        resumes where it stopped. Until the last batch the store keeps serving its old model."""
         count = 0
-        with self._write() as conn:
-            rids = [row[0] for row in conn.execute("SELECT rid FROM memories ORDER BY rid")]
-            for start in range(0, len(rids), batch_size):
-                chunk = rids[start : start + batch_size]
+        while True:
+            with self._read() as conn:
                 rows = conn.execute(
-                    f"SELECT rid, text FROM memories WHERE rid IN ({','.join('?' * len(chunk))})", chunk
+                    "SELECT rid, text FROM memories WHERE embedding_model != ? ORDER BY rid LIMIT ?",
+                    (model, batch_size),
                 ).fetchall()
-                vectors = embed([text for _, text in rows])
-                if vectors.shape[1] != dims:
-                    raise ModelMismatch(f"{model} returned {vectors.shape[1]} dimensions, expected {dims}")
-                conn.executemany(
-                    "UPDATE memories SET embedding = ?, embedding_model = ? WHERE rid = ?",
-                    [(v.astype(np.float32).tobytes(), model, rid) for (rid, _), v in zip(rows, vectors, strict=True)],
-                )
-                count += len(rows)
-            conn.execute("DELETE FROM store_meta WHERE key IN ('embedding_model', 'dimensions')")
-            conn.execute("INSERT INTO store_meta VALUES ('embedding_model', ?), ('dimensions', ?)", (model, str(dims)))
-            conn.execute("UPDATE tenant_versions SET version = version + 1")
-        self._indexes.clear()
-        return count
+            if not rows:
+                with self._write() as conn:
+                    # A write of the old model may have landed since the last batch: go round again.
+                    if conn.execute("SELECT 1 FROM memories WHERE embedding_model != ? LIMIT 1", (model,)).fetchone():
+                        continue
+                    conn.execute("DELETE FROM store_meta WHERE key IN ('embedding_model', 'dimensions')")
+                    conn.execute(
+                        "INSERT INTO store_meta VALUES ('embedding_model', ?), ('dimensions', ?)", (model, str(dims))
+                    )
+                    conn.execute("UPDATE tenant_versions SET version = version + 1")
+                self._indexes.clear()
+                return count
+            vectors = embed([text for _, text in rows])  # outside any transaction: others go on
+            if vectors.shape[1] != dims:
+                raise ModelMismatch(f"{model} returned {vectors.shape[1]} dimensions, expected {dims}")
+            with self._write() as conn:
+                # `text = ?`: a row edited meanwhile keeps its new text's vector and is picked up again.
+                done = conn.executemany(
+                    "UPDATE memories SET embedding = ?, embedding_model = ? WHERE rid = ? AND text = ?",
+                    [
+                        (v.astype(np.float32).tobytes(), model, rid, text)
+                        for (rid, text), v in zip(rows, vectors, strict=True)
+                    ],
+                ).rowcount
+                conn.execute("UPDATE tenant_versions SET version = version + 1")
+            count += max(0, done)
+
+    def pending(self, model: str) -> tuple[int, int]:
+        """(rows already of `model`, rows not yet): how far a re-embedding to `model` has come."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT count(*) FILTER (WHERE embedding_model = ?), count(*) FILTER (WHERE embedding_model != ?) "
+                "FROM memories",
+                (model, model),
+            ).fetchone()
+        return int(row[0]), int(row[1])
 
     def close(self) -> None:
         with self._lock:
