@@ -22,3 +22,10 @@ def sophia_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     home.mkdir()
     monkeypatch.setenv("SOPHIA_HOME", str(home))
     yield home
+
+
+@pytest.fixture
+def list_every_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests about a server's whole catalogue: tools/list shows every tool, whatever the caller's
+    role and the server's configuration (role- and configuration-filtered listing has its own tests)."""
+    monkeypatch.setenv("SOPHIA_LIST_ALL_TOOLS", "1")

@@ -34,8 +34,10 @@ SERVERS = ["memory", "snowflake", "docker", "pulumi", "gong", "retool"]
 def server_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOPHIA_")}
     # No real engine or account is reached: Docker at a socket that does not exist, Gong and
-    # Retool unconfigured, Snowflake and Pulumi on their local defaults inside this home.
-    return {**env, "SOPHIA_HOME": str(home), "SOPHIA_DOCKER_HOST": f"unix://{home}/no-docker.sock"}
+    # Retool unconfigured, Snowflake and Pulumi on their local defaults inside this home. Every
+    # tool is listed (an unconfigured Retool lists none otherwise), so frames name real tools.
+    return {**env, "SOPHIA_HOME": str(home), "SOPHIA_DOCKER_HOST": f"unix://{home}/no-docker.sock",
+            "SOPHIA_LIST_ALL_TOOLS": "1"}
 
 
 def tool_names(wire: RawWire, portal: BlockingPortal) -> list[str]:

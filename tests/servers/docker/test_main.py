@@ -16,7 +16,8 @@ from sophia_shared.testing import error_code, structured
 
 COMMAND = [sys.executable, "-m", "sophia_docker"]
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+# list_every_tool: these tests are about the whole catalogue, not about who may see which tool.
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.usefixtures("list_every_tool")]
 
 
 def _env(host: str, **extra: str) -> dict[str, str]:

@@ -18,7 +18,8 @@ from sophia_shared.errors import InvalidArgument, Unavailable
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import SophiaTestClient, connect, error_code, error_data, structured
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+# list_every_tool: these tests are about the whole catalogue, not about who may see which tool.
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.usefixtures("list_every_tool")]
 
 OPS = Principal("olivia", Role.DEVOPS)
 VIEWER = Principal("vera", Role.VIEWER)

@@ -16,7 +16,8 @@ from sophia_gong.tools import build_server
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import connect
 
-pytestmark = pytest.mark.anyio
+# list_every_tool: these tests are about the whole catalogue, not about who may see which tool.
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("list_every_tool")]
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
 

@@ -20,7 +20,8 @@ from sophia_shared.testing import structured
 
 COMMAND = [sys.executable, "-m", "sophia_memory"]
 
-pytestmark = pytest.mark.e2e
+# list_every_tool: these tests are about the whole catalogue, not about who may see which tool.
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("list_every_tool")]
 
 
 def _env(db: Path, models_dir: Path, **extra: str) -> dict[str, str]:

@@ -15,7 +15,8 @@ from sophia_shared.auth import local_principal
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import SophiaTestClient, connect, error_code, error_data, structured
 
-pytestmark = pytest.mark.anyio
+# list_every_tool: these tests are about the whole catalogue, not about who may see which tool.
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("list_every_tool")]
 
 ALICE = Principal("alice", Role.DEVELOPER)
 BOB = Principal("bob", Role.DEVELOPER)

@@ -19,7 +19,8 @@ from sophia_pulumi.settings import PulumiSettings
 from sophia_pulumi.tools import check
 from sophia_shared.errors import Unavailable
 
-pytestmark = pytest.mark.anyio
+# list_every_tool: these tests are about the whole catalogue, not about who may see which tool.
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("list_every_tool")]
 
 COLD_START = """
 import json, sys, anyio

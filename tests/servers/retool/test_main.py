@@ -14,6 +14,9 @@ from mcp.client.stdio import StdioServerParameters
 from servers.retool.harness import ADMIN_TOKEN, Retool
 from sophia_shared.testing import error_code, structured
 
+# These tests are about the whole catalogue, not about who may see which tool.
+pytestmark = pytest.mark.usefixtures("list_every_tool")
+
 COMMAND = [sys.executable, "-m", "sophia_retool"]
 
 

@@ -327,7 +327,7 @@ async def test_not_configured_lists_tools_and_names_the_settings(retool: Retool,
         with anyio.fail_after(20):
             tools = await client.list_tools()
             result = await client.call("retool_list_apps", {})
-    assert len(tools) == 23
+    assert tools == []  # nothing it lists could answer anything but not_configured
     assert error_code(result) == "not_configured"
     assert error_data(result)["settings"] == ["SOPHIA_RETOOL_BASE_URL", "SOPHIA_RETOOL_API_TOKEN"]
     assert retool.server.log == []

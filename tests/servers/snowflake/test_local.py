@@ -13,7 +13,8 @@ from sophia_snowflake.local import DEMO_TABLES
 from sophia_snowflake.settings import SnowflakeSettings
 from sophia_snowflake.tools import build_server
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+# list_every_tool: these tests are about the whole catalogue, not about who may see which tool.
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.usefixtures("list_every_tool")]
 
 
 def _alive(pid: int) -> bool:

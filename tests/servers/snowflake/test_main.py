@@ -16,7 +16,8 @@ from .conftest import FakesnowServer
 
 COMMAND = [sys.executable, "-m", "sophia_snowflake"]
 
-pytestmark = pytest.mark.e2e
+# list_every_tool: these tests are about the whole catalogue, not about who may see which tool.
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("list_every_tool")]
 
 
 def _env(server: FakesnowServer | None, database: str = "SHOP", **extra: str) -> dict[str, str]:

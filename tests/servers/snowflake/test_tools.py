@@ -14,7 +14,8 @@ from sophia_shared.testing import connect, error_code, error_data, error_of, str
 from sophia_snowflake.settings import SnowflakeSettings
 from sophia_snowflake.tools import build_server
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+# list_every_tool: these tests are about the whole catalogue, not about who may see which tool.
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.usefixtures("list_every_tool")]
 
 VIEWER = Principal("vera", Role.VIEWER, kind="test")
 DEVOPS = Principal("dmitri", Role.DEVOPS, kind="test")
