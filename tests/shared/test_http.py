@@ -51,13 +51,13 @@ def _post(url: str, headers: dict[str, str] | None = None, body: bytes | None = 
                       content=body if body is not None else json.dumps(INIT).encode(), timeout=10)
 
 
-def test_no_token_is_401_with_resource_metadata(token_url: str) -> None:
+def test_no_token_is_401_advertising_no_authorization_server(token_url: str) -> None:
+    """Sophia tokens have no authorization server: the 401 must not send an OAuth client to one."""
     response = _post(token_url)
     assert response.status_code == 401
-    assert "resource_metadata" in response.headers.get("www-authenticate", "")
-    meta = httpx.get(f"{token_url}/.well-known/oauth-protected-resource/mcp", timeout=10)
-    assert meta.status_code == 200
-    assert meta.json()["resource"].rstrip("/") == f"{token_url}/mcp"
+    challenge = response.headers.get("www-authenticate", "")
+    assert challenge.startswith("Bearer ") and "resource_metadata" not in challenge
+    assert httpx.get(f"{token_url}/.well-known/oauth-protected-resource/mcp", timeout=10).status_code == 404
 
 
 def test_bad_token_is_401(token_url: str) -> None:
@@ -146,6 +146,16 @@ async def test_jwt_with_the_right_audience_is_accepted(jwt_setup: tuple[str, Any
         result = await _call(url, _jwt(key, f"{url}/mcp", role="devops"), "demo_echo", {"text": "x"})
     assert structured(result)["principal"] == "jdoe"
     assert structured(result)["role"] == "devops"
+
+
+def test_jwt_401_and_metadata_name_the_configured_issuer(jwt_setup: tuple[str, Any]) -> None:
+    url, _ = jwt_setup
+    challenge = _post(url).headers.get("www-authenticate", "")
+    metadata_url = f"{url}/.well-known/oauth-protected-resource/mcp"
+    assert f'resource_metadata="{metadata_url}"' in challenge
+    meta = httpx.get(metadata_url, timeout=10).json()
+    assert meta["resource"].rstrip("/") == f"{url}/mcp"
+    assert [s.rstrip("/") for s in meta["authorization_servers"]] == ["https://idp.example"]
 
 
 def test_jwt_with_the_wrong_audience_is_401(jwt_setup: tuple[str, Any]) -> None:

@@ -360,11 +360,17 @@ class SophiaServer(MCPServer[Any]):
     # -- HTTP auth wiring (used by the CLI) -------------------------------------------------
 
     def configure_auth(self, verifier: Any, resource_url: str, issuer_url: str | None = None) -> None:
-        """Require bearer tokens on HTTP: Sophia tokens or JWTs, with protected-resource metadata."""
+        """Require bearer tokens on HTTP: Sophia tokens, or JWTs from `issuer_url`.
+
+        Protected-resource metadata (and its `resource_metadata` in the 401's WWW-Authenticate) is
+        served only with an issuer: it names the authorization server a client would go to, and
+        Sophia's own tokens have none, so advertising one would send OAuth clients nowhere.
+        """
         self._token_verifier = verifier
         self.settings.auth = AuthSettings(
+            # The SDK requires an issuer; with resource_server_url None it is never advertised.
             issuer_url=issuer_url or resource_url,  # type: ignore[arg-type]
-            resource_server_url=resource_url,  # type: ignore[arg-type]
+            resource_server_url=resource_url if issuer_url else None,  # type: ignore[arg-type]
             # Sophia's verifiers check the audience themselves (JWT) or have none (Sophia tokens).
             validate_token_resource=False,
         )
