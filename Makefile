@@ -42,8 +42,9 @@ lint: install
 typecheck: install
 	$(UV) run --frozen mypy
 
+# Every benchmark in bench/ in turn (bench/run_all.py); `make bench BENCHES="host memory"` runs only those.
 bench: install
-	$(UV) run --frozen python -m bench.run_all
+	$(UV) run --frozen python -m bench.run_all $(BENCHES)
 
 config: install
 	$(UV) run --frozen sophia config --client claude > mcp_config.json

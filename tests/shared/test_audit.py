@@ -184,3 +184,17 @@ def test_the_write_behind_writer_without_a_loop(sophia_home: Path) -> None:
     assert writer.flush()
     assert len(audit.records()) == 20 and audit.verify().intact
     writer.close()
+
+
+def test_a_missing_postgres_driver_names_the_real_setting(sophia_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sophia_shared.audit import _PostgresBackend
+    from sophia_shared.errors import NotConfigured
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` now fails as if not installed
+    dsn = "postgresql://postgres@/audit?host=/nonexistent"
+    with pytest.raises(NotConfigured) as at_start:
+        AuditLog(dsn=dsn, home=sophia_home)
+    with pytest.raises(NotConfigured) as at_connect:
+        _PostgresBackend(dsn)._connection(write=False)
+    for raised in (at_start, at_connect):
+        assert "SOPHIA_AUDIT_DSN" in str(raised.value) and "<SERVER>" not in str(raised.value)

@@ -262,7 +262,7 @@ class _PostgresBackend:
     def _connection(self, *, write: bool) -> Any:
         from .postgres_driver import import_psycopg
 
-        psycopg = import_psycopg("audit_dsn (SOPHIA_<SERVER>_AUDIT_DSN)")
+        psycopg = import_psycopg("audit_dsn (SOPHIA_AUDIT_DSN)")
 
         conn = self._conn
         if conn is None or conn.closed or conn.broken:
