@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -247,3 +248,26 @@ def test_a_token_connection_dropped_by_the_server_is_replaced_on_the_next_lookup
         assert store.lookup(plaintext) is not None
     finally:
         store.close()
+
+
+def test_a_store_from_before_users_is_migrated_in_place(dsn: str) -> None:
+    """Tokens made before users keep working and act as their name (where their memories are)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("""CREATE TABLE sophia_tokens (token_hash text PRIMARY KEY, id text NOT NULL UNIQUE,
+                        name text NOT NULL, role text NOT NULL, created double precision NOT NULL,
+                        revoked_at double precision)""")
+        conn.execute("INSERT INTO sophia_tokens VALUES (%s, 'old1', 'make-run', 'developer', 1.0, NULL)",
+                     (hashlib.sha256(b"sph_old-token").hexdigest(),))
+    store = PostgresTokenStore(dsn, cache_s=0.0)
+    try:
+        old = store.lookup("sph_old-token")
+        _record, plaintext = store.create("laptop", Role.VIEWER, user="alice")
+        new = store.lookup(plaintext)
+        listed = {r.name: r.user for r in store.list()}
+    finally:
+        store.close()
+    assert old is not None and (old.name, old.user) == ("make-run", "make-run")
+    assert new is not None and (new.name, new.user, new.role) == ("laptop", "alice", Role.VIEWER)
+    assert listed == {"make-run": "make-run", "laptop": "alice"}
+    with pytest.raises(InvalidArgument):
+        PostgresTokenStore(dsn).create("x", Role.VIEWER, user="space:team")

@@ -12,7 +12,7 @@ import typer
 from sophia_shared.audit import AuditLog, AuditUnavailable
 from sophia_shared.audit_checkpoint import checkpoint_table_sql
 from sophia_shared.audit_keys import KeyringError
-from sophia_shared.auth import Role, Tokens, local_principal, token_store
+from sophia_shared.auth import Role, Tokens, local_principal, os_user, token_store
 from sophia_shared.errors import SophiaError
 from sophia_shared.settings import SuiteSettings
 
@@ -39,18 +39,27 @@ def _tokens() -> Iterator[Tokens]:
 
 @token_app.command("create")
 def token_create(
-    name: Annotated[str, typer.Option(help="who or what will use the token")],
+    name: Annotated[str, typer.Option(help="a label for the token, e.g. the client or machine: laptop, ci")],
     role: Annotated[str, typer.Option(help="viewer, developer, devops or admin")] = "developer",
+    user: Annotated[str | None, typer.Option(
+        help="the person the token acts as (their memory, their audit name); default: you, the OS user "
+             "running this command, which is who stdio runs as")] = None,
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""
     try:
         with _tokens() as store:
-            record, plaintext = store.create(name, Role.parse(role))
+            record, plaintext = store.create(name, Role.parse(role), user=user or _default_user())
     except SophiaError as exc:
         raise _fail(exc) from None
     typer.echo(plaintext)
-    typer.echo(f"created token {record.id} for {record.name} with role {record.role.label}; "
+    typer.echo(f"created token {record.id} ({record.name}) for user {record.user} with role {record.role.label}; "
                "it is shown only now", err=True)
+
+
+def _default_user() -> str:
+    # The person creating a token is, by default, the one who will use it: so over HTTP they see
+    # the same memory as over stdio (SOPHIA_USER, else the OS user), not a tenant named after the token.
+    return SuiteSettings().user or os_user()
 
 
 @token_app.command("list")
@@ -64,7 +73,7 @@ def token_list() -> None:
     for record in records:
         state = "revoked" if record.revoked else "active"
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(record.created))
-        typer.echo(f"{record.id}  {record.name:<24} {record.role.label:<10} {state:<8} {created}")
+        typer.echo(f"{record.id}  {record.name:<24} {record.user:<16} {record.role.label:<10} {state:<8} {created}")
 
 
 @token_app.command("revoke")

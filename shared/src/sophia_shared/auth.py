@@ -6,6 +6,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -48,37 +49,67 @@ class Role(IntEnum):
         return self.name.lower()
 
 
+# A user name: what a token is created for and what SOPHIA_USER may say. No ':' (shared memory
+# spaces are stored under "space:<name>", so no user can be one) and nothing a shell would mangle.
+USER_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@+-]{0,127}")
+
+
+def check_user(user: str, *, setting: str = "--user") -> str:
+    """`user` if it is a valid user name, else invalid_argument naming `setting`."""
+    if not USER_PATTERN.fullmatch(user):
+        raise InvalidArgument(
+            f"{setting} {user[:80]!r} is not a user name: 1-128 of letters, digits and . _ @ + - "
+            "(starting with a letter, digit or _)"
+        )
+    return user
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a name (also the memory tenant), a role, and how they were authenticated."""
+    """Who is calling: the person (`name`, also their memory tenant), a role, and how they were
+    authenticated (`kind`; `credential` names the token, "" for the local user)."""
 
     name: str
     role: Role
     kind: str = "local"
+    credential: str = ""
+
+    @property
+    def audit_kind(self) -> str:
+        """The audit record's principal_kind: the kind, and which token (so it can be revoked)."""
+        return f"{self.kind}:{self.credential}" if self.credential else self.kind
 
     def as_meta(self) -> dict[str, str]:
-        return {"name": self.name, "role": self.role.label, "kind": self.kind}
+        meta = {"name": self.name, "role": self.role.label, "kind": self.kind}
+        if self.credential:
+            meta["credential"] = self.credential
+        return meta
 
     @classmethod
     def from_meta(cls, meta: Any) -> Principal | None:
         if not isinstance(meta, dict):
             return None
-        name, role = meta.get("name"), meta.get("role")
-        if not isinstance(name, str) or not name or not isinstance(role, str):
+        name, role, credential = meta.get("name"), meta.get("role"), meta.get("credential", "")
+        if not isinstance(name, str) or not name or not isinstance(role, str) or not isinstance(credential, str):
             return None
         try:
-            return cls(name=name, role=Role.parse(role), kind=str(meta.get("kind") or "host"))
+            return cls(name=name, role=Role.parse(role), kind=str(meta.get("kind") or "host"), credential=credential)
         except InvalidArgument:
             return None
 
 
-def local_principal(settings: SuiteSettings | None = None) -> Principal:
-    """The principal of a stdio session: the local OS user, with the role in SOPHIA_STDIO_ROLE."""
-    settings = settings or SuiteSettings()
+def os_user() -> str:
+    """The OS user running this process."""
     try:
-        user = getpass.getuser()
+        return getpass.getuser()
     except (KeyError, OSError):
-        user = f"uid-{os.getuid()}"
+        return f"uid-{os.getuid()}"
+
+
+def local_principal(settings: SuiteSettings | None = None) -> Principal:
+    """The principal of a stdio session: SOPHIA_USER, else the OS user, with the role in SOPHIA_STDIO_ROLE."""
+    settings = settings or SuiteSettings()
+    user = check_user(settings.user, setting="SOPHIA_USER") if settings.user else os_user()
     return Principal(name=user, role=Role.parse(settings.stdio_role), kind="local")
 
 
@@ -92,11 +123,26 @@ def _hash_token(token: str) -> str:
 
 @dataclass(frozen=True)
 class TokenRecord:
+    """A token's stored facts. `name` labels the token (e.g. "laptop"); `user` is who it acts as."""
+
     id: str
     name: str
     role: Role
     created: float
     revoked: bool = False
+    user: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.user:
+            # Tokens made before users existed act as their name: that is where their memories are.
+            object.__setattr__(self, "user", self.name)
+
+
+def _file_record(entry: dict[str, Any], revoked: bool | None = None) -> TokenRecord:
+    return TokenRecord(
+        entry["id"], entry["name"], Role.parse(entry["role"]), entry["created"],
+        bool(entry.get("revoked")) if revoked is None else revoked, str(entry.get("user") or ""),
+    )
 
 
 class TokenStore:
@@ -119,7 +165,8 @@ class TokenStore:
             data = json.loads(self.path.read_text())
             self._cache = dict(data.get("tokens", {}))
             self._cache_key = key
-        return {k: dict(v) for k, v in self._cache.items()}
+        # Entries written before users existed act as their name (saved so from the next write on).
+        return {k: {"user": v["name"], **v} for k, v in self._cache.items()}
 
     def _save(self, tokens: dict[str, dict[str, Any]]) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -130,26 +177,23 @@ class TokenStore:
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
 
-    def create(self, name: str, role: Role) -> tuple[TokenRecord, str]:
-        """Create a token; the plaintext is returned once and never stored."""
-        if not name.strip():
-            raise InvalidArgument("a token needs a non-empty --name")
+    def create(self, name: str, role: Role, user: str | None = None) -> tuple[TokenRecord, str]:
+        """Create a token acting as `user` (None: as `name`); the plaintext is returned once and never stored."""
+        user = _token_user(name, user)
         tokens = self._load()
         if any(t["name"] == name and not t.get("revoked") for t in tokens.values()):
             raise InvalidArgument(f"an active token named {name!r} exists; revoke it or pick another name")
         plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        record = TokenRecord(id=secrets.token_hex(4), name=name, role=role, created=time.time())
+        record = TokenRecord(id=secrets.token_hex(4), name=name, role=role, created=time.time(), user=user)
         tokens[_hash_token(plaintext)] = {
-            "id": record.id, "name": name, "role": role.label, "created": record.created, "revoked": False,
+            "id": record.id, "name": name, "user": user, "role": role.label, "created": record.created,
+            "revoked": False,
         }
         self._save(tokens)
         return record, plaintext
 
     def list(self) -> list[TokenRecord]:
-        return [
-            TokenRecord(t["id"], t["name"], Role.parse(t["role"]), t["created"], bool(t.get("revoked")))
-            for t in self._load().values()
-        ]
+        return [_file_record(t) for t in self._load().values()]
 
     def revoke(self, name_or_id: str) -> TokenRecord:
         tokens = self._load()
@@ -157,14 +201,14 @@ class TokenStore:
             if not entry.get("revoked") and name_or_id in (entry["name"], entry["id"]):
                 entry["revoked"] = True
                 self._save(tokens)
-                return TokenRecord(entry["id"], entry["name"], Role.parse(entry["role"]), entry["created"], True)
+                return _file_record(entry, revoked=True)
         raise NotFound(f"no active token named or with id {name_or_id!r}; see `sophia token list`")
 
     def lookup(self, plaintext: str) -> TokenRecord | None:
         entry = self._load().get(_hash_token(plaintext))
         if entry is None or entry.get("revoked"):
             return None
-        return TokenRecord(entry["id"], entry["name"], Role.parse(entry["role"]), entry["created"])
+        return _file_record(entry, revoked=False)
 
     def close(self) -> None:
         """Nothing to release: the file is opened per operation."""
@@ -173,11 +217,19 @@ class TokenStore:
 class Tokens(Protocol):
     """What `sophia token` and the verifier need of a token store."""
 
-    def create(self, name: str, role: Role) -> tuple[TokenRecord, str]: ...
+    def create(self, name: str, role: Role, user: str | None = None) -> tuple[TokenRecord, str]: ...
     def list(self) -> list[TokenRecord]: ...
     def revoke(self, name_or_id: str) -> TokenRecord: ...
     def lookup(self, plaintext: str) -> TokenRecord | None: ...
     def close(self) -> None: ...
+
+
+def _token_user(name: str, user: str | None) -> str:
+    if not name.strip():
+        raise InvalidArgument("a token needs a non-empty --name")
+    # Without a user the token acts as its name, as every token did before users (a name need not
+    # be a user name then: old names keep working).
+    return name if user is None else check_user(user)
 
 
 class TokenStoreUnavailable(AuthenticationError):
@@ -203,7 +255,11 @@ class PostgresTokenStore:
         )""",
         # One active token per name, enforced by the database across hosts.
         "CREATE UNIQUE INDEX IF NOT EXISTS sophia_tokens_active_name ON sophia_tokens (name) WHERE revoked_at IS NULL",
+        # Added with users: rows from before it (or from a host not yet upgraded) read as user = name,
+        # via coalesce, so no migration step can leave a token without a user.
+        "ALTER TABLE sophia_tokens ADD COLUMN IF NOT EXISTS user_name text",
     )
+    _SELECT = "SELECT id, name, role, created, revoked_at, coalesce(user_name, name) FROM sophia_tokens"
     _CACHE_MAX = 4096
 
     def __init__(self, dsn: str, cache_s: float = 1.0):
@@ -264,18 +320,18 @@ class PostgresTokenStore:
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> TokenRecord:
-        return TokenRecord(row[0], row[1], Role.parse(row[2]), row[3], row[4] is not None)
+        return TokenRecord(row[0], row[1], Role.parse(row[2]), row[3], row[4] is not None, row[5])
 
-    def create(self, name: str, role: Role) -> tuple[TokenRecord, str]:
-        """Create a token; the plaintext is returned once and never stored."""
-        if not name.strip():
-            raise InvalidArgument("a token needs a non-empty --name")
+    def create(self, name: str, role: Role, user: str | None = None) -> tuple[TokenRecord, str]:
+        """Create a token acting as `user` (None: as `name`); the plaintext is returned once and never stored."""
+        user = _token_user(name, user)
         plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        record = TokenRecord(id=secrets.token_hex(4), name=name, role=role, created=time.time())
+        record = TokenRecord(id=secrets.token_hex(4), name=name, role=role, created=time.time(), user=user)
         try:
             self._run(
-                "INSERT INTO sophia_tokens (token_hash, id, name, role, created) VALUES (%s, %s, %s, %s, %s)",
-                (_hash_token(plaintext), record.id, name, role.label, record.created),
+                "INSERT INTO sophia_tokens (token_hash, id, name, role, created, user_name) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (_hash_token(plaintext), record.id, name, role.label, record.created, user),
             )
         except self._psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "sophia_tokens_active_name":
@@ -286,9 +342,7 @@ class PostgresTokenStore:
         return record, plaintext
 
     def list(self) -> list[TokenRecord]:
-        rows = self._run(
-            "SELECT id, name, role, created, revoked_at FROM sophia_tokens ORDER BY created, id", read=True
-        )
+        rows = self._run(f"{self._SELECT} ORDER BY created, id", read=True)
         return [self._record(r) for r in rows]
 
     def revoke(self, name_or_id: str) -> TokenRecord:
@@ -296,7 +350,7 @@ class PostgresTokenStore:
             """UPDATE sophia_tokens SET revoked_at = %s
                WHERE token_hash = (SELECT token_hash FROM sophia_tokens
                                    WHERE revoked_at IS NULL AND (name = %s OR id = %s) ORDER BY created LIMIT 1)
-               RETURNING id, name, role, created, revoked_at""",
+               RETURNING id, name, role, created, revoked_at, coalesce(user_name, name)""",
             (time.time(), name_or_id, name_or_id),
         )
         if not rows:
@@ -327,12 +381,7 @@ class PostgresTokenStore:
         # Stamped before asking: a revocation committed while the query runs still ends the trust
         # within `cache_s` of it.
         asked = time.monotonic()
-        rows = self._run(
-            "SELECT id, name, role, created, revoked_at FROM sophia_tokens "
-            "WHERE token_hash = %s AND revoked_at IS NULL",
-            (key,),
-            read=True,
-        )
+        rows = self._run(f"{self._SELECT} WHERE token_hash = %s AND revoked_at IS NULL", (key,), read=True)
         if not rows:
             return None
         record = self._record(rows[0])
@@ -380,8 +429,8 @@ class SophiaTokenVerifier:
         if record is None:
             return None
         return AccessToken(
-            token=token, client_id=record.name, scopes=[], subject=record.name,
-            claims={"sophia_role": record.role.label, "sophia_kind": "token"},
+            token=token, client_id=record.name, scopes=[], subject=record.user,
+            claims={"sophia_role": record.role.label, "sophia_kind": "token", "sophia_credential": record.name},
         )
 
 
@@ -442,4 +491,5 @@ def principal_from_access_token(token: AccessToken) -> Principal:
         name=token.subject or token.client_id,
         role=Role.parse(str(claims.get("sophia_role", "viewer"))),
         kind=str(claims.get("sophia_kind", "token")),
+        credential=str(claims.get("sophia_credential", "")),
     )

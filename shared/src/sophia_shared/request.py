@@ -232,7 +232,7 @@ def record(server: SophiaServer, call: Call) -> SophiaError | None:
     """Write the call's audit record; the failure to answer with instead when it cannot be written."""
     principal = call.principal
     event = AuditEvent(
-        principal=principal.name, principal_kind=principal.kind, role=principal.role.label,
+        principal=principal.name, principal_kind=principal.audit_kind, role=principal.role.label,
         server=server.name, tool=call.tool, arguments=server._argument_shape(call.arguments),
         outcome=call.outcome.value, error_code=call.code, duration_ms=(time.perf_counter() - call.started) * 1000,
         correlation_id=call.correlation_id,

@@ -107,6 +107,9 @@ class SuiteSettings(_SophiaBaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOPHIA_", title="sophia", extra="ignore")
 
     stdio_role: Role = "developer"
+    # Who a stdio session is (its memory tenant, its audit principal): default the OS user. Set it
+    # to the user your HTTP tokens were created for to share one memory across transports.
+    user: str | None = None
     # Set by the host on the children it starts: they accept the caller's principal from each
     # call's _meta. Never set this on a server reachable by anything but its parent host.
     trust_host_principal: bool = False
