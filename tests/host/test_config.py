@@ -33,7 +33,10 @@ def test_client_configs_point_at_this_install(kind: ClientKind) -> None:
     assert entry["args"] == ["up", "--transport", "stdio"]
     remote = json.loads(render(kind, url="http://127.0.0.1:8760/mcp"))
     remote_entry = remote["servers" if kind is ClientKind.vscode else "mcpServers"]["sophia"]
-    assert remote_entry["url"] == "http://127.0.0.1:8760/mcp"
+    if kind is ClientKind.claude:  # stdio entries only: the bridge to the URL
+        assert remote_entry["args"] == ["connect", "http://127.0.0.1:8760/mcp"]
+    else:
+        assert remote_entry["url"] == "http://127.0.0.1:8760/mcp"
 
 
 def test_servers_from_sophia_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

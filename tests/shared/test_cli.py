@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+from importlib.metadata import entry_points, version
 from pathlib import Path
 
 import anyio
@@ -94,3 +97,63 @@ def test_unauthenticated_http_off_loopback_is_refused_by_the_cli() -> None:
     refused = _run("serve", "--transport", "http", "--host", "0.0.0.0", "--allow-unauthenticated")
     assert refused.returncode == 2
     assert "loopback only" in refused.stderr
+
+
+# -- a CLI that feels native: --version, a --help that loads nothing heavy, a quiet Ctrl-C ---------------
+
+# Modules the help and version paths must not import: the MCP SDK, the settings stack, the embedding
+# runtime, database drivers, HTTP servers, a server's own tools.
+HEAVY = ("mcp", "pydantic_settings", "onnxruntime", "tokenizers", "numpy", "psycopg", "uvicorn", "starlette",
+         "anyio", "httpx", "docker", "snowflake", "pulumi", "sophia_shared.settings", "sophia_shared.server")
+SERVER_CLIS = sorted(ep.name for ep in entry_points(group="console_scripts")
+                     if ep.name.startswith("sophia-") and ep.value.endswith(":main"))
+
+
+def test_every_server_cli_is_found() -> None:
+    assert {f"sophia-{n}" for n in ("memory", "snowflake", "docker", "pulumi", "gong", "retool")} <= set(SERVER_CLIS)
+
+
+def _loaded_by(script: str, *args: str) -> list[str]:
+    """Run console script `script` in-process with `args`; which HEAVY modules it imported."""
+    (ep,) = [ep for ep in entry_points(group="console_scripts") if ep.name == script]
+    probe = (
+        "import sys\n"
+        f"sys.argv = [{script!r}, *{list(args)!r}]\n"
+        f"from {ep.module} import {ep.attr} as main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = eval(done.stdout.strip().splitlines()[-1])  # noqa: S307 - our own probe's list literal
+    return loaded
+
+
+@pytest.mark.parametrize("script", SERVER_CLIS)
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["serve", "--help"]])
+def test_server_help_and_version_import_nothing_heavy(script: str, args: list[str]) -> None:
+    assert _loaded_by(script, *args) == []
+
+
+@pytest.mark.parametrize("script", SERVER_CLIS)
+def test_server_version(script: str) -> None:
+    done = subprocess.run([str(Path(sys.executable).with_name(script)), "--version"], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == f"{script} {version(script)}"
+
+
+@pytest.mark.anyio
+async def test_ctrl_c_ends_a_stdio_server_without_a_traceback() -> None:
+    process = await anyio.open_process(DEMO, env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE)
+    async with process:
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        await process.stdin.send(json.dumps(init).encode() + b"\n")
+        with anyio.fail_after(60):
+            assert b'"result"' in await process.stdout.receive()  # serving: stdin is held by the SDK's reader
+            process.send_signal(signal.SIGINT)
+            code = await process.wait()
+            err = b"".join([chunk async for chunk in process.stderr])
+    assert code == 130 and b"Traceback" not in err, err

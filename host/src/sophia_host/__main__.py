@@ -1,32 +1,42 @@
-"""`sophia`: the admin command (tokens, audit, memory) and the host (up, status, logs, config)."""
+"""`sophia`: the admin command (tokens, audit, memory) and the host (up, status, logs, config, connect).
 
-from __future__ import annotations
+Every command imports what it needs when it runs: `sophia --help` and `sophia --version` load
+neither the MCP SDK nor pydantic settings.
+"""
+
+from typing import Annotated
 
 import typer
-from sophia_shared.cli import run
+from sophia_shared.cli import run, version_of
+from sophia_shared.memory_cli import memory_app
 
 from . import cli
 from .admin import audit_app, token_app
 
 app = typer.Typer(name="sophia", help="Sophia: MCP servers for platform and data teams.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
+app.add_typer(memory_app, name="memory")
 app.command("up")(cli.up)
 app.command("status")(cli.status)
 app.command("logs")(cli.logs)
 app.command("config")(cli.config)
+app.command("connect")(cli.connect)
 
 
-def _mount_optional() -> None:
-    try:
-        from sophia_shared.memory.cli import memory_app  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the memory store's CLI lands with the memory issue
-        return
-    app.add_typer(memory_app, name="memory")
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"sophia {version_of('sophia-host')}")
+        raise typer.Exit()
 
 
-_mount_optional()
+@app.callback()
+def options(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Sophia: MCP servers for platform and data teams."""
 
 
 def main() -> None:

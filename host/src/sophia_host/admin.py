@@ -6,21 +6,24 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sophia_shared.audit import AuditLog, AuditUnavailable
-from sophia_shared.audit_checkpoint import checkpoint_table_sql
-from sophia_shared.audit_keys import KeyringError
-from sophia_shared.auth import Role, Tokens, local_principal, os_user, token_store
+
+# The shared mechanisms (pydantic settings, the audit log, PostgreSQL drivers) are imported by the
+# commands that use them, so that `sophia --help` loads none of them.
 from sophia_shared.errors import SophiaError
-from sophia_shared.settings import SuiteSettings
+
+if TYPE_CHECKING:
+    from sophia_shared.audit import AuditLog
+    from sophia_shared.auth import Tokens
 
 token_app = typer.Typer(
     help="Bearer tokens for HTTP clients, stored hashed (under SOPHIA_HOME, or in PostgreSQL: SOPHIA_TOKENS_DSN).",
-    no_args_is_help=True,
+    no_args_is_help=True, rich_markup_mode=None,
 )
-audit_app = typer.Typer(help="The keyed, hash-chained audit log of every tool call.", no_args_is_help=True)
+audit_app = typer.Typer(help="The keyed, hash-chained audit log of every tool call.", no_args_is_help=True,
+                        rich_markup_mode=None)
 
 
 def _fail(exc: SophiaError) -> typer.Exit:
@@ -30,6 +33,8 @@ def _fail(exc: SophiaError) -> typer.Exit:
 
 @contextmanager
 def _tokens() -> Iterator[Tokens]:
+    from sophia_shared.auth import token_store
+
     store = token_store()
     try:
         yield store
@@ -46,6 +51,8 @@ def token_create(
              "running this command, which is who stdio runs as")] = None,
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""
+    from sophia_shared.auth import Role
+
     try:
         with _tokens() as store:
             record, plaintext = store.create(name, Role.parse(role), user=user or _default_user())
@@ -57,6 +64,9 @@ def token_create(
 
 
 def _default_user() -> str:
+    from sophia_shared.auth import os_user
+    from sophia_shared.settings import SuiteSettings
+
     # The person creating a token is, by default, the one who will use it: so over HTTP they see
     # the same memory as over stdio (SOPHIA_USER, else the OS user), not a tenant named after the token.
     return SuiteSettings().user or os_user()
@@ -88,6 +98,9 @@ def token_revoke(name_or_id: Annotated[str, typer.Argument(help="the token's nam
 
 
 def _log() -> AuditLog:
+    from sophia_shared.audit import AuditLog
+    from sophia_shared.settings import SuiteSettings
+
     return AuditLog(dsn=SuiteSettings().audit_dsn)
 
 
@@ -127,6 +140,11 @@ def audit_verify() -> None:
 @audit_app.command("rotate-key")
 def audit_rotate_key() -> None:
     """Seal new records with a new key; old keys stay in the keyring so old records still verify."""
+    from sophia_shared.audit import AuditUnavailable
+    from sophia_shared.audit_keys import KeyringError
+    from sophia_shared.auth import local_principal
+    from sophia_shared.settings import SuiteSettings
+
     try:
         old, new = _log().rotate_key(principal=local_principal(SuiteSettings()).name)
     except KeyringError as exc:
@@ -142,4 +160,6 @@ def audit_checkpoint_sql(
     writer_role: Annotated[str, typer.Option(help="the PostgreSQL role the servers connect as")],
 ) -> None:
     """Print the SQL that another role runs once to own the checkpoint table (SOPHIA_AUDIT_CHECKPOINT_DSN)."""
+    from sophia_shared.audit_checkpoint import checkpoint_table_sql
+
     typer.echo(checkpoint_table_sql(writer_role), nl=False)

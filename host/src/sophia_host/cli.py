@@ -11,19 +11,20 @@ import socket
 import sys
 import threading
 import time
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
 import typer
 from sophia_shared.cli import Transport
-from sophia_shared.errors import SophiaError
-from sophia_shared.settings import SettingsError, SuiteSettings, load_settings
 
-from .client_config import ClientKind, render
-from .config import NAME_RE, HostSettings, load_servers, parse_server_names
-from .server import HostServer
+from .client_config import ClientKind
 from .status import StatusFile, log_dir
-from .status import render as render_status
+
+if TYPE_CHECKING:
+    from .server import HostServer
+
+# The heavy modules (the MCP SDK, pydantic settings, the host server) are imported inside the
+# commands: `sophia --help` and `sophia --version` must not load them.
 
 DEFAULT_PORT = 8760
 EXIT_GRACE_S = 20.0
@@ -55,6 +56,13 @@ def up(
     ] = None,
 ) -> None:
     """Start every configured server and serve all their tools on one endpoint."""
+    import anyio
+    from sophia_shared.errors import SophiaError
+    from sophia_shared.settings import SettingsError, SuiteSettings, load_settings
+
+    from .config import HostSettings, load_servers, parse_server_names
+    from .server import HostServer
+
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="sophia: %(levelname)s %(message)s")
     try:
         overrides: dict[str, Any] = {"read_only": True} if read_only else {}
@@ -125,6 +133,8 @@ def listen_socket(host: str, port: int) -> socket.socket:
 
 
 async def _serve(server: HostServer, app: Any, host: str, port: int, listening: socket.socket | None) -> None:
+    import anyio
+
     async with server.running(), anyio.create_task_group() as tg:
         web: Any = None
         stopping = False
@@ -208,6 +218,8 @@ def status(
 
         typer.echo(json.dumps(current, indent=1))
         return
+    from .status import render as render_status
+
     typer.echo(render_status(current))
 
 
@@ -217,6 +229,8 @@ def logs(
     follow: Annotated[bool, typer.Option("-f", "--follow", help="keep printing what the server writes")] = False,
 ) -> None:
     """Show a server's own log (its stderr, as the host started it): $SOPHIA_HOME/host/logs/<server>.log."""
+    from .config import NAME_RE
+
     directory = log_dir()
     path = directory / f"{server}.log"
     if not NAME_RE.match(server) or not path.is_file():
@@ -247,11 +261,55 @@ def _follow(fh: Any) -> None:
 
 
 def config(
-    client: Annotated[ClientKind, typer.Option(help="claude, cursor or vscode")] = ClientKind.claude,
-    url: Annotated[str | None, typer.Option(help="point the client at a running HTTP host instead of stdio")] = None,
+    client: Annotated[
+        str, typer.Option(help="claude, cursor, vscode, or all (each client's file and what to paste)")
+    ] = "claude",
+    url: Annotated[
+        str | None, typer.Option(help="point the client at a running HTTP host (e.g. http://127.0.0.1:8760/mcp)")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="a file holding the bearer token, for the `sophia connect` bridge")
+    ] = None,
     portable: Annotated[
-        bool, typer.Option("--portable", help="name the `sophia` command rather than this install's path")
+        bool, typer.Option("--portable", help="name the `sophia` command and no settings (for a checked-in file)")
     ] = False,
 ) -> None:
-    """Print a ready client config for this install."""
-    typer.echo(render(client, url=url, portable=portable), nl=False)
+    """Print a ready client config for this install (stdio, or --url for a running HTTP host)."""
+    from .client_config import render, render_all, suite_settings
+
+    if client != "all" and client not in ClientKind.__members__:
+        typer.echo(f"sophia config: --client must be claude, cursor, vscode or all, not {client!r}", err=True)
+        raise typer.Exit(2)
+    settings = None if portable else suite_settings()
+    if settings is not None and settings.left_out:
+        typer.echo(f"sophia config: left out secret settings {', '.join(settings.left_out)}: add them to the "
+                   "config's env yourself, or keep them in sophia.toml", err=True)
+    if client == "all":
+        typer.echo(render_all(url=url, token_file=token_file, settings=settings or suite_settings()), nl=False)
+        return
+    typer.echo(render(ClientKind(client), url=url, portable=portable, token_file=token_file, settings=settings),
+               nl=False)
+
+
+def connect(
+    url: Annotated[str, typer.Argument(help="the host's streamable HTTP endpoint, e.g. http://127.0.0.1:8760/mcp")],
+    token_file: Annotated[
+        Path | None, typer.Option(help="read the bearer token from this file (else from $SOPHIA_TOKEN)")
+    ] = None,
+    token_env: Annotated[
+        str, typer.Option(help="the environment variable holding the bearer token")
+    ] = "SOPHIA_TOKEN",  # noqa: S107 - the variable's name, not a token
+) -> None:
+    """Bridge stdio to a streamable HTTP host, for clients that speak only stdio (Claude Desktop).
+
+    The token is never taken from the command line or the URL: argv and URLs end up in process
+    lists and logs.
+    """
+    from .connect import BridgeFailed, read_token, serve_bridge
+
+    try:
+        token = read_token(token_file, token_env)
+        serve_bridge(url, token)
+    except BridgeFailed as exc:
+        typer.echo(f"sophia connect: {exc}", err=True)
+        raise typer.Exit(2) from None

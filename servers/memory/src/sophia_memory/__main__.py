@@ -1,15 +1,25 @@
 """`sophia-memory`: the memory MCP server's command line."""
 
-from sophia_shared.cli import server_app
+from typing import Any
 
-from .settings import MemoryServerSettings
-from .tools import build_server, check
+from sophia_shared.cli import ServerParts, lazy_server_app, run
 
-app = server_app("memory", MemoryServerSettings, build_server, check)
+
+def _parts() -> ServerParts[Any]:
+    # Imported when a command runs, not for `--help` or `--version`.
+    from sophia_memory.settings import MemoryServerSettings
+    from sophia_memory.tools import build_server, check
+
+    return ServerParts(MemoryServerSettings, build_server, check)
+
+
+# At module level: importing this module registers the builder for suite-wide tests and the host.
+app = lazy_server_app("memory", _parts)
 
 
 def main() -> None:
-    app()
+    """Entry point of the `sophia-memory` command."""
+    run(app)
 
 
 if __name__ == "__main__":

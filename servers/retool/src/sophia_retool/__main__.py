@@ -1,11 +1,20 @@
 """`sophia-retool`: the shared CLI bound to the Retool server."""
 
-from sophia_shared.cli import run, server_app
+from typing import Any
 
-from sophia_retool.settings import RetoolSettings
-from sophia_retool.tools import build_server, check
+from sophia_shared.cli import ServerParts, lazy_server_app, run
 
-app = server_app("retool", RetoolSettings, build_server, check)
+
+def _parts() -> ServerParts[Any]:
+    # Imported when a command runs, not for `--help` or `--version`.
+    from sophia_retool.settings import RetoolSettings
+    from sophia_retool.tools import build_server, check
+
+    return ServerParts(RetoolSettings, build_server, check)
+
+
+# At module level: importing this module registers the builder for suite-wide tests and the host.
+app = lazy_server_app("retool", _parts)
 
 
 def main() -> None:

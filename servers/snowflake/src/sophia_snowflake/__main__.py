@@ -1,14 +1,24 @@
 """`sophia-snowflake`: the Snowflake MCP server's command line."""
 
-from sophia_shared.cli import run, server_app
+from typing import Any
 
-from .settings import SnowflakeSettings
-from .tools import build_server, check
+from sophia_shared.cli import ServerParts, lazy_server_app, run
 
-app = server_app("snowflake", SnowflakeSettings, build_server, check)
+
+def _parts() -> ServerParts[Any]:
+    # Imported when a command runs, not for `--help` or `--version`.
+    from sophia_snowflake.settings import SnowflakeSettings
+    from sophia_snowflake.tools import build_server, check
+
+    return ServerParts(SnowflakeSettings, build_server, check)
+
+
+# At module level: importing this module registers the builder for suite-wide tests and the host.
+app = lazy_server_app("snowflake", _parts)
 
 
 def main() -> None:
+    """Entry point of the `sophia-snowflake` command."""
     run(app)
 
 
