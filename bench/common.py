@@ -55,3 +55,35 @@ def _cpus() -> int:
     import os
 
     return len(os.sched_getaffinity(0))
+
+
+def tree_cpu_s(root: int, *, descendants: bool = True) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by `root` and each live descendant, keyed by
+    "<pid> <command name>": sampled before and after a run, it says where the CPU of each call went."""
+    import os
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    stats: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue  # the process ended while we looked
+        name, rest = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
+        parents[int(entry.name)] = int(rest[1])
+        stats[int(entry.name)] = (name, (int(rest[11]) + int(rest[12])) / ticks)
+    tree, frontier = {root}, [root] if descendants else []
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return {f"{pid} {stats[pid][0]}": stats[pid][1] for pid in sorted(tree) if pid in stats}
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each process used between two `tree_cpu_s` samples (processes alive at the end)."""
+    return {name: round(after[name] - before.get(name, 0.0), 3) for name in after}

@@ -196,7 +196,7 @@ class HostServer(SophiaServer):
             self._audit_writer = AuditWriter(self.audit)
         return self._audit_writer
 
-    def write_audit(self, event: AuditEvent) -> None:
+    async def write_audit(self, event: AuditEvent) -> None:
         """Write-behind at the edge (AuditWriter): a forwarded call's executing Sophia child records
         it synchronously itself, so the host's copy never holds up the answer."""
         self.audit_writer.submit(event)

@@ -45,14 +45,14 @@ from .audit_records import (
 )
 from .audit_shape import argument_shape, settings_secrets
 from .audit_verify import read_head, verify_log
-from .audit_writer import AuditWriter
+from .audit_writer import AuditWriter, GroupCommit
 from .paths import sophia_home
 from .redact import redact
 from .settings import SuiteSettings, load_settings
 
 __all__ = [
     "FIELDS", "GAP_OUTCOME", "GENESIS", "SEALED_FIELDS", "AuditEvent", "AuditKey", "AuditKeyring", "AuditLog",
-    "AuditUnavailable", "AuditWriter", "VerifyReport", "argument_shape", "canonical_json", "entry_hash",
+    "AuditUnavailable", "AuditWriter", "GroupCommit", "VerifyReport", "argument_shape", "canonical_json", "entry_hash",
     "settings_secrets",
 ]
 

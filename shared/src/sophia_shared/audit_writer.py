@@ -1,4 +1,4 @@
-"""The host's write-behind: calls hand records over, one thread commits them in batches."""
+"""Batched appends: the host's write-behind (`AuditWriter`) and a server's group commit (`GroupCommit`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import queue
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
 
 from .audit_records import AuditEvent, AuditUnavailable, gap_event
 
@@ -192,3 +195,51 @@ class AuditWriter:
         thread.join(timeout=30.0)
 
 
+
+
+class _Batch:
+    __slots__ = ("done", "error", "events")
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+        self.done = anyio.Event()
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Synchronous appends for a server that executes the action, without a commit per call.
+
+    `append` returns once the call's record is committed (or raises AuditUnavailable), so the
+    record still comes before the answer. The commit runs in a worker thread, never on the event
+    loop, and the records of calls that end while one commit is in flight share the next one:
+    the first call of a batch waits for its turn at the lock, everyone after it just joins its
+    batch. On a PostgreSQL log shared by several writers (which serialise on the chain lock), one
+    transaction per call capped a server at ~100 calls/s; a transaction per batch does not.
+    Commits are shielded from cancellation: a batch that others joined is always written.
+    """
+
+    def __init__(self, log: AuditLog):
+        self.log = log
+        self._open = _Batch()
+        self._turn = anyio.Lock()
+
+    async def append(self, event: AuditEvent) -> None:
+        batch = self._open
+        batch.events.append(event)
+        with anyio.CancelScope(shield=True):
+            if len(batch.events) == 1:
+                await self._commit(batch)
+            else:
+                await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+
+    async def _commit(self, batch: _Batch) -> None:
+        async with self._turn:
+            self._open = _Batch()  # close this batch: calls from now on wait for the next commit
+            try:
+                await anyio.to_thread.run_sync(self.log.append_many, batch.events)
+            except Exception as exc:  # noqa: BLE001 - every waiter of the batch hears the failure
+                batch.error = exc
+            finally:
+                batch.done.set()

@@ -44,11 +44,14 @@ class FrameLimits:
 
     max_bytes: int = 16 * 1024 * 1024
     max_depth: int = 64
+    # How long a stdio edge keeps answering requests it already read once its input has ended.
+    drain_s: float = 30.0
 
     @classmethod
     def from_settings(cls, suite: Any) -> FrameLimits:
         """The limits in `suite` (a SuiteSettings)."""
-        return cls(max_bytes=int(suite.frame_max_bytes), max_depth=int(suite.frame_max_depth))
+        return cls(max_bytes=int(suite.frame_max_bytes), max_depth=int(suite.frame_max_depth),
+                   drain_s=float(suite.stdio_drain_s))
 
 
 DEFAULT_LIMITS: Final = FrameLimits()

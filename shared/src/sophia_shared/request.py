@@ -176,9 +176,10 @@ async def serve(
                 call.outcome, call.code = Outcome.CANCELLED, None
             else:
                 call.outcome, call.code = Outcome.ERROR, ErrorCode.INTERNAL.value
-            record(server, call)
+            with anyio.CancelScope(shield=True):  # a cancelled call is recorded all the same
+                await record(server, call)
             raise
-        failure = record(server, call)
+        failure = await record(server, call)
         if failure is not None:
             return as_result(error_result(failure, verbose=False))
         return result
@@ -228,7 +229,7 @@ def admit(server: SophiaServer, call: Call) -> ToolSpec:
     return spec
 
 
-def record(server: SophiaServer, call: Call) -> SophiaError | None:
+async def record(server: SophiaServer, call: Call) -> SophiaError | None:
     """Write the call's audit record; the failure to answer with instead when it cannot be written."""
     principal = call.principal
     event = AuditEvent(
@@ -238,7 +239,7 @@ def record(server: SophiaServer, call: Call) -> SophiaError | None:
         correlation_id=call.correlation_id,
     )
     try:
-        server.write_audit(event)
+        await server.write_audit(event)
     except Exception as exc:
         log.error("audit append failed for %s.%s (%s): the call is answered as unavailable",
                   server.name, call.tool, type(exc).__name__, exc_info=exc)

@@ -30,7 +30,7 @@ from mcp.types import (
 )
 from pydantic import Field, ValidationError
 
-from .audit import AuditEvent, AuditLog
+from .audit import AuditEvent, AuditLog, GroupCommit
 from .audit_shape import argument_shape, settings_secrets
 from .auth import Principal, Role, local_principal, principal_from_access_token
 from .confirm import CONFIRMATION_TOKEN_ARG, ConfirmationGate, Preview
@@ -116,6 +116,7 @@ class SophiaServer(MCPServer[Any]):
         self.configured: Callable[[], bool] = configured or (lambda: True)
         self.list_all_tools = self.suite.list_all_tools
         self._audit = audit
+        self._group_commit: GroupCommit | None = None
         self._confirm = ConfirmationGate()
 
     # -- registration ---------------------------------------------------------------------
@@ -300,7 +301,8 @@ class SophiaServer(MCPServer[Any]):
                 call.outcome, call.code = Outcome.ERROR, ErrorCode.NOT_FOUND.value
                 raise
             finally:
-                record(self, call)
+                with anyio.CancelScope(shield=True):
+                    await record(self, call)
 
     async def execute(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
@@ -340,9 +342,12 @@ class SophiaServer(MCPServer[Any]):
         """Raise AuditUnavailable when the audit log cannot take a record now: nothing runs then."""
         self.audit.ready()
 
-    def write_audit(self, event: AuditEvent) -> None:
-        """Append synchronously: a server that executes the action records it before answering."""
-        self.audit.append(event)
+    async def write_audit(self, event: AuditEvent) -> None:
+        """Committed before it returns: a server that executes the action records it before answering
+        (GroupCommit: concurrent calls share a commit, off the event loop)."""
+        if self._group_commit is None or self._group_commit.log is not self.audit:
+            self._group_commit = GroupCommit(self.audit)
+        await self._group_commit.append(event)
 
     def _argument_shape(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         return argument_shape(arguments, with_values=self.server_settings.audit_values,

@@ -135,6 +135,8 @@ class SuiteSettings(_SophiaBaseSettings):
     # (frames.py); the SDK's own parser silently drops frames past ~197 levels, hence the cap.
     frame_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     frame_max_depth: int = Field(default=64, ge=4, le=190)
+    # When a client closes stdin, requests it already sent are answered for up to this long first.
+    stdio_drain_s: float = Field(default=30.0, ge=0, le=3600)
     # The audit chain's HMAC keyring (default $SOPHIA_HOME/keys/audit.key, created 0600 by the
     # first record), or a key given here: hosts that share one PostgreSQL log must all be given
     # the same SOPHIA_AUDIT_KEY, and keep retired ones in SOPHIA_AUDIT_PREVIOUS_KEYS (a JSON list).

@@ -215,11 +215,17 @@ async def stdio_streams(
             lines.write(response + b"\n")
             await lines.drain()
 
+    outstanding = _Outstanding()
+
     async def pump_in() -> None:
         async with read_send:
             while True:
                 line = await lines.read()
                 if line is None:
+                    # The client closed its side (e.g. `server < requests.jsonl`): what it asked is still
+                    # answered before the read stream ends, which stops the SDK's loop and its handlers.
+                    with anyio.move_on_after(limits.drain_s):
+                        await outstanding.answered()
                     return
                 if isinstance(line, _Oversized):
                     await answer(oversized(line.head, limits))
@@ -232,12 +238,14 @@ async def stdio_streams(
                 if isinstance(message, Rejected):
                     await answer(message)
                 else:
+                    outstanding.asked(message)
                     await read_send.send(message)
 
     async def pump_out() -> None:
         async with write_recv:
             async for message in write_recv:
                 lines.write(_serialized(message))
+                outstanding.answering(message)
                 await lines.drain()
 
     try:
@@ -256,6 +264,29 @@ async def stdio_streams(
         os.dup2(saved_out, 1)
         os.close(saved_in)
         os.close(saved_out)
+
+
+class _Outstanding:
+    """The ids of requests handed to the SDK and not yet answered."""
+
+    def __init__(self) -> None:
+        self._ids: set[Any] = set()
+        self._none_left = anyio.Event()
+
+    def asked(self, message: SessionMessage) -> None:
+        if isinstance(message.message, types.JSONRPCRequest):
+            self._ids.add(message.message.id)
+
+    def answering(self, message: SessionMessage) -> None:
+        if isinstance(message.message, types.JSONRPCResponse | types.JSONRPCError):
+            self._ids.discard(message.message.id)
+            if not self._ids:
+                self._none_left.set()
+
+    async def answered(self) -> None:
+        if self._ids:
+            self._none_left = anyio.Event()
+            await self._none_left.wait()
 
 
 def _serialized(message: SessionMessage) -> bytes:
