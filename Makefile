@@ -5,14 +5,27 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_LINK_MODE := copy
 APT_STAMP := .venv/.apt-installed
 
-.PHONY: install test-deps run test lint typecheck bench config
+.PHONY: install dev-deps test-deps run test lint typecheck bench config image
 
-.venv/.synced: uv.lock pyproject.toml $(wildcard */pyproject.toml servers/*/pyproject.toml)
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+LOCK_INPUTS := uv.lock pyproject.toml $(wildcard */pyproject.toml servers/*/pyproject.toml)
+UV_PRESENT := command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+
+# What `make run` needs and nothing more: the suite without the dev group (pytest, ruff, mypy,
+# embedded PostgreSQL). --inexact leaves dev tools a `make test` installed in place.
+.venv/.synced-run: $(LOCK_INPUTS)
+	@$(UV_PRESENT)
+	$(UV) sync --all-packages --frozen --compile-bytecode --no-dev --inexact
+	touch $@
+
+# The suite plus the dev group, for tests, lint and benchmarks.
+.venv/.synced: $(LOCK_INPUTS)
+	@$(UV_PRESENT)
 	$(UV) sync --all-packages --frozen --compile-bytecode
 	touch $@
 
-install: .venv/.synced
+install: .venv/.synced-run
+
+dev-deps: .venv/.synced
 
 # System packages the integration tests need: a real dockerd, busybox for local images,
 # a local registry for pull tests; Node for the MCP Inspector CLI.
@@ -22,29 +35,36 @@ $(APT_STAMP): | .venv/.synced
 	    docker.io busybox-static docker-registry >/dev/null; fi
 	touch $@
 
-test-deps: install $(APT_STAMP)
+test-deps: dev-deps $(APT_STAMP)
 
-# HTTP on 127.0.0.1 needs a bearer token: the first run creates one (printed once) for this user.
+# HTTP on 127.0.0.1 needs a bearer token: the first run creates one (printed once) for this user,
+# then every run prints each client's config (stdio, and HTTP to this host) before serving.
+# --no-sync: `uv run` would otherwise install the dev group.
 run: install
-	@$(UV) run --frozen sophia token list | grep -q " make-run " || \
-	  $(UV) run --frozen sophia token create --name make-run --role developer
-	$(UV) run --frozen sophia up
+	@$(UV) run --frozen --no-sync python -m sophia_host.first_run --url http://127.0.0.1:8760/mcp
+	$(UV) run --frozen --no-sync sophia up
 
 test: test-deps
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen mypy
 	$(UV) run --frozen pytest -q
 
-lint: install
+lint: dev-deps
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 
-typecheck: install
+typecheck: dev-deps
 	$(UV) run --frozen mypy
 
 # Every benchmark in bench/ in turn (bench/run_all.py); `make bench BENCHES="host memory"` runs only those.
-bench: install
+bench: dev-deps
 	$(UV) run --frozen python -m bench.run_all $(BENCHES)
 
 config: install
-	$(UV) run --frozen sophia config --client claude > mcp_config.json
+	$(UV) run --frozen --no-sync sophia config --client claude --portable > mcp_config.json
+
+# The container image (Dockerfile): the suite on its embedded defaults, `sophia up` over HTTP.
+# Needs a container engine; `make test` does not build it.
+IMAGE ?= sophia:local
+image:
+	docker build -t $(IMAGE) .
