@@ -56,6 +56,32 @@ def test_every_tool_states_role_and_all_four_annotations(name: str) -> None:
             assert "confirmation_token" in tool.input_schema["properties"]
         for pname, prop in tool.input_schema.get("properties", {}).items():
             assert prop.get("description"), f"{tool.name}.{pname}: parameter needs a description"
+        _assert_texts_for_a_model(tool, server.specs[tool.name])
+
+
+def _assert_texts_for_a_model(tool: Any, spec: Any) -> None:
+    """A title; the role above viewer and the confirmation stated in the description; no schema noise."""
+    assert tool.title and tool.title != tool.name, f"{tool.name}: needs a title"
+    says_role = f"Needs role {spec.role.label} or higher." in tool.description
+    assert says_role == (spec.role > Role.VIEWER), f"{tool.name}: the description must state a role above viewer"
+    assert ("a preview first." in tool.description) == spec.confirm, f"{tool.name}: confirmation not stated"
+    for schema in (tool.input_schema, tool.output_schema or {}):
+        assert not _schema_titles(schema), f"{tool.name}: schema titles are pydantic noise"
+
+
+def _schema_titles(node: Any) -> list[str]:
+    """Every `title` keyword in a JSON schema (a property *named* title is not one)."""
+    if isinstance(node, list):
+        return [t for item in node for t in _schema_titles(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["title"]] if isinstance(node.get("title"), str) else []
+    for key, value in node.items():
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            found += [t for sub in value.values() for t in _schema_titles(sub)]
+        elif key not in ("title", "default", "enum", "const", "examples"):
+            found += _schema_titles(value)
+    return found
 
 
 @pytest.mark.parametrize("name", SERVERS)
@@ -64,6 +90,8 @@ def test_tool_schemas_match_their_snapshot(name: str) -> None:
     tools = anyio.run(_tools, server)
     current = {
         t.name: {
+            "title": t.title,
+            "description": t.description,
             "annotations": t.annotations.model_dump(exclude_none=True) if t.annotations else None,
             "meta": t.meta,
             "input_schema": t.input_schema,

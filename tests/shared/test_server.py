@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -26,6 +27,17 @@ def server() -> SophiaServer:
     STATE["plan"] = 1
     built: SophiaServer = build_server(DemoSettings())
     return built
+
+
+async def test_text_content_is_the_structured_content_as_compact_json(server: SophiaServer) -> None:
+    with anyio.fail_after(5):
+        async with connect(server, principal=VIEWER) as client:
+            result = await client.call("demo_echo", {"text": "wörld"})
+    body = structured(result)
+    [block] = result.content
+    assert block.type == "text"
+    assert json.loads(block.text) == body
+    assert block.text == json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 async def test_allowed_call_sees_its_principal_and_a_correlation_id(server: SophiaServer) -> None:

@@ -9,6 +9,7 @@ its run step, the step a composing host overrides to forward the call.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import typing
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,6 +27,7 @@ from mcp.types import (
     InputRequiredResult,
     ListToolsResult,
     PaginatedRequestParams,
+    TextContent,
     ToolAnnotations,
 )
 from pydantic import Field, ValidationError
@@ -48,6 +50,7 @@ from .request import (
     record,
     serve,
 )
+from .schema import compact
 from .settings import ServerSettings, SuiteSettings
 
 __all__ = [
@@ -166,17 +169,26 @@ class SophiaServer(MCPServer[Any]):
             super(SophiaServer, self).add_tool(
                 registered,
                 name=tool_name,
-                title=title,
-                description=inspect.cleandoc(fn.__doc__ or ""),
+                title=title or default_title(tool_name),
+                description=describe(inspect.cleandoc(fn.__doc__ or ""), spec),
                 annotations=ToolAnnotations(
                     read_only_hint=read_only, destructive_hint=destructive,
                     idempotent_hint=idempotent, open_world_hint=open_world,
                 ),
-                meta={"sophia": {"role": spec.role.label, "toolset": spec.toolset, "confirm": spec.confirm}},
+                meta={"sophia": _listed_meta(spec, self.name)},
             )
+            self._compact_schemas(tool_name)
             return fn
 
         return decorator
+
+    def _compact_schemas(self, name: str) -> None:
+        """Publish the tool's schemas without pydantic's noise (schema.py); validation is unchanged."""
+        tool = self._tool_manager.get_tool(name)
+        assert tool is not None
+        tool.parameters = compact(tool.parameters, output=False)
+        if tool.fn_metadata.output_schema is not None:
+            tool.fn_metadata.output_schema = compact(tool.fn_metadata.output_schema, output=True)
 
     def add_tool(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("register tools with SophiaServer.tool(role=..., read_only=..., ...), not add_tool")
@@ -309,7 +321,7 @@ class SophiaServer(MCPServer[Any]):
     ) -> CallToolResult | InputRequiredResult:
         """Validate and run the tool (the step a composing host overrides to forward the call)."""
         try:
-            return await super().call_tool(name, arguments, context)
+            return compact_text(await super().call_tool(name, arguments, context))
         except ToolError as exc:
             cause = _sophia_cause(exc)
             if cause is not None:
@@ -379,6 +391,47 @@ class SophiaServer(MCPServer[Any]):
             # Sophia's verifiers check the audience themselves (JWT) or have none (Sophia tokens).
             validate_token_resource=False,
         )
+
+
+def _listed_meta(spec: ToolSpec, server: str) -> dict[str, Any]:
+    """`_meta.sophia` of a listed tool: its role always; its toolset and confirmation only when they
+    differ from the defaults a reader assumes (the server's name; not confirmed)."""
+    meta: dict[str, Any] = {"role": spec.role.label}
+    if spec.toolset != server:
+        meta["toolset"] = spec.toolset
+    if spec.confirm:
+        meta["confirm"] = True
+    return meta
+
+
+def default_title(name: str) -> str:
+    """A tool's title from its name when none is given: `docker_list_containers` → "Docker: list containers"."""
+    server, _, rest = name.partition("_")
+    return f"{server.capitalize()}: {rest.replace('_', ' ')}" if rest else name.capitalize()
+
+
+def describe(doc: str, spec: ToolSpec) -> str:
+    """The tool's description: its docstring, then the role it needs (above viewer) and whether the user
+    must confirm it, both from its declaration so that they cannot drift from what the path enforces."""
+    notes = []
+    if spec.role > Role.VIEWER:
+        notes.append(f"Needs role {spec.role.label} or higher.")
+    if spec.confirm:
+        notes.append("The user confirms a preview first." if spec.confirm_when is None
+                     else "The user may be asked to confirm a preview first.")
+    paragraphs = [" ".join(p.split()) for p in doc.split("\n\n")] + ([" ".join(notes)] if notes else [])
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def compact_text(result: CallToolResult | InputRequiredResult) -> CallToolResult | InputRequiredResult:
+    """The text block of a structured result as compact JSON: the SDK renders it indented, which made
+    the text (what most clients hand the model) twice the size of the structured content."""
+    if not isinstance(result, CallToolResult) or result.structured_content is None or result.is_error:
+        return result
+    if len(result.content) != 1 or not isinstance(result.content[0], TextContent):
+        return result
+    text = json.dumps(result.structured_content, ensure_ascii=False, separators=(",", ":"), default=str)
+    return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
 
 
 def _sophia_cause(exc: BaseException) -> SophiaError | None:

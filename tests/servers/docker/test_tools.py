@@ -61,7 +61,7 @@ async def test_every_tool_declares_role_and_all_annotations(docker_settings: Doc
             assert hint is not None, tool.name
         assert tool.meta is not None and tool.meta["sophia"]["role"] in {"viewer", "developer", "devops"}
         assert tool.description and tool.output_schema, tool.name
-    confirmed_tools = {t.name for t in tools if t.meta and t.meta["sophia"]["confirm"]}
+    confirmed_tools = {t.name for t in tools if t.meta and t.meta["sophia"].get("confirm")}
     assert confirmed_tools == {
         "docker_remove_container", "docker_run_container", "docker_exec", "docker_remove_image",
         "docker_remove_volume", "docker_remove_network",

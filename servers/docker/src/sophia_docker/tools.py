@@ -293,7 +293,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         force: Annotated[bool, Field(description="kill it first if it is running")] = False,
         remove_volumes: Annotated[bool, Field(description="also remove its anonymous volumes")] = False,
     ) -> models.RemovedResult:
-        """Remove a container. Needs confirmation. A running container needs force=true."""
+        """Remove a container. A running container needs force=true."""
         await client.remove_container(container, force=force, volumes=remove_volumes)
         return models.RemovedResult(kind="container", removed=container)
 
@@ -399,7 +399,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         """Run a new container in the background, under the safety policy: no privileged mode,
         added capabilities, devices, host namespaces, engine socket or host paths outside the
         allow-list; CPU, memory and pids limits and no-new-privileges always applied; labelled
-        with who asked. The image must already be on the engine. Needs confirmation."""
+        with who asked. The image must already be on the engine."""
         arguments = dict(locals())
         image_doc, limits, checked = await checked_run(*_run_policy_args(arguments))
         marks = sophia_labels(current_principal().name, current_correlation_id() or None)
@@ -472,7 +472,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         )
 
     @server.tool(
-        role=Role.DEVELOPER,
+        title="Docker: exec in container", role=Role.DEVELOPER,
         read_only=False,
         destructive=False,
         idempotent=False,
@@ -490,7 +490,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         privileged: Annotated[bool, Field(description="refused by policy")] = False,
     ) -> models.ExecResult:
         """Run a command inside a running container and return its exit code and output
-        (capped, secrets redacted). Privileged exec is refused. Needs confirmation."""
+        (capped, secrets redacted). Privileged exec is refused."""
         check_exec(privileged)
         outcome = await client.exec(
             container,
@@ -556,7 +556,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         image: ImageRef,
         force: Annotated[bool, Field(description="remove even if stopped containers use it")] = False,
     ) -> models.ImageRemoved:
-        """Remove an image (untag it, and delete its layers if nothing else uses them). Needs confirmation."""
+        """Remove an image (untag it, and delete its layers if nothing else uses them)."""
         events = await client.remove_image(image, force=force)
         return models.ImageRemoved(
             image=image,
@@ -604,7 +604,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
     async def docker_remove_volume(
         name: ObjectName, force: Annotated[bool, Field(description="remove even if marked in use")] = False
     ) -> models.RemovedResult:
-        """Remove a volume and its data. Needs confirmation. A volume used by a container cannot be removed."""
+        """Remove a volume and its data. A volume used by a container cannot be removed."""
         await client.remove_volume(name, force=force)
         return models.RemovedResult(kind="volume", removed=name)
 
@@ -650,7 +650,7 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         preview=preview_remove_network,
     )
     async def docker_remove_network(network: NetworkRef) -> models.RemovedResult:
-        """Remove a network (name or id). Needs confirmation. Networks with containers attached cannot be removed."""
+        """Remove a network (name or id). Networks with containers attached cannot be removed."""
         await client.remove_network(network)
         return models.RemovedResult(kind="network", removed=network)
 

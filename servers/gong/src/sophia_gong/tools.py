@@ -496,7 +496,8 @@ def build_server(settings: GongSettings, *, memory: Callable[[], Awaitable[Memor
         from_date: DateText = None,
         to_date: DateText = None,
     ) -> SearchResult:
-        """Search synced calls (semantic + keyword) offline: 'what did Acme say about pricing?'.
+        """Search synced sales calls (semantic + keyword) offline: 'what did Acme say about pricing?'.
+        For notes and facts users or agents stored, use memory_search.
 
         Costs no Gong requests and works without network; run gong_sync first to fill the cache.
         """
@@ -534,7 +535,10 @@ def build_server(settings: GongSettings, *, memory: Callable[[], Awaitable[Memor
             cached_chunks=None if hits else await cache.chunk_count(tenant),
         )
 
-    @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=True, open_world=True)
+    @server.tool(
+        title="Gong: sync calls to the local cache",
+        role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=True, open_world=True,
+    )
     async def gong_sync(
         ctx: Context,
         since: DateText = None,

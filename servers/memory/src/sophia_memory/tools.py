@@ -211,7 +211,10 @@ def build_server(settings: MemoryServerSettings) -> SophiaServer:
         """The store tenant of the caller's call on `space` (personal: theirs), or forbidden."""
         return resolve(current_principal(), space, tenant, settings.spaces, write=write).tenant
 
-    @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=False, open_world=False)
+    @server.tool(
+        title="Memory: remember",
+        role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=False, open_world=False,
+    )
     async def memory_store(
         text: Annotated[
             str, Field(description="The fact or note to remember.", min_length=1, max_length=settings.max_text_chars)
@@ -277,7 +280,9 @@ def build_server(settings: MemoryServerSettings) -> SophiaServer:
         tenant: Tenant = None,
         space: SpaceName = PERSONAL,
     ) -> SearchResult:
-        """Search memories by meaning and keywords (hybrid), best first, with optional filters."""
+        """Search stored notes and facts by meaning and keywords, best first; `score` is 0-1 relevance.
+
+        For what customers said in sales calls use gong_search_calls."""
         who = where(space, tenant)
         store = await client.store()
         hits = await store.search(
@@ -396,7 +401,7 @@ def build_server(settings: MemoryServerSettings) -> SophiaServer:
         preview=preview_delete,
     )
     async def memory_delete(id: MemoryId, tenant: Tenant = None, space: SpaceName = PERSONAL) -> DeleteResult:
-        """Delete one memory permanently (asks for confirmation)."""
+        """Delete one memory by id, permanently (many at once: memory_forget)."""
         store = await client.store()
         await store.delete(where(space, tenant, write=True), id)
         return DeleteResult(id=id, deleted=True)
@@ -438,7 +443,8 @@ def build_server(settings: MemoryServerSettings) -> SophiaServer:
         )
 
     @server.tool(
-        role=Role.ADMIN, read_only=False, destructive=True, idempotent=True, open_world=False, preview=preview_forget
+        title="Memory: forget many",
+        role=Role.ADMIN, read_only=False, destructive=True, idempotent=True, open_world=False, preview=preview_forget,
     )
     async def memory_forget(
         namespace: ForgetNamespace = None,
@@ -454,7 +460,10 @@ def build_server(settings: MemoryServerSettings) -> SophiaServer:
         store = await client.store()
         return ForgetResult(tenant=who, deleted=await store.forget(who, flt))
 
-    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False)
+    @server.tool(
+        title="Memory: statistics",
+        role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
+    )
     async def memory_stats(tenant: Tenant = None, space: SpaceName = PERSONAL) -> StatsResult:
         """Counts of your memories by namespace and source, and the store's model and backend."""
         store = await client.store()

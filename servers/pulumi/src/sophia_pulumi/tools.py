@@ -292,7 +292,8 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         )
 
     @server.tool(
-        role=Role.DEVOPS, read_only=False, destructive=True, idempotent=False, open_world=True, preview=preview_up
+        title="Pulumi: up (apply a previewed plan)",
+        role=Role.DEVOPS, read_only=False, destructive=True, idempotent=False, open_world=True, preview=preview_up,
     )
     async def pulumi_up(project: Project, stack: Stack, ctx: Context[Any, Any]) -> OperationResult:
         """Apply the stack's program with `up --plan`, only after the user confirmed that exact saved plan.
@@ -326,7 +327,7 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         preview=preview_refresh,
     )
     async def pulumi_refresh(project: Project, stack: Stack, ctx: Context[Any, Any]) -> OperationResult:
-        """Refresh a stack's state from the real resources (confirmed first; cloud resources are untouched)."""
+        """Refresh a stack's state from the real resources (cloud resources are untouched)."""
         return await client.refresh(project, stack, progress_sink(ctx))
 
     async def preview_destroy(project: str, stack: str) -> Preview:
@@ -346,7 +347,7 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
         role=Role.ADMIN, read_only=False, destructive=True, idempotent=False, open_world=True, preview=preview_destroy
     )
     async def pulumi_destroy(project: Project, stack: Stack, ctx: Context[Any, Any]) -> OperationResult:
-        """Delete every resource of a stack (admin, confirmed; the confirmation lists every resource).
+        """Delete every resource of a stack (the confirmation lists every resource).
         The stack itself and its history remain."""
         return await client.destroy(project, stack, progress_sink(ctx))
 

@@ -372,7 +372,10 @@ def build_server(settings: RetoolSettings, *, client: RetoolClient | None = None
         )
 
     # -- permissions -----------------------------------------------------------------------------
-    @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
+    @server.tool(
+        title="Retool: who can access an object",
+        role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True,
+    )
     async def retool_access_list(
         object_type: Annotated[
             Literal["app", "folder", "resource", "workflow"], Field(description="What kind of object.")
@@ -457,7 +460,7 @@ def build_server(settings: RetoolSettings, *, client: RetoolClient | None = None
         object_id: ObjectIdArg,
         access_level: Annotated[Literal["use", "edit", "own"], Field(description="use < edit < own.")],
     ) -> GrantResult:
-        """Grant a user or group use/edit/own access to an app, folder or resource (asks for confirmation).
+        """Grant a user or group use/edit/own access to an app, folder or resource.
         A folder grant reaches the objects directly inside it, not subfolders."""
         subject = policy.subject(subject_type, subject_id)
         obj = policy.object_ref(object_type, object_id)
@@ -490,7 +493,7 @@ def build_server(settings: RetoolSettings, *, client: RetoolClient | None = None
         object_type: GrantObjectTypeArg,
         object_id: ObjectIdArg,
     ) -> RevokeResult:
-        """Revoke a user's or group's direct grant on an app, folder or resource (asks for confirmation).
+        """Revoke a user's or group's direct grant on an app, folder or resource.
         Access through groups or universal access is untouched; revoking a grant that does not exist is
         reported as revoked=false, not as an error."""
         subject = policy.subject(subject_type, subject_id)
@@ -592,7 +595,7 @@ def build_server(settings: RetoolSettings, *, client: RetoolClient | None = None
             Field(description="Longest wait for a Response block's answer (default from settings).", gt=0, le=120),
         ] = None,
     ) -> TriggerResult:
-        """Trigger a workflow through its webhook (asks for confirmation). Its key comes from the server's
+        """Trigger a workflow through its webhook. Its key comes from the server's
         settings (SOPHIA_RETOOL_WORKFLOW_KEYS), never from arguments. Workflows without a Response block
         answer at once while the run continues; with one, this waits for its answer up to wait_seconds."""
         text = _payload_text(payload)

@@ -587,9 +587,9 @@ def _build_page(
 ) -> QueryPage:
     types = [c.type for c in columns]
     out: list[list[JsonValue]] = []
-    # Sizes are counted as the request path counts them: the text copy of the result is JSON
-    # indented by 2, with rows nested two levels deep (4 more spaces on every line).
-    used = _indented_size([c.__dict__ for c in columns])
+    # Sizes are counted as the request path counts them: the text copy of the result is its
+    # structured content as compact JSON.
+    used = _json_size([c.__dict__ for c in columns])
     cut_by_size = cells_cut = False
     for raw in fetched[:rows]:
         row: list[JsonValue] = []
@@ -597,7 +597,7 @@ def _build_page(
             safe, cut = json_safe(value, type_name)
             cells_cut = cells_cut or cut
             row.append(safe)
-        size = _indented_size(row)
+        size = _json_size(row)
         if out and used + size > max_chars:
             cut_by_size = True
             break
@@ -607,9 +607,9 @@ def _build_page(
     return QueryPage(columns, out, offset, has_more, cut_by_size, cells_cut, query_id, request_id)
 
 
-def _indented_size(value: Any) -> int:
-    text = json.dumps(value, ensure_ascii=False, indent=2)
-    return len(text) + 4 * (text.count("\n") + 1) + 2
+def _json_size(value: Any) -> int:
+    """Characters of `value` in the compact JSON text, with the comma that separates it from the next."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"))) + 1
 
 
 def _discard(cursor: Any, count: int) -> None:

@@ -403,6 +403,7 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
         )
 
     @server.tool(
+        title="Snowflake: execute a change",
         role=Role.DEVOPS, read_only=False, destructive=True, idempotent=False, open_world=True,
         preview=preview_execute,
     )
@@ -558,7 +559,7 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
         ctx: Context[Any, Any],
         rows: Annotated[int, Field(description="How many sample rows.", ge=1, le=1_000)] = 10,
     ) -> QueryResult:
-        """Return a random sample of a table's rows (Snowflake SAMPLE), to see what the data looks like."""
+        """A random sample of a table's rows, to see what the data looks like; for chosen rows use snowflake_query."""
         ref = _qualified(table, "table")
         sql = f"SELECT * FROM {ref} SAMPLE ({rows} ROWS)"  # noqa: S608 - ref validated, rows an int
         statement = _guard(sql, read_tool=True, settings=settings)
@@ -594,7 +595,10 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
             columns=_columns(columns), plan=plan, plan_truncated=plan_truncated, note=note, local=sf.is_local,
         )
 
-    @server.tool(role=Role.VIEWER, read_only=False, destructive=False, idempotent=True, open_world=True)
+    @server.tool(
+        title="Snowflake: cancel statement",
+        role=Role.VIEWER, read_only=False, destructive=False, idempotent=True, open_world=True,
+    )
     async def snowflake_cancel(
         request_id: Annotated[
             str,
