@@ -21,7 +21,16 @@ def sophia_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     home = tmp_path / "sophia-home"
     home.mkdir()
     monkeypatch.setenv("SOPHIA_HOME", str(home))
+    # Tests drive confirmations as CI does, by token (the CI setting); tests of the default, pending
+    # approvals decided out of band, ask for it with the `approval_mode` fixture.
+    monkeypatch.setenv("SOPHIA_CONFIRM_MODE", "token")
     yield home
+
+
+@pytest.fixture
+def approval_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default confirmation of destructive calls for clients without elicitation: pending approvals."""
+    monkeypatch.setenv("SOPHIA_CONFIRM_MODE", "approval")
 
 
 @pytest.fixture

@@ -1,9 +1,14 @@
-"""`sophia token ...` in process (typer's runner): tokens are created for a user."""
+"""`sophia token ...` and `sophia approvals/approve/deny` in process (typer's runner)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from sophia_host.__main__ import app
 from sophia_host.admin import token_app
+from sophia_shared.approvals import ApprovalStore, Binding
+from sophia_shared.audit import AuditLog
 from sophia_shared.auth import TokenStore, os_user
 from typer.testing import CliRunner
 
@@ -23,3 +28,24 @@ def test_token_create_is_for_a_user_default_the_os_user(monkeypatch: pytest.Monk
     assert bobs.exit_code == 0
     listed = runner.invoke(token_app, ["list"]).output
     assert " laptop " in listed and " alice " in listed
+
+
+def test_approvals_approve_and_deny_from_the_command_line() -> None:
+    store = ApprovalStore.from_settings()
+    one = store.request(Binding("alice", "k", "docker", "docker_remove_container", "d1"), "remove web-1", {})
+    two = store.request(Binding("alice", "k", "docker", "docker_remove_container", "d2"), "remove web-2", {})
+    runner = CliRunner()
+    listed = runner.invoke(app, ["approvals"])
+    assert listed.exit_code == 0 and one.id in listed.output and "remove web-2" in listed.output
+    approved = runner.invoke(app, ["approve", one.id])
+    denied = runner.invoke(app, ["deny", two.id])
+    twice = runner.invoke(app, ["approve", one.id])
+    missing = runner.invoke(app, ["deny", "zzzzzzzz"])
+    assert approved.exit_code == 0 and f"approved {one.id}" in approved.output
+    assert denied.exit_code == 0 and f"denied {two.id}" in denied.output
+    assert twice.exit_code == 2 and "conflict" in twice.output
+    assert missing.exit_code == 2 and "not_found" in missing.output
+    every = runner.invoke(app, ["approvals", "--all", "--json"]).output.splitlines()
+    assert json.loads(every[0])["status"] == "approved"
+    records = [(r["server"], r["tool"], json.loads(r["arguments"])["approval_id"]) for r in AuditLog().records()]
+    assert records == [("approvals", "approve", one.id), ("approvals", "deny", two.id)]

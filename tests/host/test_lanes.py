@@ -8,7 +8,8 @@ fast lane off (`sdk`) and on (`fast`). The HTTP edge gets the same corpus as pla
 token, fast lane off (`http-sdk`) and on (`http-fast`), compared the same way (without the cancel: a
 single-exchange POST has no cancel notification). The corpus: success, every stable error code the child
 can raise, an unknown tool, a role refusal, an oversized result, forged `_meta` (principal and correlation
-id), malformed `_meta`/params frames, confirmation by token and by elicitation, a cancelled call, and — on
+id), malformed `_meta`/params frames, confirmation by a pending approval (decided out of band, as
+`sophia approve` does) and by elicitation, a cancelled call, and — on
 the host lanes only, since a lone server has no call timeout and no supervisor — a timeout and a child
 that dies mid-call. The host's own `fast_path_calls` must count exactly the calls the fast lane should
 take (and stay 0 with it off), so a fast lane that silently handed everything to the SDK cannot pass.
@@ -31,6 +32,7 @@ import anyio
 import httpx2
 import pytest
 from sophia_host.status import StatusFile
+from sophia_shared.approvals import ApprovalStore
 from sophia_shared.audit import AuditLog
 from sophia_shared.auth import Role, TokenStore
 from sophia_shared.errors import ErrorCode
@@ -184,7 +186,7 @@ class Driver:
         for name, params in JUNK.items():
             self.t.answers[name] = await self.wire.request("tools/call", params)
         await self.call("after_junk", "alpha_echo", {"text": "still here"})
-        await self.confirm_by_token()
+        await self.confirm_by_approval()
         await self.confirm_by_elicitation()
         cancelled = 0
         if isinstance(self.wire, Wire):
@@ -197,12 +199,15 @@ class Driver:
             await self.until_child_back()
             await self.call("child_back", "alpha_echo", {"text": "back"})
 
-    async def confirm_by_token(self) -> None:
+    async def confirm_by_approval(self) -> None:
         # Confirmed tools take the SDK lane on the host: it may turn the child's token into a question.
-        first = await self.call("token_asked", "alpha_delete", {"item": "db"}, fast=False)
-        token = first["result"]["_meta"]["sophia/error"]["data"]["confirmation_token"]
-        await self.call("token_redeemed", "alpha_delete", {"item": "db", "confirmation_token": token}, fast=False)
-        await self.call("token_reused", "alpha_delete", {"item": "db", "confirmation_token": token}, fast=False)
+        first = await self.call("approval_pending", "alpha_delete", {"item": "db"}, fast=False)
+        approval = first["result"]["_meta"]["sophia/error"]["data"]["approval_id"]
+        await self.call("approval_forged", "alpha_delete", {"item": "db", "confirmation_token": approval}, fast=False)
+        store = ApprovalStore(path=self.t.home / "approvals.db")  # what `sophia approve` decides in
+        await anyio.to_thread.run_sync(lambda: store.decide(approval, approve=True, by="the-person"))
+        await self.call("approval_redeemed", "alpha_delete", {"item": "db"}, fast=False)
+        await self.call("approval_spent", "alpha_delete", {"item": "db"}, fast=False)
 
     async def confirm_by_elicitation(self) -> None:
         asked = await self.call("elicit_asked", "alpha_delete", {"item": "t"}, fast=False, envelope=ELICITING)
@@ -245,7 +250,8 @@ def _host_config(directory: Path, lane: str) -> Path:
 async def _run_lane(lane: str, directory: Path) -> Transcript:
     home = directory / "home"
     home.mkdir(parents=True)
-    env = {**os.environ, "SOPHIA_HOME": str(home)}
+    # The default confirmation (pending approvals) for clients without elicitation.
+    env = {**os.environ, "SOPHIA_HOME": str(home), "SOPHIA_CONFIRM_MODE": "approval"}
     transcript = Transcript(lane=lane, home=home)
     if lane == "server":
         command = [sys.executable, str(CHILD), "alpha"]
@@ -346,8 +352,9 @@ def lanes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Transcript]:
 
 # -- normalising what legitimately differs per run ------------------------------------------------
 
-_VOLATILE = {"correlation_id", "pid", "confirmation_token", "requestState", "io.modelcontextprotocol/serverInfo"}
-_TOKEN = re.compile(r"confirmation_token='[^']*'")
+_VOLATILE = {"correlation_id", "pid", "confirmation_token", "requestState", "io.modelcontextprotocol/serverInfo",
+             "approval_id", "expires_in_s"}
+_TOKEN = re.compile(r"confirmation_token='[^']*'|sophia (?:approve|deny) [a-z0-9]{8}|valid \d+ s")
 
 
 def _normal(value: Any) -> Any:
@@ -359,7 +366,7 @@ def _normal(value: Any) -> Any:
         try:
             parsed = json.loads(value)
         except ValueError:
-            return _TOKEN.sub("confirmation_token=<volatile>", value)
+            return _TOKEN.sub("<volatile>", value)
         return _normal(parsed) if isinstance(parsed, dict) else value
     return value
 
@@ -413,8 +420,9 @@ def test_every_lane_answers_alike(lanes: dict[str, Transcript]) -> None:
         assert {gists[f"fail_{code.value}"] for code in ErrorCode} == {("tool-error", c.value) for c in ErrorCode}
         assert all(gists[name][0] == "jsonrpc-error" for name in JUNK), fast.lane
         assert gists["after_junk"][0] == "ok"
-        assert gists["token_asked"] == gists["token_reused"] == ("tool-error", "confirmation_required")
-        assert gists["token_redeemed"] == ("ok", {"result": f"deleted db for {who}"})
+        pending = ("tool-error", "approval_required")
+        assert gists["approval_pending"] == gists["approval_forged"] == gists["approval_spent"] == pending
+        assert gists["approval_redeemed"] == ("ok", {"result": f"deleted db for {who}"})
         assert (gists["elicit_asked"], gists["elicit_accepted"][0]) == (("input_required",), "ok")
         assert (gists["timeout"], gists["child_dies"], gists["child_back"][0]) == (
             ("tool-error", "timeout"), ("tool-error", "unavailable"), "ok")
@@ -434,6 +442,7 @@ def test_every_lane_audits_alike(lanes: dict[str, Transcript]) -> None:
     assert ("alpha_admin", "denied", "forbidden") in outcomes
     assert ("alpha_fail", "denied", "forbidden") in outcomes  # a tool's own refusal is a denial too
     assert ("alpha_delete", "input_required", None) in outcomes
+    assert ("alpha_delete", "pending", "approval_required") in outcomes
     assert ("alpha_echo", "error", "limit_exceeded") in outcomes
 
 

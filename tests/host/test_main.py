@@ -18,6 +18,6 @@ def test_version() -> None:
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["up", "--help"], ["token", "--help"],
                                   ["audit", "--help"], ["memory", "--help"], ["config", "--help"],
-                                  ["connect", "--help"]])
+                                  ["connect", "--help"], ["approvals", "--help"], ["approve", "--help"]])
 def test_help_and_version_import_nothing_heavy(args: list[str]) -> None:
     assert _loaded_by("sophia", *args) == []

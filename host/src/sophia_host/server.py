@@ -29,7 +29,7 @@ from sophia_shared.audit import AuditEvent, AuditLog, AuditWriter
 from sophia_shared.auth import Role
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG, Confirmation, client_can_elicit
 from sophia_shared.errors import ErrorCode, Forbidden, SophiaError, error_code, error_info
-from sophia_shared.request import current_correlation_id, current_principal, forward_meta
+from sophia_shared.request import ELICITS_META_KEY, current_correlation_id, current_principal, forward_meta
 from sophia_shared.server import SophiaServer, ToolSpec
 from sophia_shared.settings import SuiteSettings
 
@@ -353,7 +353,10 @@ class HostServer(SophiaServer):
         child = self._routes.get(name)
         if child is None:
             return await super().execute(name, arguments, context)
-        meta = forward_meta(current_principal(), current_correlation_id())
+        spec = self.specs.get(name)
+        # A confirmed call of a caller that can answer a prompt: the child hands us its token to ask with.
+        elicits = spec is not None and spec.confirm and context is not None and client_can_elicit(context)
+        meta = forward_meta(current_principal(), current_correlation_id(), elicits=elicits)
         progress = _progress_forwarder(context)
         answer = _confirmation_answer(context)
         if answer is not None:
@@ -393,8 +396,11 @@ class HostServer(SophiaServer):
         try:
             outcome = await context.elicit(message, Confirmation)
         except (ValueError, RuntimeError, SophiaError) as exc:
-            log.info("could not ask the caller to confirm %s (%s); answering with the token", name, exc)
-            return refusal
+            # The token must not reach the caller: ask the child again as for any caller that cannot
+            # be prompted (a pending approval, or the token itself in SOPHIA_CONFIRM_MODE=token).
+            log.info("could not ask the caller to confirm %s (%s); asking the child without a prompt", name, exc)
+            plain = {k: v for k, v in meta.items() if k != ELICITS_META_KEY}
+            return await child.call(name, arguments, meta=plain, progress=_progress_forwarder(context))
         if not (isinstance(outcome, AcceptedElicitation) and outcome.data.confirm):
             raise Forbidden(f"the user declined {name}; nothing was done")
         return await child.call(name, {**arguments, CONFIRMATION_TOKEN_ARG: token}, meta=meta,

@@ -1,10 +1,15 @@
 """Confirmation of destructive calls.
 
 Where the client supports elicitation, the request path asks it (the SDK's `Resolve(Elicit)`
-form, which works over stateless HTTP too). Otherwise the first call answers
-`confirmation_required` with a preview and a single-use token bound to the principal and a hash
-of the exact arguments (and the system's own binding, e.g. a plan hash), valid 5 minutes; the
-same call repeated with that token runs.
+form, which works over stateless HTTP too). Otherwise, by default (SOPHIA_CONFIRM_MODE=approval),
+the call answers `approval_required` with a short approval id and a preview, recorded in the
+approvals store (approvals.py) that no tool can write; the person approves it out of band
+(`sophia approve ID`), and the same principal's repeat of the exact same call (one digest of tool,
+arguments and the system's own binding, e.g. a plan hash) then runs once. With
+SOPHIA_CONFIRM_MODE=token (CI), the call answers `confirmation_required` with a single-use token
+bound to the principal and that digest, valid 5 minutes, which the model repeats the call with.
+A host whose caller can elicit gets the token (ELICITS_META_KEY, trusted parents only) and turns
+it into its own prompt.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio.to_thread
 from mcp.server.mcpserver import (
     AcceptedElicitation,
     CancelledElicitation,
@@ -30,13 +36,16 @@ from mcp.server.mcpserver import (
 from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
+from .approvals import Approval, ApprovalStore, Binding, Status
 from .audit import canonical_json
-from .errors import ConfirmationRequired, Forbidden
-from .redact import redact
+from .errors import ApprovalRequired, ConfirmationRequired, Forbidden
+from .redact import get_logger, redact
 
 if TYPE_CHECKING:
     from .auth import Principal
     from .server import SophiaServer, ToolSpec
+
+log = get_logger("sophia")
 
 CONFIRMATION_TOKEN_ARG = "confirmation_token"  # noqa: S105 - an argument name
 TOKEN_TTL_S = 300.0
@@ -58,10 +67,12 @@ class Confirmation(BaseModel):
 
 @dataclass
 class _Gate:
-    """A resolver's verdict when it did not elicit: skip, token supplied, or must ask by token."""
+    """A resolver's verdict when it did not elicit: skip, token supplied, or must ask; `tokens`:
+    whether the caller may be handed a token (token mode, or a host that will prompt its caller)."""
 
     kind: str  # skip | token | ask
     preview: Preview | None = None
+    tokens: bool = False
 
 
 @dataclass
@@ -74,10 +85,13 @@ class _Issued:
 
 @dataclass
 class ConfirmationGate:
-    """Issues and redeems confirmation tokens; builds the per-tool elicitation resolver."""
+    """Asks for approvals, issues and redeems confirmation tokens; builds the per-tool elicitation resolver."""
 
     PARAM = "sophia_confirmation"
     ttl_s: float = TOKEN_TTL_S
+    mode: str = "approval"  # approval | token (SOPHIA_CONFIRM_MODE)
+    server: str = ""
+    approvals: ApprovalStore | None = None  # opened on the first approval (SOPHIA_HOME or the tokens' DSN)
     _issued: dict[str, _Issued] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,11 +108,12 @@ class ConfirmationGate:
             if spec.confirm_when is not None and not await spec.confirm_when(**args):
                 return _Gate("skip")
             preview = await self.preview(spec, args)
+            tokens = self.mode == "token" or _host_will_prompt(ctx, server)
             if token:
-                return _Gate("token", preview)
+                return _Gate("token", preview, tokens)
             if client_can_elicit(ctx):
                 return Elicit(_render(spec.name, preview), Confirmation)
-            return _Gate("ask", preview)
+            return _Gate("ask", preview, tokens)
 
         params = [inspect.Parameter("sophia_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
         params += [
@@ -135,12 +150,37 @@ class ConfirmationGate:
             return
         preview = data.preview or await self.preview(spec, args)
         digest = self._digest(spec.name, args, preview.binding)
+        key = principal_key(principal)
         if data.kind == "token" and token:
-            refusal = self._redeem(token, principal.name, digest)
+            refusal = self._redeem(token, key, digest)
             if refusal is None:
                 return
-            raise self._ask(spec.name, preview, principal.name, digest, refused=refusal)
-        raise self._ask(spec.name, preview, principal.name, digest)
+            if data.tokens:
+                raise self._ask(spec.name, preview, key, digest, refused=refusal)
+        elif data.tokens:
+            raise self._ask(spec.name, preview, key, digest)
+        # No token may be handed out here: the person approves out of band.
+        binding = Binding(principal.name, key, self.server, spec.name, digest)
+        await anyio.to_thread.run_sync(self._approval, binding, preview)
+
+    def _store(self) -> ApprovalStore:
+        if self.approvals is None:
+            self.approvals = ApprovalStore.from_settings()
+        return self.approvals
+
+    def _approval(self, binding: Binding, preview: Preview) -> None:
+        """Return when the person approved this exact call (now spent); else raise pending / denied."""
+        store = self._store()
+        settled = store.settle(binding)
+        if settled is not None and settled.status is Status.USED:
+            log.info("%s.%s runs on approval %s by %s", binding.server, binding.tool, settled.id, settled.decided_by)
+            return
+        if settled is not None:
+            raise Forbidden(f"{settled.decided_by or 'the user'} denied {binding.tool} (approval {settled.id}); "
+                            "nothing was done", data={"approval_id": settled.id, "status": Status.DENIED.value})
+        shown = json.loads(redact(canonical_json(preview.model_dump(mode="json", exclude={"binding"}))))
+        pending = store.request(binding, shown["summary"], shown.get("details") or {})
+        raise _pending(pending, shown)
 
     def _ask(
         self, tool: str, preview: Preview, principal: str, digest: str, refused: str | None = None
@@ -191,6 +231,35 @@ class ConfirmationGate:
     def _digest(tool: str, args: dict[str, Any], binding: str | None) -> str:
         body = canonical_json({"tool": tool, "args": to_jsonable_python(args), "binding": binding})
         return hashlib.sha256(body.encode()).hexdigest()
+
+
+def principal_key(principal: Principal) -> str:
+    """What a confirmation is bound to: the person and how they authenticated (another token of the
+    same person is another principal: it cannot spend this one's approval)."""
+    return canonical_json([principal.name, principal.kind, principal.credential])
+
+
+def _pending(approval: Approval, preview: dict[str, Any]) -> ApprovalRequired:
+    left = max(0, int(approval.expires - time.time()))
+    message = (
+        f"{approval.tool} needs the user's approval, which only the user can give (not you). Show them this "
+        f"preview and ask them to run `sophia approve {approval.id}` (or `sophia deny {approval.id}`) on their "
+        f"machine; once they have approved, repeat exactly the same call (valid {left} s). "
+        f"Preview: {preview['summary']}"
+    )
+    return ApprovalRequired(message, data={"approval_id": approval.id, "status": approval.status.value,
+                                           "expires_in_s": left, "preview": preview})
+
+
+def _host_will_prompt(ctx: Context[Any, Any], server: SophiaServer) -> bool:
+    """Whether our trusted parent (a host) said its caller can answer a prompt for this call."""
+    if not server.trust_meta_principal:
+        return False
+    from .request import ELICITS_META_KEY
+    from .server import _request_meta
+
+    meta = _request_meta(ctx)
+    return isinstance(meta, dict) and meta.get(ELICITS_META_KEY) is True
 
 
 def client_can_elicit(ctx: Context[Any, Any]) -> bool:

@@ -49,6 +49,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     FORBIDDEN = "forbidden"
     CONFIRMATION_REQUIRED = "confirmation_required"
+    # A person must approve the call out of band (`sophia approve ID`); the model cannot.
+    APPROVAL_REQUIRED = "approval_required"
     NOT_CONFIGURED = "not_configured"
     UNAVAILABLE = "unavailable"
     UPSTREAM_ERROR = "upstream_error"
@@ -89,6 +91,10 @@ class Forbidden(SophiaError):
 
 class ConfirmationRequired(SophiaError):
     code = ErrorCode.CONFIRMATION_REQUIRED
+
+
+class ApprovalRequired(SophiaError):
+    code = ErrorCode.APPROVAL_REQUIRED
 
 
 class NotConfigured(SophiaError):

@@ -60,6 +60,9 @@ log = get_logger("sophia")
 
 PRINCIPAL_META_KEY = "sophia/principal"
 CORRELATION_META_KEY = "sophia/correlation_id"
+# Set by a host on a confirmed call whose caller can answer a prompt: the child then answers with a
+# token the host turns into that prompt (trusted parents only), instead of a pending approval.
+ELICITS_META_KEY = "sophia/caller_elicits"
 # A forwarded correlation id is ours (16 hex characters); anything longer is not taken.
 MAX_CORRELATION_CHARS = 64
 
@@ -76,6 +79,8 @@ class Outcome(StrEnum):
     ERROR = "error"
     DENIED = "denied"
     INPUT_REQUIRED = "input_required"
+    # A destructive call waits for a person's approval (code approval_required); nothing ran.
+    PENDING = "pending"
     # The caller went away (or cancelled) before an answer: no answer is sent, and no error code.
     CANCELLED = "cancelled"
 
@@ -84,6 +89,8 @@ def outcome_of(code: str | None) -> Outcome:
     """The outcome of a call that answered with `code` (None: it succeeded)."""
     if code is None:
         return Outcome.OK
+    if code == ErrorCode.APPROVAL_REQUIRED:
+        return Outcome.PENDING
     return Outcome.DENIED if code == ErrorCode.FORBIDDEN else Outcome.ERROR
 
 
@@ -121,10 +128,13 @@ def identify(
     return principal or local, correlation or new_correlation_id()
 
 
-def forward_meta(principal: Principal, correlation_id: str) -> dict[str, Any]:
-    """The `_meta` a host gives its child for one call: its own principal and correlation id, never
-    the caller's `_meta`."""
-    return {PRINCIPAL_META_KEY: principal.as_meta(), CORRELATION_META_KEY: correlation_id}
+def forward_meta(principal: Principal, correlation_id: str, *, elicits: bool = False) -> dict[str, Any]:
+    """The `_meta` a host gives its child for one call: its own principal and correlation id (and
+    whether it will ask its caller to confirm), never the caller's `_meta`."""
+    meta: dict[str, Any] = {PRINCIPAL_META_KEY: principal.as_meta(), CORRELATION_META_KEY: correlation_id}
+    if elicits:
+        meta[ELICITS_META_KEY] = True
+    return meta
 
 
 @dataclass(slots=True)

@@ -113,6 +113,13 @@ class SuiteSettings(_SophiaBaseSettings):
     # Set by the host on the children it starts: they accept the caller's principal from each
     # call's _meta. Never set this on a server reachable by anything but its parent host.
     trust_host_principal: bool = False
+    # How a destructive call is confirmed when the client cannot show a prompt (no elicitation):
+    # "approval" (default) answers with a pending approval the person decides out of band
+    # (`sophia approve ID`); "token" hands the model a single-use token to repeat the call with —
+    # which the model can use by itself, so only for CI and scripted tests.
+    confirm_mode: Literal["approval", "token"] = "approval"
+    # How long a pending approval waits for the person, and an approved one for the model's repeat.
+    approval_ttl_s: float = Field(default=900.0, ge=10.0, le=7 * 86_400.0)
     # tools/list shows every tool, not only those the caller's role may call.
     list_all_tools: bool = False
     # The suite's one PostgreSQL (scale-out: every host points at the same one). Tokens, audit
