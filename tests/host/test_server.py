@@ -12,6 +12,7 @@ from mcp.client import Client
 from mcp.types import ElicitResult, RequestParamsMeta
 from sophia_host.children import State
 from sophia_host.fastpath import StdioEdge
+from sophia_shared.approvals import ApprovalStore
 from sophia_shared.audit import AuditLog, AuditUnavailable, AuditWriter
 from sophia_shared.server import PRINCIPAL_META_KEY, Principal, Role
 from sophia_shared.testing import connect, error_code, error_data, error_of, structured
@@ -97,6 +98,28 @@ async def test_confirmation_by_token_passes_through() -> None:
         assert structured(done)["result"] == "deleted db for alice"
         again = await client.call("alpha_delete", {"item": "db", "confirmation_token": token})
         assert "already used" in error_data(again)["refused"]
+
+
+@pytest.mark.usefixtures("approval_mode")
+async def test_a_pending_approval_passes_through_and_a_prompt_still_asks() -> None:
+    other_token = Principal("alice", Role.DEVELOPER, kind="token", credential="ci")
+    async with running_host([child_entry("alpha")]) as host:
+        async with connect(host, principal=ALICE) as client:
+            first = await client.call("alpha_delete", {"item": "db"})
+            approval = error_data(first)["approval_id"]
+            ApprovalStore.from_settings().decide(approval, approve=True, by="the-person")
+            elsewhere = await client.call("alpha_delete", {"item": "db"}, principal=other_token)
+            done = await client.call("alpha_delete", {"item": "db"})
+            again = await client.call("alpha_delete", {"item": "db"})
+        async with connect(host, principal=ALICE, elicitation="accept") as client:
+            prompted = await client.call("alpha_delete", {"item": "t"})
+    assert error_code(first) == error_code(elsewhere) == error_code(again) == "approval_required"
+    assert "confirmation_token" not in json.dumps(error_of(first))
+    assert structured(done)["result"] == "deleted db for alice"
+    assert structured(prompted)["result"] == "deleted t for alice"
+    outcomes = [(r["server"], r["outcome"]) for r in AuditLog().records() if r["tool"] == "alpha_delete"]
+    assert outcomes.count(("sophia", "pending")) == outcomes.count(("alpha", "pending")) == 3
+    assert outcomes.count(("sophia", "ok")) == 2
 
 
 @pytest.mark.parametrize("answer", ["accept", "decline"])
