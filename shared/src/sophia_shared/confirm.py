@@ -44,6 +44,7 @@ from .redact import get_logger, redact
 if TYPE_CHECKING:
     from .auth import Principal
     from .server import SophiaServer, ToolSpec
+    from .settings import SuiteSettings
 
 log = get_logger("sophia")
 
@@ -92,6 +93,7 @@ class ConfirmationGate:
     mode: str = "approval"  # approval | token (SOPHIA_CONFIRM_MODE)
     server: str = ""
     approvals: ApprovalStore | None = None  # opened on the first approval (SOPHIA_HOME or the tokens' DSN)
+    suite: SuiteSettings | None = None  # the server's settings, which say where approvals live
     _issued: dict[str, _Issued] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -165,7 +167,7 @@ class ConfirmationGate:
 
     def _store(self) -> ApprovalStore:
         if self.approvals is None:
-            self.approvals = ApprovalStore.from_settings()
+            self.approvals = ApprovalStore.from_settings(self.suite)
         return self.approvals
 
     def _approval(self, binding: Binding, preview: Preview) -> None:

@@ -120,7 +120,7 @@ class SophiaServer(MCPServer[Any]):
         self.list_all_tools = self.suite.list_all_tools
         self._audit = audit
         self._group_commit: GroupCommit | None = None
-        self._confirm = ConfirmationGate(mode=self.suite.confirm_mode, server=name)
+        self._confirm = ConfirmationGate(mode=self.suite.confirm_mode, server=name, suite=self.suite)
 
     # -- registration ---------------------------------------------------------------------
 
