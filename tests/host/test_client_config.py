@@ -94,12 +94,13 @@ def test_settings_travel_absolute_and_secrets_stay_behind(tmp_path: Path) -> Non
 async def test_the_stdio_config_runs_as_the_client_spawns_it(kind: ClientKind, tmp_path: Path) -> None:
     home = tmp_path / "home"
     config_file = write_config(tmp_path, "alpha")
-    shell = {**os.environ, "SOPHIA_HOME": str(home), "SOPHIA_CONFIG": str(config_file), "SOPHIA_STDIO_ROLE": "admin"}
+    ours = {"SOPHIA_HOME": str(home), "SOPHIA_CONFIG": str(config_file), "SOPHIA_STDIO_ROLE": "admin"}
+    shell = {**{k: v for k, v in os.environ.items() if not k.startswith("SOPHIA_")}, **ours}
     config = sophia_config(shell, "--client", kind.value)
     assert_accepted(kind, config)
     entry = entry_of(config)
     assert Path(entry["command"]).is_absolute()
-    assert entry["env"] == {"SOPHIA_HOME": str(home), "SOPHIA_CONFIG": str(config_file), "SOPHIA_STDIO_ROLE": "admin"}
+    assert entry["env"] == ours  # every SOPHIA_* setting of the shell, and only those
     async with stdio_client(entry) as client:
         result = await client.call_tool("alpha_echo", {"text": "from the config"})
     assert result.structured_content is not None
