@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: a fresh SOPHIA_HOME per test, anyio on asyncio."""
+"""Suite-wide fixtures: a fresh SOPHIA_HOME per test (one shared model cache), anyio on asyncio."""
 
 from __future__ import annotations
 
@@ -15,8 +15,29 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's one ONNX model cache (`models_dir` builds the default model into it).
+
+    Built graphs are keyed by the weights' hash, so sharing the cache changes nothing a test sees; without
+    it every test whose memory server or host embeds rebuilt the graph in its fresh home (~10 s of CPU each).
+    """
+    path = tmp_path_factory.getbasetemp() / "memory-models"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def models_dir(shared_models_dir: Path) -> Path:
+    """The shared model cache with the default local model built in it, outside any test's time bound."""
+    from sophia_shared.memory.embeddings import local_embedder
+
+    local_embedder(shared_models_dir).load()
+    return shared_models_dir
+
+
 @pytest.fixture(autouse=True)
-def sophia_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def sophia_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_models_dir: Path) -> Iterator[Path]:
     """Every test gets its own state directory, so no test sees another's audit log or tokens."""
     home = tmp_path / "sophia-home"
     home.mkdir()
@@ -24,6 +45,7 @@ def sophia_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     # Tests drive confirmations as CI does, by token (the CI setting); tests of the default, pending
     # approvals decided out of band, ask for it with the `approval_mode` fixture.
     monkeypatch.setenv("SOPHIA_CONFIRM_MODE", "token")
+    monkeypatch.setenv("SOPHIA_MEMORY_MODELS_DIR", str(shared_models_dir))
     yield home
 
 

@@ -36,8 +36,9 @@ def server_env(home: Path) -> dict[str, str]:
     # No real engine or account is reached: Docker at a socket that does not exist, Gong and
     # Retool unconfigured, Snowflake and Pulumi on their local defaults inside this home. Every
     # tool is listed (an unconfigured Retool lists none otherwise), so frames name real tools.
+    # The session's model cache is kept, so the memory server does not build its model again here.
     return {**env, "SOPHIA_HOME": str(home), "SOPHIA_DOCKER_HOST": f"unix://{home}/no-docker.sock",
-            "SOPHIA_LIST_ALL_TOOLS": "1"}
+            "SOPHIA_LIST_ALL_TOOLS": "1", "SOPHIA_MEMORY_MODELS_DIR": os.environ["SOPHIA_MEMORY_MODELS_DIR"]}
 
 
 def tool_names(wire: RawWire, portal: BlockingPortal) -> list[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,9 @@ from sophia_host.config import HostSettings, ServerEntry
 from sophia_host.server import HostServer
 
 CHILD = Path(__file__).with_name("child_server.py")
+# The newest Inspector that runs on Node 20 (0.16 and later need Node 22); its CLI sends no headers,
+# so it meets the host over loopback HTTP without tokens.
+INSPECTOR_VERSION = "0.15.0"
 # Bounds for waits, never expectations: a loaded 2-core machine starts a Python child in 1-5 s.
 START_S = 60.0
 
@@ -60,3 +65,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@pytest.fixture(scope="session")
+def inspector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """The MCP Inspector CLI from npm, installed once per session into its temp dir (test_cli, test_connect).
+
+    Defined here only: a fixture imported into a second module is a second fixture, installed again.
+    """
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is not installed; the Inspector CLI test needs Node 20 and npm (see ENVIRONMENT.md)")
+    prefix = tmp_path_factory.mktemp("inspector")
+    subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix),
+         f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}"],
+        check=True, capture_output=True, timeout=600,
+    )
+    yield [str(prefix / "node_modules" / ".bin" / "mcp-inspector"), "--cli"]

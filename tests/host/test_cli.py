@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,6 @@ from .conftest import CHILD, START_S
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 SOPHIA = str(Path(sys.executable).with_name("sophia"))
-# The newest Inspector that runs on Node 20 (0.16 and later need Node 22); its CLI sends no headers,
-# so it meets the host over loopback HTTP without tokens.
-INSPECTOR_VERSION = "0.15.0"
 
 
 def write_config(directory: Path, *names: str) -> Path:
@@ -211,21 +207,6 @@ async def _wait_http(client: Client, name: str) -> set[str]:
         names = await wait_for_tools(client, {name}, changes)
         tg.cancel_scope.cancel()
     return names
-
-
-@pytest.fixture(scope="session")
-def inspector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """The MCP Inspector CLI from npm, installed into this test session's temp dir."""
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm is not installed; the Inspector CLI test needs Node 20 and npm (see ENVIRONMENT.md)")
-    prefix = tmp_path_factory.mktemp("inspector")
-    subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix),
-         f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}"],
-        check=True, capture_output=True, timeout=600,
-    )
-    yield [str(prefix / "node_modules" / ".bin" / "mcp-inspector"), "--cli"]
 
 
 async def test_inspector_cli_lists_and_calls_tools_through_the_host(inspector: list[str], tmp_path: Path,

@@ -21,7 +21,7 @@ import anyio
 import pytest
 
 from .conftest import START_S
-from .test_cli import SOPHIA, inspector  # noqa: F401 - the Inspector CLI fixture, installed once per session
+from .test_cli import SOPHIA
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -74,7 +74,7 @@ async def _run(command: list[str], env: dict[str, str]) -> dict[str, Any]:
 
 
 async def test_typescript_sdk_and_inspector_see_every_tool_at_connect(
-    ts_client: list[str], inspector: list[str], tmp_path: Path  # noqa: F811 - the imported fixture
+    ts_client: list[str], inspector: list[str], tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()

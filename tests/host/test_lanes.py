@@ -240,7 +240,9 @@ class Driver:
 def _host_config(directory: Path, lane: str) -> Path:
     config = directory / "sophia.toml"
     config.write_text("\n".join([
-        "[host]", "semantic_search = false", "backoff_initial_s = 0.1", f"call_timeout_s = {TIMEOUT_S}",
+        # Only the alpha child: the installed servers would start beside it on every lane and compare nothing.
+        "[host]", "semantic_search = false", "installed_servers = false", "backoff_initial_s = 0.1",
+        f"call_timeout_s = {TIMEOUT_S}",
         f"max_result_chars = {CAP}", f"fast_path = {'true' if lane.endswith('fast') else 'false'}", "",
         "[servers.alpha]", f"command = {json.dumps([sys.executable, str(CHILD), 'alpha'])}", "",
     ]))

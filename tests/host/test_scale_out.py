@@ -27,7 +27,6 @@ from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
 from sophia_shared.audit import AuditLog
-from sophia_shared.memory.embeddings import local_embedder
 from sophia_shared.settings import SuiteSettings
 from sophia_shared.testing import error_code, structured
 
@@ -64,15 +63,6 @@ class ScaleOut:
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's ONNX cache (the path the memory tests use), built once, outside any time bound."""
-    path = tmp_path_factory.getbasetemp() / "memory-models"
-    path.mkdir(exist_ok=True)
-    local_embedder(path).load()
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sophia_host.search import Entry, ToolIndex, words
 from sophia_shared.memory.embeddings import local_embedder
 
@@ -19,12 +17,6 @@ ENTRIES = [
           "Preview the changes a stack update would make to cloud infrastructure."),
     Entry("gong_calls", "gong", "gong", "List recorded sales calls with their participants."),
 ]
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One models directory for the module: the ONNX graph is built once from the shipped weights."""
-    yield tmp_path_factory.mktemp("models")
 
 
 def keyword_index() -> ToolIndex:

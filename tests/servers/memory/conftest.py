@@ -7,16 +7,6 @@ from pathlib import Path
 
 import pytest
 from sophia_memory.settings import MemoryServerSettings
-from sophia_shared.memory.embeddings import local_embedder
-
-
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's ONNX cache (the same path the store tests use), built once, outside any time bound."""
-    path = tmp_path_factory.getbasetemp() / "memory-models"
-    path.mkdir(exist_ok=True)
-    local_embedder(path).load()
-    return path
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])

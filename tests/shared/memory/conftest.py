@@ -12,16 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 from sophia_shared.memory import MemorySettings, MemoryStore, open_store
-from sophia_shared.memory.embeddings import local_embedder
-
-
-@pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One ONNX cache for the whole session (the server tests use the same path), so the graph is built once."""
-    path = tmp_path_factory.getbasetemp() / "memory-models"
-    path.mkdir(exist_ok=True)
-    local_embedder(path).load()  # built here, outside any test's time bound
-    return path
 
 
 @pytest.fixture
