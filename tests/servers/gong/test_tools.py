@@ -226,3 +226,14 @@ async def test_check_reports_connectivity_or_what_is_missing(
     with anyio.fail_after(10), pytest.raises(Unavailable) as down:
         await check(gong_settings.model_copy(update={"base_url": "http://127.0.0.1:9", "max_retries": 0}))
     assert "127.0.0.1:9" in down.value.message
+
+
+async def test_search_over_an_empty_cache_is_an_error_naming_the_fix(gong_settings: GongSettings) -> None:
+    """An empty cache cannot answer: not an empty success (a model would say "no call mentions it")."""
+    nobody = Principal("nobody-has-synced", Role.VIEWER, kind="test")
+    unconfigured = GongSettings(base_url="http://127.0.0.1:9")
+    result = await call(unconfigured, "gong_search_calls", {"query": "pricing"}, principal=nobody)
+    assert error_code(result) == "not_configured"
+    assert "SOPHIA_GONG_ACCESS_KEY" in str(result.content) and "gong_sync" in str(result.content)
+    result = await call(gong_settings, "gong_search_calls", {"query": "pricing"}, principal=nobody)
+    assert error_code(result) == "unavailable" and "run gong_sync" in str(result.content)

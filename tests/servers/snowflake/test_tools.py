@@ -88,10 +88,33 @@ async def test_query_returns_typed_json_safe_rows(shop_settings: SnowflakeSettin
     assert [row[0] for row in data["rows"]] == [1, 2, 3]
     first = data["rows"][0]
     assert isinstance(first[1], str) and first[1].count("-") == 2  # ISO date
-    assert isinstance(first[2], int | float | str)
+    assert all(isinstance(row[2], float) for row in data["rows"])  # NUMBER(12,2): JSON numbers only
     assert isinstance(first[3], dict) and set(first[3]) == {"channel", "lines"}  # VARIANT parsed
     assert data["truncated"] is False and data["next_cursor"] is None
     assert data["local"] is False and data["kind"] == "select"
+
+
+async def test_a_numeric_column_has_one_json_type(shop_settings: SnowflakeSettings) -> None:
+    """NUMBER(12,2) came back as ints and strings mixed; now each numeric column is all numbers, or all
+    exact decimal text when one value would not survive a double, and its json_type says which."""
+    server = build_server(shop_settings)
+    sql = (
+        "select total, id, column1 as big, column2 as cents from orders, "
+        "(select * from values (1::number(38,0), 0.10::number(20,2)), "
+        "(9007199254740993::number(38,0), 2.50::number(20,2))) order by id limit 20"
+    )
+    async with connect(server, principal=VIEWER) as client:
+        with anyio.fail_after(30):
+            result = await client.call("snowflake_query", {"sql": sql})
+    assert not result.is_error, result.content
+    data = structured(result)
+    kinds = {c["name"]: c["json_type"] for c in data["columns"]}
+    assert kinds == {"TOTAL": "number", "ID": "number", "BIG": "string", "CENTS": "number"}
+    columns = list(zip(*data["rows"], strict=True))
+    assert all(isinstance(v, float) for v in columns[0] if v is not None)  # scale 2: numbers, never "12.50"
+    assert all(type(v) is int for v in columns[1])
+    assert set(columns[2]) == {"1", "9007199254740993"}  # one too big for a double: all text
+    assert set(columns[3]) == {0.1, 2.5}
 
 
 async def test_paging_walks_the_whole_result_with_cursors(shop_settings: SnowflakeSettings) -> None:

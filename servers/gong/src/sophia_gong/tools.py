@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
-from sophia_shared.errors import InvalidArgument, NotFound
+from sophia_shared.errors import InvalidArgument, NotConfigured, NotFound, Unavailable
 from sophia_shared.server import Role, SophiaServer, current_principal
 
 from .cache import CallCache, account_of, clean, clock, speakers_of
@@ -154,7 +154,7 @@ class SearchResult(BaseModel):
 
     hits: list[SearchHitOut]
     cached_chunks: int | None = Field(
-        description="Only when nothing matched: how many chunks your cache holds (0: run gong_sync first)."
+        description="Only when nothing matched: how many chunks your cache holds (an empty cache is an error)."
     )
     note: str = DATA_NOTE
 
@@ -516,6 +516,10 @@ def build_server(settings: GongSettings, *, memory: Callable[[], Awaitable[Memor
             from_day=from_day,
             to_day=to_day,
         )
+        # Counting is a scan of the tenant's memories: only worth it to explain an empty answer.
+        cached = None if hits else await cache.chunk_count(tenant)
+        if cached == 0:
+            _no_cache(client.configured)
         return SearchResult(
             hits=[
                 SearchHitOut(
@@ -531,8 +535,7 @@ def build_server(settings: GongSettings, *, memory: Callable[[], Awaitable[Memor
                 )
                 for h in hits
             ],
-            # Counting is a scan of the tenant's memories: only worth it to explain an empty answer.
-            cached_chunks=None if hits else await cache.chunk_count(tenant),
+            cached_chunks=cached,
         )
 
     @server.tool(
@@ -614,10 +617,19 @@ def build_server(settings: GongSettings, *, memory: Callable[[], Awaitable[Memor
     return server
 
 
+def _no_cache(configured: bool) -> None:
+    """An empty cache cannot answer a search: say so, with the fix, rather than an empty success."""
+    if not configured:
+        raise NotConfigured(
+            "gong_search_calls searches calls synced to the local cache, and yours is empty: "
+            f"set {CREDENTIAL_SETTINGS}, then run gong_sync"
+        )
+    raise Unavailable("gong_search_calls searches calls synced to the local cache, and yours is empty: "
+                      "run gong_sync first")
+
+
 async def check(settings: GongSettings) -> str:
     """Config + connectivity: one workspaces request."""
-    from sophia_shared.errors import NotConfigured
-
     if settings.auth_mode() is None:
         raise NotConfigured(f"Gong is not configured: set {CREDENTIAL_SETTINGS}")
     client = GongClient(settings)

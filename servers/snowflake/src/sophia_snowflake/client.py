@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -61,15 +61,19 @@ _PERMISSION_ERRNOS = frozenset({3001})
 _MAX_CELL_CHARS = 8_192
 _GRACE_S = 10.0
 _SEMI_STRUCTURED = frozenset({"VARIANT", "OBJECT", "ARRAY", "MAP"})
+_FLOATS = frozenset({"REAL", "FLOAT", "DOUBLE"})
+_SCALE = re.compile(r",(\d+)\)$")
 
 
 @dataclass(frozen=True)
 class ColumnInfo:
-    """One result column: name, Snowflake type, nullability."""
+    """One result column: name, Snowflake type, nullability; for a numeric column, the JSON type all
+    of its values on this page have ("number" or "string")."""
 
     name: str
     type: str
     nullable: bool | None
+    json_type: str | None = None
 
 
 @dataclass
@@ -581,11 +585,58 @@ def _cut(text: str) -> tuple[str, bool]:
     return text[:_MAX_CELL_CHARS] + "…", True
 
 
+def _is_numeric(type_name: str) -> bool:
+    return type_name.startswith("NUMBER") or type_name in _FLOATS
+
+
+def _exact_as_json_number(value: Any) -> bool:
+    """Whether a client that reads JSON numbers as IEEE doubles gets exactly this value back."""
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) < 2**53
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, decimal.Decimal):
+        return value.is_finite() and decimal.Decimal(repr(float(value))) == value
+    return False
+
+
+def _numeric_cell(value: Any, type_name: str, as_text: bool) -> JsonValue:
+    """A numeric cell in its column's one JSON type: a number (an integer when the column's scale is 0),
+    or, when some value of the page is not exact as a double, the exact decimal text, e.g. "12.50"."""
+    if value is None:
+        return None
+    if as_text:
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        scale = _SCALE.search(type_name)
+        integral = int(scale.group(1)) == 0 if scale else value == value.to_integral_value()
+        return int(value) if integral else float(value)
+    if isinstance(value, int | float):
+        return value
+    return str(value)
+
+
+def _numeric_columns(columns: list[ColumnInfo], fetched: Sequence[Sequence[Any]]) -> list[ColumnInfo]:
+    """The columns with each numeric one's JSON type for this page: "string" as soon as one of its values
+    would not survive a JSON number, so that a column never mixes numbers and strings."""
+    out = []
+    for index, column in enumerate(columns):
+        if _is_numeric(column.type):
+            exact = all(_exact_as_json_number(row[index]) for row in fetched if index < len(row))
+            column = replace(column, json_type="number" if exact else "string")
+        out.append(column)
+    return out
+
+
 def _build_page(
     columns: list[ColumnInfo], fetched: Sequence[Sequence[Any]], offset: int, rows: int, max_chars: int,
     query_id: str | None, request_id: str,
 ) -> QueryPage:
+    columns = _numeric_columns(columns, fetched[:rows])
     types = [c.type for c in columns]
+    as_text = [c.json_type == "string" for c in columns]
     out: list[list[JsonValue]] = []
     # Sizes are counted as the request path counts them: the text copy of the result is its
     # structured content as compact JSON.
@@ -593,7 +644,10 @@ def _build_page(
     cut_by_size = cells_cut = False
     for raw in fetched[:rows]:
         row: list[JsonValue] = []
-        for value, type_name in zip(raw, types, strict=False):
+        for value, type_name, text in zip(raw, types, as_text, strict=False):
+            if _is_numeric(type_name):
+                row.append(_numeric_cell(value, type_name, text))
+                continue
             safe, cut = json_safe(value, type_name)
             cells_cut = cells_cut or cut
             row.append(safe)

@@ -10,7 +10,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -48,6 +48,9 @@ class Column(BaseModel):
     name: str
     type: str
     nullable: bool | None = None
+    # Numeric columns only: every value of the column on this page is a JSON number, or every one is
+    # the exact decimal text (when one would not survive a double), never a mix.
+    json_type: Literal["number", "string"] | None = None
 
 
 class QueryResult(BaseModel):
@@ -186,7 +189,7 @@ def _guard(sql: str, *, read_tool: bool, settings: SnowflakeSettings) -> Guarded
 
 
 def _columns(columns: list[ColumnInfo]) -> list[Column]:
-    return [Column(name=c.name, type=c.type, nullable=c.nullable) for c in columns]
+    return [Column(name=c.name, type=c.type, nullable=c.nullable, json_type=c.json_type) for c in columns]  # type: ignore[arg-type]
 
 
 def _identifier(text: str, what: str) -> str:
