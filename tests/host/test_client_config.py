@@ -25,6 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ToolListChangedNotification
 from sophia_host.client_config import TOKEN_ENV, VSCODE_TOKEN_INPUT, ClientKind, client_config, suite_settings
 from sophia_shared.auth import Role, TokenStore
+from sophia_shared.testing import error_of
 
 from .conftest import START_S
 from .test_cli import SOPHIA, Changes, _wait_http, http_host, wait_for_tools, write_config
@@ -150,11 +151,22 @@ async def test_http_configs_and_the_bridge_reach_a_running_host(tmp_path: Path, 
         bridge = entry_of(sophia_config(shell, "--client", "claude", "--url", url, "--token-file", str(token_file)))
         assert token not in json.dumps(bridge)
         # The host's child is up (the clients above saw it), so the bridge's first listing has its tools.
+        steps: list[str | None] = []
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            steps.append(message)
+
         async with stdio_client(bridge) as client:
             result = await client.call_tool("alpha_echo", {"text": "bridged"})
             missing = await client.call_tool("alpha_echo", {"text": "missing"})
+            slow = await client.call_tool("alpha_slow", {"steps": 3}, progress_callback=on_progress)
+            first = await client.call_tool("alpha_delete", {"item": "x"})
+            confirmation = error_of(first)["data"]["confirmation_token"]  # the suite's tests run in token mode
+            done = await client.call_tool("alpha_delete", {"item": "x", "confirmation_token": confirmation})
         assert result.structured_content == {**result.structured_content, "text": "bridged", "principal": "laptop"}
-        assert missing.is_error  # a tool error crosses the bridge as a tool error
+        assert error_of(missing)["code"] == "not_found"  # a tool error crosses the bridge with its code
+        assert not slow.is_error and steps == ["step 1", "step 2", "step 3"]
+        assert error_of(first)["code"] == "confirmation_required" and not done.is_error
 
         refused = await run_bridge(url, env={TOKEN_ENV: "sph_wrong-token-value"})
         assert refused.returncode == 2

@@ -3,7 +3,7 @@
 For clients that speak only stdio (Claude Desktop) or cannot send headers. It is a proxy at the
 MCP level, not a byte pipe: the SDK's server speaks whatever protocol version the stdio client
 asks for and the SDK's client negotiates its own with the host, so either side may be older or
-newer. Tools, resources and prompts are forwarded as they are; the host still authenticates,
+newer. Tools (with their progress), resources and prompts are forwarded as they are; the host still authenticates,
 authorises, confirms and audits every call (the bridge adds no checks and keeps no state).
 
 The bearer token comes from a file or an environment variable, never from argv or the URL (both
@@ -146,8 +146,9 @@ def proxy_server(upstream: Any) -> Any:
     async def list_tools(_ctx: Any, params: Any) -> types.ListToolsResult:
         return await upstream.list_tools(cursor=_cursor(params), cache_mode="bypass")  # type: ignore[no-any-return]
 
-    async def call_tool(_ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await upstream.call_tool(params.name, params.arguments)  # type: ignore[no-any-return]
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return await upstream.call_tool(  # type: ignore[no-any-return]
+            params.name, params.arguments, progress_callback=_progress_relay(ctx, params))
 
     async def list_resources(_ctx: Any, params: Any) -> types.ListResourcesResult:
         return await upstream.list_resources(cursor=_cursor(params), cache_mode="bypass")  # type: ignore[no-any-return]
@@ -170,6 +171,18 @@ def proxy_server(upstream: Any) -> Any:
         on_list_resource_templates=list_templates, on_read_resource=read_resource,
         on_list_prompts=list_prompts, on_get_prompt=get_prompt,
     )
+
+
+def _progress_relay(ctx: Any, params: Any) -> Any:
+    """Relay the host's progress to the stdio client, under the client's own token (None: it asked for none)."""
+    token = (params.meta or {}).get("progress_token")
+    if token is None:
+        return None
+
+    async def relay(done: float, total: float | None, message: str | None) -> None:
+        await ctx.session.send_progress_notification(token, done, total, message, related_request_id=ctx.request_id)
+
+    return relay
 
 
 def _cursor(params: Any) -> str | None:
