@@ -153,7 +153,7 @@ async def test_http_configs_and_the_bridge_reach_a_running_host(tmp_path: Path, 
         # The host's child is up (the clients above saw it), so the bridge's first listing has its tools.
         steps: list[str | None] = []
 
-        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             steps.append(message)
 
         async with stdio_client(bridge) as client:
