@@ -182,6 +182,9 @@ class ConfirmationGate:
                             "nothing was done", data={"approval_id": settled.id, "status": Status.DENIED.value})
         shown = json.loads(redact(canonical_json(preview.model_dump(mode="json", exclude={"binding"}))))
         pending = store.request(binding, shown["summary"], shown.get("details") or {})
+        # Where the person may be looking (the client's server log, the host's log of this child).
+        log.warning("approval %s waits for %s: %s.%s; `sophia approve %s` or `sophia deny %s`",
+                    pending.id, binding.principal, binding.server, binding.tool, pending.id, pending.id)
         raise _pending(pending, shown)
 
     def _ask(
