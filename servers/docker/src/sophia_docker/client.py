@@ -30,7 +30,7 @@ from sophia_shared.errors import (
 )
 from sophia_shared.redact import redact, sanitize_untrusted
 
-from sophia_docker.settings import DockerSettings
+from sophia_docker.settings import DockerSettings, Engine, resolve_engine
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -132,6 +132,16 @@ def _raw(chunks: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:
         yield chunk, chunk.count(b"\n")
 
 
+def _context_tls(docker: Any, engine: Engine) -> Any:
+    """TLS from a docker context's files (ca.pem, cert.pem, key.pem), as the CLI uses them."""
+    assert engine.tls_dir is not None
+    ca, cert, key = (engine.tls_dir / name for name in ("ca.pem", "cert.pem", "key.pem"))
+    return docker.tls.TLSConfig(
+        client_cert=(str(cert), str(key)) if cert.is_file() and key.is_file() else None,
+        ca_cert=str(ca) if ca.is_file() else None, verify=not engine.skip_tls_verify and ca.is_file(),
+    )
+
+
 class DockerClient:
     """A lazily connected engine client; every method is async and raises only SophiaError."""
 
@@ -145,6 +155,11 @@ class DockerClient:
         """The engine address tried, as shown in `unavailable` errors."""
         return self._settings.engine_address()
 
+    @property
+    def engine(self) -> str:
+        """The engine address and where it came from (a setting, DOCKER_HOST, a docker context)."""
+        return resolve_engine(self._settings).label
+
     def _connect(self) -> APIClient:
         with self._lock:
             if self._api is not None:
@@ -156,11 +171,14 @@ class DockerClient:
 
             settings = self._settings
             kwargs: dict[str, Any] = {}
-            if settings.host is None:
+            engine = resolve_engine(settings)
+            if engine.source == "DOCKER_HOST":
                 kwargs.update(docker.utils.kwargs_from_env())
             else:
-                kwargs["base_url"] = settings.host
+                kwargs["base_url"] = engine.address
             try:
+                if engine.tls_dir is not None and not settings.tls_ca_cert and not settings.tls_client_cert:
+                    kwargs["tls"] = _context_tls(docker, engine)
                 if settings.tls_verify or settings.tls_ca_cert or settings.tls_client_cert:
                     client_cert = None
                     if settings.tls_client_cert and settings.tls_client_key:
@@ -210,7 +228,8 @@ class DockerClient:
 
     def _unavailable(self, exc: BaseException) -> Unavailable:
         return Unavailable(
-            f"the Docker engine at {self.address} is unreachable; start it or set SOPHIA_DOCKER_HOST",
+            f"the Docker engine at {self.engine} is unreachable; start it, or set SOPHIA_DOCKER_HOST "
+            "(or DOCKER_HOST, or `docker context use`)",
             detail=redact(str(exc)),
             data={"address": self.address},
         )

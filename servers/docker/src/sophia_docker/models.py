@@ -53,6 +53,7 @@ class Page(BaseModel):
     total: int = Field(description="items matching the request")
     truncated: bool = Field(description="true when more items follow; pass next_cursor to get them")
     next_cursor: str | None = None
+    engine: str = Field(default="", description="the engine read, and where its address came from")
 
 
 class ContainerSummary(BaseModel):

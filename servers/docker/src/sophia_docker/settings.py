@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import Field, field_validator
 from sophia_shared.settings import ServerSettings, settings_config
@@ -55,4 +59,58 @@ class DockerSettings(ServerSettings):
 
     def engine_address(self) -> str:
         """The engine address this server will try, for messages and `check`."""
-        return self.host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+        return resolve_engine(self).address
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The engine to talk to, where that choice came from, and a docker context's TLS files."""
+
+    address: str
+    source: str
+    tls_dir: Path | None = None
+    skip_tls_verify: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.address} ({self.source})"
+
+
+def resolve_engine(settings: DockerSettings) -> Engine:
+    """The docker CLI's order: SOPHIA_DOCKER_HOST, DOCKER_HOST, DOCKER_CONTEXT, the current context of
+    $DOCKER_CONFIG/config.json (default ~/.docker), then the local socket. The docker SDK reads
+    DOCKER_HOST but not contexts, so the context's endpoint is read here from its meta.json."""
+    if settings.host:
+        return Engine(settings.host, "SOPHIA_DOCKER_HOST")
+    if os.environ.get("DOCKER_HOST"):
+        return Engine(os.environ["DOCKER_HOST"], "DOCKER_HOST")
+    config_dir = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    name, source = os.environ.get("DOCKER_CONTEXT"), "DOCKER_CONTEXT"
+    if not name:
+        name, source = _current_context(config_dir), "docker context"
+    if name and name != "default":
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        endpoint = _context_endpoint(config_dir / "contexts" / "meta" / digest / "meta.json")
+        if endpoint is not None:
+            tls_dir = config_dir / "contexts" / "tls" / digest / "docker"
+            return Engine(str(endpoint["Host"]), f"{source} {name!r}", tls_dir if tls_dir.is_dir() else None,
+                          bool(endpoint.get("SkipTLSVerify")))
+    return Engine(DEFAULT_HOST, "default socket")
+
+
+def _current_context(config_dir: Path) -> str | None:
+    try:
+        config = json.loads((config_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    current = config.get("currentContext") if isinstance(config, dict) else None
+    return current if isinstance(current, str) else None
+
+
+def _context_endpoint(meta_file: Path) -> dict[str, object] | None:
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError):
+        return None
+    endpoint = (meta.get("Endpoints") or {}).get("docker") if isinstance(meta, dict) else None
+    return endpoint if isinstance(endpoint, dict) and isinstance(endpoint.get("Host"), str) else None

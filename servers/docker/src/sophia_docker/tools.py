@@ -181,7 +181,9 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         before, since, is-task, publish, expose."""
         raw = await client.list_containers(all_states=all, filters=engine_filters(filters, CONTAINER_FILTERS))
         chunk, paging = page(raw, page_size(limit), cursor)
-        return models.ContainerList(containers=[models.container_summary(c) for c in chunk], **paging)
+        return models.ContainerList(
+            containers=[models.container_summary(c) for c in chunk], **paging, engine=client.engine
+        )
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
     async def docker_inspect_container(container: ContainerRef) -> models.ContainerDetail:
@@ -517,7 +519,9 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         raw = await client.list_images(name=None, all_layers=False, filters=engine_filters(filters, IMAGE_FILTERS))
         raw.sort(key=lambda item: int(item.get("Created") or 0), reverse=True)
         chunk, paging = page(raw, page_size(limit), cursor)
-        return models.ImageList(images=[models.image_summary(i) for i in chunk], **paging)
+        return models.ImageList(
+            images=[models.image_summary(i) for i in chunk], **paging, engine=client.engine
+        )
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
     async def docker_inspect_image(image: ImageRef) -> models.ImageDetail:
@@ -574,7 +578,9 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         raw = await client.list_volumes(engine_filters(filters, VOLUME_FILTERS))
         raw.sort(key=lambda item: str(item.get("Name", "")))
         chunk, paging = page(raw, page_size(limit), cursor)
-        return models.VolumeList(volumes=[models.volume_summary(v) for v in chunk], **paging)
+        return models.VolumeList(
+            volumes=[models.volume_summary(v) for v in chunk], **paging, engine=client.engine
+        )
 
     @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=False, open_world=True)
     async def docker_create_volume(name: ObjectName, labels: Labels = None) -> models.VolumeSummary:
@@ -618,7 +624,9 @@ def build_server(settings: DockerSettings) -> SophiaServer:
         raw = await client.list_networks(engine_filters(filters, NETWORK_FILTERS))
         raw.sort(key=lambda item: str(item.get("Name", "")))
         chunk, paging = page(raw, page_size(limit), cursor)
-        return models.NetworkList(networks=[models.network_summary(n) for n in chunk], **paging)
+        return models.NetworkList(
+            networks=[models.network_summary(n) for n in chunk], **paging, engine=client.engine
+        )
 
     @server.tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=False, open_world=True)
     async def docker_create_network(
