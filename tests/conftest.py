@@ -46,6 +46,15 @@ def sophia_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_models_d
     # approvals decided out of band, ask for it with the `approval_mode` fixture.
     monkeypatch.setenv("SOPHIA_CONFIRM_MODE", "token")
     monkeypatch.setenv("SOPHIA_MEMORY_MODELS_DIR", str(shared_models_dir))
+    # The servers use what the user already has (Snowflake connections, the docker context, the Pulumi
+    # login): a test sees only what it lays out itself, never the machine's own.
+    user_files = tmp_path / "user-files"
+    monkeypatch.setenv("SNOWFLAKE_HOME", str(user_files / "snowflake"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(user_files / "config"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(user_files / "docker"))
+    monkeypatch.setenv("PULUMI_HOME", str(user_files / "pulumi"))
+    for name in ("SNOWFLAKE_DEFAULT_CONNECTION_NAME", "DOCKER_CONTEXT", "PULUMI_BACKEND_URL"):
+        monkeypatch.delenv(name, raising=False)
     yield home
 
 

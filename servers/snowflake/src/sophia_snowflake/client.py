@@ -164,6 +164,8 @@ class SnowflakeClient:
         if self.local is not None:
             port = self.local.port
             return f"local fakesnow warehouse on 127.0.0.1:{port}" if port else "local fakesnow warehouse"
+        if self.settings.file_connection is not None:
+            return self.settings.file_connection.label
         host = self.settings.host or f"{self.settings.account}.snowflakecomputing.com"
         suffix = f":{self.settings.port}" if self.settings.port else ""
         return f"Snowflake account {self.settings.account} at {host}{suffix}"
@@ -193,6 +195,10 @@ class SnowflakeClient:
                 schema=s.schema_name or s.local_schema,
             )
             return args
+        if s.file_connection is not None:
+            # The user's connection as written (account, user, authenticator, keys …), under the
+            # session guards above and any SOPHIA_SNOWFLAKE_* value set here.
+            args = {**s.file_connection.params, **args}
         for name in ("account", "user", "host", "port", "protocol", "warehouse", "database", "role"):
             value = getattr(s, name)
             if value is not None:

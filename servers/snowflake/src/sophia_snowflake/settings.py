@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from sophia_shared.settings import ServerSettings, settings_config
 
+from .connections import FileConnection, config_dir, find_connection, known_names
 from .kinds import DANGEROUS_KINDS, StatementKind
 
 
@@ -19,6 +20,11 @@ class SnowflakeSettings(ServerSettings):
     """
 
     model_config = settings_config("snowflake") | {"populate_by_name": True}
+    _connection: FileConnection | None = PrivateAttr(default=None)
+
+    # A connection of the user's own connections.toml / config.toml (connections.py), used when no
+    # account is set here; without this setting, their default connection if they have one.
+    connection_name: str | None = Field(default=None, min_length=1, max_length=200)
 
     # Connector arguments of the same name.
     account: str | None = None
@@ -95,7 +101,22 @@ class SnowflakeSettings(ServerSettings):
             raise ValueError(f"private key file {self.private_key_file} does not exist")
         return self
 
+    @model_validator(mode="after")
+    def _file_connection(self) -> SnowflakeSettings:
+        self._connection = None if self.account else find_connection(self.connection_name)
+        if self.connection_name and not self.account and self._connection is None:
+            raise ValueError(
+                f"SOPHIA_SNOWFLAKE_CONNECTION_NAME={self.connection_name!r} is not a connection of "
+                f"{config_dir()}/connections.toml or config.toml (known: {', '.join(known_names()) or 'none'})"
+            )
+        return self
+
+    @property
+    def file_connection(self) -> FileConnection | None:
+        """The user's own connection in use (when no account is set here)."""
+        return self._connection
+
     @property
     def is_local(self) -> bool:
-        """No account configured: serve the local fakesnow demo warehouse."""
-        return not self.account
+        """No account configured, here or in the user's connection files: serve the local demo warehouse."""
+        return not self.account and self._connection is None

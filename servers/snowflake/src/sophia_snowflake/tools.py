@@ -306,7 +306,7 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
     """The Snowflake MCP server; it does not connect until a tool needs it."""
     sf = client or SnowflakeClient(settings)
     cursors = _Cursors()
-    source = _LOCAL_SOURCE if sf.is_local else f"Snowflake account {settings.account}"
+    source = _LOCAL_SOURCE if sf.is_local else sf.address()
 
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
