@@ -33,6 +33,7 @@ from sophia_shared.errors import (
 from sophia_shared.paths import sophia_home
 from sophia_shared.redact import redact, sanitize_untrusted
 
+from .backends import Backend, resolve_backend, seed_demo
 from .models import (
     ChangePreview,
     ConfigEntry,
@@ -103,8 +104,13 @@ class PulumiClient:
     # -- where things are -------------------------------------------------------------------------
 
     @property
+    def backend_info(self) -> Backend:
+        """The backend in use: the user's own (setting, PULUMI_BACKEND_URL, `pulumi login`) or the demo."""
+        return resolve_backend(self.settings)
+
+    @property
     def backend_url(self) -> str:
-        return self.settings.backend_url or (sophia_home() / "pulumi" / "state").as_uri()
+        return self.backend_info.url
 
     @property
     def file_root(self) -> Path | None:
@@ -136,12 +142,14 @@ class PulumiClient:
                 f"backend {self.safe_backend()} is not a file backend; reading it needs the Pulumi CLI",
             )
         if self._backend is None or self._backend.root != root:
+            if self.backend_info.demo:
+                seed_demo(root)
             self._backend = FileBackend(root)
         return self._backend
 
     def safe_backend(self) -> str:
-        """The backend URL with any credentials redacted."""
-        return redact(self.backend_url)
+        """The backend URL (credentials redacted) and where it came from."""
+        return self.backend_info.label
 
     def cli_path(self) -> Path | None:
         if self.settings.cli is not None:
@@ -242,7 +250,7 @@ class PulumiClient:
             check_name("project", project)
         if self.reads_from_state():
             return await anyio.to_thread.run_sync(self.state_stacks, project)
-        self.require_cli("listing stacks of a non-file backend")
+        self.require_cli(f"listing stacks of backend {self.safe_backend()}")
         projects = [project] if project else self.known_projects()
         if project is not None:
             self.project_dir(project)
@@ -294,7 +302,7 @@ class PulumiClient:
                 OutputValue(name=k, value=mask_secrets(v), secret=contains_secret(v))
                 for k, v in sorted(snap.outputs.items())
             ], True
-        self.require_cli("revealing secret outputs" if reveal else "reading outputs of a non-file backend")
+        self.require_cli("revealing secret outputs" if reveal else f"reading outputs of backend {self.safe_backend()}")
         return await anyio.to_thread.run_sync(self._cli_outputs, project, stack, reveal), False
 
     def _cli_outputs(self, project: str, stack: str, reveal: bool) -> list[OutputValue]:
@@ -321,7 +329,7 @@ class PulumiClient:
                 return [HistoryEntry(**row) for row in rows]
 
             return await anyio.to_thread.run_sync(read), True
-        self.require_cli("reading history of a non-file backend")
+        self.require_cli(f"reading history of backend {self.safe_backend()}")
         return await anyio.to_thread.run_sync(self._cli_history, project, stack, want), False
 
     def _cli_history(self, project: str, stack: str, want: int) -> list[HistoryEntry]:
@@ -357,7 +365,7 @@ class PulumiClient:
                 return entries
 
             return await anyio.to_thread.run_sync(read), True
-        self.require_cli("reading config of a non-file backend")
+        self.require_cli(f"reading config of backend {self.safe_backend()}")
         return await anyio.to_thread.run_sync(self._cli_config, project, stack), False
 
     def _cli_config(self, project: str, stack: str) -> list[ConfigEntry]:

@@ -21,6 +21,8 @@ class StackList(BaseModel):
     stacks: list[StackSummary]
     truncated: bool = False
     source: Source
+    backend: str = Field(default="", description="the backend read, and why this one (setting, login, demo)")
+    demo: bool = Field(default=False, description="true: the demo backend, not your infrastructure")
 
 
 class OutputValue(BaseModel):
@@ -37,6 +39,8 @@ class StackOutputs(BaseModel):
     revealed: bool = Field(description="True when secret values are shown in clear.")
     truncated: bool = False
     source: Source
+    backend: str = Field(default="", description="the backend read, and why this one (setting, login, demo)")
+    demo: bool = Field(default=False, description="true: the demo backend, not your infrastructure")
 
 
 class ResourceItem(BaseModel):
@@ -55,6 +59,8 @@ class ResourcePage(BaseModel):
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page.")
     truncated: bool = Field(default=False, description="True when more matches follow this page.")
     source: Source
+    backend: str = Field(default="", description="the backend read, and why this one (setting, login, demo)")
+    demo: bool = Field(default=False, description="true: the demo backend, not your infrastructure")
 
 
 class HistoryEntry(BaseModel):
@@ -74,6 +80,8 @@ class HistoryPage(BaseModel):
     next_cursor: str | None = None
     truncated: bool = False
     source: Source
+    backend: str = Field(default="", description="the backend read, and why this one (setting, login, demo)")
+    demo: bool = Field(default=False, description="true: the demo backend, not your infrastructure")
 
 
 class ConfigEntry(BaseModel):
@@ -88,6 +96,8 @@ class StackConfig(BaseModel):
     entries: list[ConfigEntry]
     truncated: bool = False
     source: Source
+    backend: str = Field(default="", description="the backend read, and why this one (setting, login, demo)")
+    demo: bool = Field(default=False, description="true: the demo backend, not your infrastructure")
 
 
 class ResourceChange(BaseModel):

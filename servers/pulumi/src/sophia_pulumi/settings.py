@@ -20,7 +20,8 @@ class PulumiSettings(ServerSettings):
     )
     backend_url: str | None = Field(
         default=None,
-        description="Any backend URL the CLI accepts; default: file://$SOPHIA_HOME/pulumi/state.",
+        description="Any backend URL the CLI accepts; default: PULUMI_BACKEND_URL, else your `pulumi login` "
+        "(credentials.json `current`), else a demo file backend under $SOPHIA_HOME.",
     )
     projects_dir: Path | None = Field(
         default=None,

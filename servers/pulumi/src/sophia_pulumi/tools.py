@@ -131,6 +131,7 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
             stacks=stacks[:STACKS_CAP],
             truncated=len(stacks) > STACKS_CAP,
             source="state" if client.reads_from_state() else "cli",
+            backend=client.safe_backend(), demo=client.backend_info.demo,
         )
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
@@ -167,6 +168,7 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
             revealed=reveal_secrets,
             truncated=len(capped) < len(values),
             source="state" if from_state else "cli",
+            backend=client.safe_backend(), demo=client.backend_info.demo,
         )
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
@@ -219,6 +221,7 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
             next_cursor=_encode_cursor(end) if more else None,
             truncated=more,
             source="state" if client.reads_from_state() else "cli",
+            backend=client.safe_backend(), demo=client.backend_info.demo,
         )
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
@@ -242,6 +245,7 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
             next_cursor=_encode_cursor(offset + limit) if more else None,
             truncated=more,
             source="state" if from_state else "cli",
+            backend=client.safe_backend(), demo=client.backend_info.demo,
         )
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
@@ -258,6 +262,7 @@ def build_server(settings: PulumiSettings) -> SophiaServer:
             entries=shown,
             truncated=len(entries) > CONFIG_CAP,
             source="state" if from_state else "cli",
+            backend=client.safe_backend(), demo=client.backend_info.demo,
         )
 
     # -- change tools -------------------------------------------------------------------------------
