@@ -147,8 +147,12 @@ def proxy_server(upstream: Any) -> Any:
         return await upstream.list_tools(cursor=_cursor(params), cache_mode="bypass")  # type: ignore[no-any-return]
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await upstream.call_tool(  # type: ignore[no-any-return]
-            params.name, params.arguments, progress_callback=_progress_relay(ctx, params))
+        token = (params.meta or {}).get("progress_token")
+        relay = ProgressRelay(ctx, token) if token is not None else None
+        result: types.CallToolResult = await upstream.call_tool(params.name, params.arguments, progress_callback=relay)
+        if relay is not None:
+            await relay.drain()
+        return result
 
     async def list_resources(_ctx: Any, params: Any) -> types.ListResourcesResult:
         return await upstream.list_resources(cursor=_cursor(params), cache_mode="bypass")  # type: ignore[no-any-return]
@@ -173,16 +177,42 @@ def proxy_server(upstream: Any) -> Any:
     )
 
 
-def _progress_relay(ctx: Any, params: Any) -> Any:
-    """Relay the host's progress to the stdio client, under the client's own token (None: it asked for none)."""
-    token = (params.meta or {}).get("progress_token")
-    if token is None:
-        return None
+class ProgressRelay:
+    """Relays the host's progress to the stdio client under the client's own token.
 
-    async def relay(done: float, total: float | None, message: str | None) -> None:
-        await ctx.session.send_progress_notification(token, done, total, message, related_request_id=ctx.request_id)
+    The SDK client runs each progress callback as a task of its own, so the last ones may still be
+    writing when the result arrives; `drain` waits for them, since a client drops progress that
+    comes after its answer.
+    """
 
-    return relay
+    DRAIN_S = 5.0
+
+    def __init__(self, ctx: Any, token: str | int) -> None:
+        self.ctx = ctx
+        self.token = token
+        self._writing: set[Any] = set()
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        import anyio
+
+        done = anyio.Event()
+        self._writing.add(done)
+        try:
+            await self.ctx.session.send_progress_notification(self.token, progress, total, message,
+                                                              related_request_id=self.ctx.request_id)
+        finally:
+            done.set()
+            self._writing.discard(done)
+
+    async def drain(self) -> None:
+        """Wait (bounded) for relays already under way; their tasks started before the result was read."""
+        import anyio
+        import anyio.lowlevel
+
+        await anyio.lowlevel.checkpoint()
+        with anyio.move_on_after(self.DRAIN_S):
+            for done in list(self._writing):
+                await done.wait()
 
 
 def _cursor(params: Any) -> str | None:
