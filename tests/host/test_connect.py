@@ -95,7 +95,7 @@ async def test_typescript_sdk_and_inspector_see_every_tool_at_connect(
     # a --transport in the server's arguments for its own, so the transport comes from the environment.
     inspect = [*inspector, "-e", f"SOPHIA_HOME={home}", "-e", "SOPHIA_UP_TRANSPORT=stdio"]
     for name in ("SOPHIA_CONFIG", "SOPHIA_STDIO_ROLE", "SOPHIA_GONG_ACCESS_KEY", "SOPHIA_GONG_ACCESS_KEY_SECRET",
-                 "SOPHIA_RETOOL_BASE_URL", "SOPHIA_RETOOL_API_TOKEN"):
+                 "SOPHIA_RETOOL_BASE_URL", "SOPHIA_RETOOL_API_TOKEN", "SOPHIA_MEMORY_MODELS_DIR"):
         inspect += ["-e", f"{name}={env[name]}"]
     listed = await _run([*inspect, "--method", "tools/list", "--", SOPHIA, "up"], env)
     assert wanted <= {t["name"] for t in listed["tools"]}
