@@ -64,14 +64,18 @@ def assert_accepted(kind: ClientKind, config: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("kind", list(ClientKind))
 @pytest.mark.parametrize("url", [None, "http://127.0.0.1:8760/mcp"])
-def test_every_config_is_one_its_client_accepts(kind: ClientKind, url: str | None,
+@pytest.mark.parametrize("bridge", [False, True])
+def test_every_config_is_one_its_client_accepts(kind: ClientKind, url: str | None, bridge: bool,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TOKEN_ENV, "sph_secret-value-that-must-not-be-printed")
-    config = client_config(kind, url=url, settings=suite_settings())
+    config = client_config(kind, url=url, settings=suite_settings(), bridge=bridge)
     assert_accepted(kind, config)
     assert "sph_secret-value" not in json.dumps(config)
-    if url is not None and kind is not ClientKind.claude:
-        assert entry_of(config)["headers"]["Authorization"].startswith("Bearer ${")
+    entry = entry_of(config)
+    if url is not None and (bridge or kind is ClientKind.claude):
+        assert entry["args"][:2] == ["connect", url]
+    elif url is not None:
+        assert entry["headers"]["Authorization"].startswith("Bearer ${")
 
 
 def test_settings_travel_absolute_and_secrets_stay_behind(tmp_path: Path) -> None:

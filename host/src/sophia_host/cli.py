@@ -273,6 +273,9 @@ def config(
     portable: Annotated[
         bool, typer.Option("--portable", help="name the `sophia` command and no settings (for a checked-in file)")
     ] = False,
+    bridge: Annotated[
+        bool, typer.Option("--bridge", help="with --url: a stdio entry running `sophia connect` (no headers needed)")
+    ] = False,
 ) -> None:
     """Print a ready client config for this install (stdio, or --url for a running HTTP host)."""
     from .client_config import render, render_all, suite_settings
@@ -287,8 +290,8 @@ def config(
     if client == "all":
         typer.echo(render_all(url=url, token_file=token_file, settings=settings or suite_settings()), nl=False)
         return
-    typer.echo(render(ClientKind(client), url=url, portable=portable, token_file=token_file, settings=settings),
-               nl=False)
+    typer.echo(render(ClientKind(client), url=url, portable=portable, token_file=token_file, settings=settings,
+                      bridge=bridge), nl=False)
 
 
 def connect(

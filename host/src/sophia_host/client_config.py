@@ -108,10 +108,17 @@ def client_config(
     portable: bool = False,
     token_file: Path | None = None,
     settings: Settings | None = None,
+    bridge: bool = False,
 ) -> dict[str, Any]:
-    """The JSON `kind` reads: this install's host over stdio, or the running host at `url`."""
+    """The JSON `kind` reads: this install's host over stdio, or the running host at `url` (through
+    the stdio bridge when `bridge`, for a client or network that cannot send headers)."""
     env = dict((settings or Settings()).env)
     command = sophia_command(portable)
+    if url is not None and bridge:
+        entry = bridge_entry(command, url, token_file, env)
+        if kind is ClientKind.vscode:
+            return {"servers": {ENTRY_NAME: {"type": "stdio", **entry}}}
+        return {"mcpServers": {ENTRY_NAME: entry}}
     if url is None:
         stdio: dict[str, Any] = {"command": command, "args": list(STDIO_ARGS), "env": env}
         if kind is ClientKind.vscode:
