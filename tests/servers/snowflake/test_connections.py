@@ -56,6 +56,10 @@ async def test_a_named_connection_of_connections_toml(
     data = await _count_customers(settings)
     assert data["local"] is False and data["rows"] == [[data["rows"][0][0]]] and data["rows"][0][0] > 0
     assert data["source"] == f"Snowflake account fakesnow (connection 'shop' of {snowflake_home}/connections.toml)"
+    with anyio.fail_after(60):
+        async with connect(build_server(settings), principal=Principal("t", Role.VIEWER, kind="test")) as client:
+            tables = structured(await client.call("snowflake_list_tables", {}))
+    assert tables["source"] == data["source"] and tables["local"] is False
 
 
 async def test_the_default_connection_is_used_without_any_setting(

@@ -91,6 +91,7 @@ class DatabaseList(BaseModel):
     databases: list[Database]
     truncated: bool
     local: bool
+    source: str = ""
 
 
 class Schema(BaseModel):
@@ -103,6 +104,7 @@ class SchemaList(BaseModel):
     schemas: list[Schema]
     truncated: bool
     local: bool
+    source: str = ""
 
 
 class Table(BaseModel):
@@ -119,6 +121,7 @@ class TableList(BaseModel):
     tables: list[Table]
     truncated: bool
     local: bool
+    source: str = ""
 
 
 class TableColumn(BaseModel):
@@ -135,6 +138,7 @@ class TableDescription(BaseModel):
     columns: list[TableColumn]
     truncated: bool
     local: bool
+    source: str = ""
 
 
 class ExplainResult(BaseModel):
@@ -146,6 +150,7 @@ class ExplainResult(BaseModel):
     plan_truncated: bool = False
     note: str | None = None
     local: bool
+    source: str = ""
 
 
 class CancelResult(BaseModel):
@@ -448,7 +453,8 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
         return [c.name.lower() for c in columns], rows
 
     def default_database(database: str | None) -> str:
-        chosen = database or settings.database or (settings.local_database if sf.is_local else None)
+        own = settings.file_connection.params.get("database") if settings.file_connection else None
+        chosen = database or settings.database or own or (settings.local_database if sf.is_local else None)
         if not chosen:
             raise InvalidArgument("name a database (no SOPHIA_SNOWFLAKE_DATABASE is configured)")
         return _identifier(chosen, "database")
@@ -468,7 +474,7 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
             )
             for row in rows[:limit]
         ]
-        return DatabaseList(databases=databases, truncated=len(rows) > limit, local=sf.is_local)
+        return DatabaseList(databases=databases, truncated=len(rows) > limit, local=sf.is_local, source=source)
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
     async def snowflake_list_schemas(
@@ -482,7 +488,9 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
         names, rows = await metadata(f"SHOW SCHEMAS IN DATABASE {db}", None, "snowflake_list_schemas", limit + 1)
         index = names.index("name")
         schemas = [Schema(name=str(row[index]), database=_unquote(db)) for row in rows[:limit]]
-        return SchemaList(database=_unquote(db), schemas=schemas, truncated=len(rows) > limit, local=sf.is_local)
+        return SchemaList(
+            database=_unquote(db), schemas=schemas, truncated=len(rows) > limit, local=sf.is_local, source=source
+        )
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
     async def snowflake_list_tables(
@@ -521,7 +529,7 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
             )
             for r in rows[:limit]
         ]
-        return TableList(tables=tables, truncated=len(rows) > limit, local=sf.is_local)
+        return TableList(tables=tables, truncated=len(rows) > limit, local=sf.is_local, source=source)
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
     async def snowflake_describe_table(
@@ -550,7 +558,7 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
             for r in rows[:max_columns]
         ]
         return TableDescription(
-            table=ref, columns=columns, truncated=len(rows) > max_columns, local=sf.is_local
+            table=ref, columns=columns, truncated=len(rows) > max_columns, local=sf.is_local, source=source
         )
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=False, open_world=True)
@@ -596,6 +604,7 @@ def build_server(settings: SnowflakeSettings, client: SnowflakeClient | None = N
         return ExplainResult(
             kind=statement.kind.value, statement=statement.sql, tables=list(statement.tables),
             columns=_columns(columns), plan=plan, plan_truncated=plan_truncated, note=note, local=sf.is_local,
+            source=source,
         )
 
     @server.tool(
