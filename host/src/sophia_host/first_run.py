@@ -65,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     elif not path.is_file():
         print(f"note: the {TOKEN_NAME!r} token predates {path}; for configs that read it, run "
               f"`sophia token revoke {TOKEN_NAME}` and `make run` again.\n", file=sys.stderr)
+    settings = suite_settings()
     print("To use Sophia from a client, paste one entry into the file named (merge with what is there):\n")
-    print(render_all(url=url, token_file=path, settings=suite_settings()))
+    print(render_all(url=url, token_file=path, settings=settings))
+    if settings.left_out:
+        print(f"note: the stdio entries leave out your secret settings {', '.join(settings.left_out)}; add them to "
+              "their env yourself, or keep them in sophia.toml", file=sys.stderr)
     return 0
 
 
