@@ -2,16 +2,19 @@
 # tokens required, state in the /data volume. Build with `make image`; run with
 #   docker run -d --name sophia -p 127.0.0.1:8760:8760 -v sophia-data:/data sophia:local
 #   docker exec sophia sophia token create --name laptop     # printed once
-FROM python:3.11-slim-bookworm
+# BASE: any Debian 12 image with python3 (3.11) and its venv module.
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
 
 ENV UV_LINK_MODE=copy \
     UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/opt/sophia \
     PYTHONUNBUFFERED=1 \
     SOPHIA_HOME=/data \
-    PATH=/opt/sophia/bin:$PATH
+    PATH=/opt/sophia/bin:/opt/uv/bin:$PATH
 
-RUN pip install --no-cache-dir uv==0.13.9
+# uv in a venv of its own: works on python:*-slim and on Debian's python3 (which refuses a global pip).
+RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir uv==0.13.9
 
 WORKDIR /src
 COPY pyproject.toml uv.lock ./

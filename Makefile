@@ -66,5 +66,6 @@ config: install
 # The container image (Dockerfile): the suite on its embedded defaults, `sophia up` over HTTP.
 # Needs a container engine; `make test` does not build it.
 IMAGE ?= sophia:local
+BASE ?= python:3.11-slim-bookworm
 image:
-	docker build -t $(IMAGE) .
+	docker build --build-arg BASE=$(BASE) -t $(IMAGE) .
