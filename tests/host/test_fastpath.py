@@ -234,3 +234,12 @@ async def test_streamable_http_fast_path_keeps_the_edge(tmp_path: Path, sophia_h
         again = await http.post(url, headers=auth, content=body("alpha_echo", "again"))
         assert again.json()["result"]["structuredContent"]["text"] == "again"
         assert await _fast_calls(tmp_path, sophia_home, 1) >= 1
+        # Every progress step of the child is on the wire before the answer, on every call (the SDK
+        # client relays each step as a task of its own; without waiting for them, ~1 call in 6 lost its last).
+        for n in range(20):
+            slow = await http.post(url, headers={**auth, "Mcp-Name": "alpha_slow"}, content=json.dumps(
+                {"jsonrpc": "2.0", "id": 10 + n, "method": "tools/call", "params": {
+                    "name": "alpha_slow", "arguments": {"steps": 3}, "_meta": {**ENVELOPE, "progressToken": n}}}))
+            events = [json.loads(line[5:]) for line in slow.text.splitlines() if line.startswith("data:")]
+            steps = [e["params"]["message"] for e in events if e.get("method") == "notifications/progress"]
+            assert steps == ["step 1", "step 2", "step 3"] and "result" in events[-1], (n, events)

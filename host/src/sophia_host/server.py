@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import mcp_types as types
 from mcp.server.elicitation import AcceptedElicitation, render_elicitation_schema
@@ -50,6 +51,8 @@ CONFIRM_KEY = "sophia_host_confirmation"
 _INPUT_REQUIRED_VERSION = "2026-07-28"
 # How long a stopping host waits for its children to leave (each gets stdin closed, then TERM, then KILL).
 CHILDREN_STOP_S = 15.0
+# How long an answer waits for progress relays still under way (a caller that stalls them loses none of the answer).
+PROGRESS_DRAIN_S = 2.0
 
 
 class FoundTool(BaseModel):
@@ -357,14 +360,13 @@ class HostServer(SophiaServer):
         # A confirmed call of a caller that can answer a prompt: the child hands us its token to ask with.
         elicits = spec is not None and spec.confirm and context is not None and client_can_elicit(context)
         meta = forward_meta(current_principal(), current_correlation_id(), elicits=elicits)
-        progress = _progress_forwarder(context)
         answer = _confirmation_answer(context)
         if answer is not None:
             token, accepted = answer
             if not accepted:
                 raise Forbidden(f"the user declined {name}; nothing was done")
             arguments = {**arguments, CONFIRMATION_TOKEN_ARG: token}
-        result = await child.call(name, arguments, meta=meta, progress=progress)
+        result = await _call_relaying_progress(child, name, arguments, meta, context)
         if (
             isinstance(result, types.CallToolResult) and context is not None
             and CONFIRMATION_TOKEN_ARG not in arguments and error_code(result) == ErrorCode.CONFIRMATION_REQUIRED
@@ -400,11 +402,10 @@ class HostServer(SophiaServer):
             # be prompted (a pending approval, or the token itself in SOPHIA_CONFIRM_MODE=token).
             log.info("could not ask the caller to confirm %s (%s); asking the child without a prompt", name, exc)
             plain = {k: v for k, v in meta.items() if k != ELICITS_META_KEY}
-            return await child.call(name, arguments, meta=plain, progress=_progress_forwarder(context))
+            return await _call_relaying_progress(child, name, arguments, plain, context)
         if not (isinstance(outcome, AcceptedElicitation) and outcome.data.confirm):
             raise Forbidden(f"the user declined {name}; nothing was done")
-        return await child.call(name, {**arguments, CONFIRMATION_TOKEN_ARG: token}, meta=meta,
-                                progress=_progress_forwarder(context))
+        return await _call_relaying_progress(child, name, {**arguments, CONFIRMATION_TOKEN_ARG: token}, meta, context)
 
     # -- tools of the host itself -----------------------------------------------------------
 
@@ -471,15 +472,43 @@ def _own_description(server: HostServer, name: str) -> str:
     return (tool.description or "") if tool is not None else ""
 
 
-def _progress_forwarder(context: Context[Any, Any] | None) -> Any:
-    """Forward the child's progress to the caller (a no-op when the caller asked for none)."""
-    if context is None:
-        return None
+class _ProgressRelay:
+    """Forwards the child's progress to the caller. The SDK client runs each progress callback as a
+    task of its own, so a child's last step could reach the caller after the answer (or, with the
+    request closed, not at all: ~1 call in 6 over HTTP); `drained` lets the answer wait for them."""
 
-    async def forward(progress: float, total: float | None, message: str | None) -> None:
-        await context.report_progress(progress, total, message)
+    def __init__(self, context: Context[Any, Any]):
+        self._context = context
+        self._running = 0
+        self._idle: anyio.Event | None = None
 
-    return forward
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self._running += 1
+        try:
+            await self._context.report_progress(progress, total, message)
+        finally:
+            self._running -= 1
+            if self._running == 0 and self._idle is not None:
+                self._idle.set()
+
+    async def drained(self) -> None:
+        """Return once every relay started so far is done (bounded: a stuck caller cannot hold the answer)."""
+        await anyio.lowlevel.checkpoint()  # relays spawned with the answer's arrival start first
+        with anyio.move_on_after(PROGRESS_DRAIN_S):
+            while self._running:
+                self._idle = anyio.Event()
+                await self._idle.wait()
+
+
+async def _call_relaying_progress(
+    child: Child, name: str, arguments: dict[str, Any], meta: dict[str, Any], context: Context[Any, Any] | None,
+) -> types.CallToolResult | types.InputRequiredResult:
+    """`child.call` with the child's progress relayed to the caller, every step before the answer."""
+    relay = _ProgressRelay(context) if context is not None else None
+    result = await child.call(name, arguments, meta=meta, progress=relay)
+    if relay is not None:
+        await relay.drained()
+    return result
 
 
 def _confirmation_answer(context: Context[Any, Any] | None) -> tuple[str, bool] | None:
