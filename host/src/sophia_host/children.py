@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -99,8 +99,13 @@ class Child:
         log_dir: Path | None = None,
         on_health: Callable[[Child], None] | None = None,
         catalogue: Catalogue | None = None,
+        started_all: Callable[[], Awaitable[None]] | None = None,
     ):
         self.entry = entry
+        # Returns once every child of the host has come up (or failed) once: the background work of
+        # a child that is up (its first check, its spare) waits for it, so that on 2 cores it does
+        # not compete with the children still starting, and the first complete tools/list comes sooner.
+        self.started_all = started_all
         self.name = entry.name
         self.settings = settings
         self.on_change = on_change
@@ -218,8 +223,13 @@ class Child:
             while self.first_start and not self._stop.is_set():
                 await self._state_changed.wait()
 
-    async def run(self) -> None:
-        """Serve this child until stopped: restart it at once after a crash, with backoff only in a crash loop."""
+    async def run(self, after: anyio.Event | None = None, limit_s: float = 0.0) -> None:
+        """Serve this child until stopped: restart it at once after a crash, with backoff only in a crash loop.
+
+        With `after`, the process starts once it is set (or after `limit_s`): see HostServer.running."""
+        if after is not None:
+            with anyio.move_on_after(limit_s):
+                await _first(after, self._stop)
         async with anyio.create_task_group() as sessions:
             self._sessions = sessions
             try:
@@ -413,7 +423,9 @@ class Child:
 
     async def _keep_spare(self, active: _Session) -> None:
         """While `active` serves, keep one more process of this child started and idle."""
-        with anyio.move_on_after(self.settings.standby_after_s):
+        began = anyio.current_time()
+        await self._until_started_all(active)
+        with anyio.move_on_after(self.settings.standby_after_s - (anyio.current_time() - began)):
             await _first(self._stop, active.ended)
         while not self._stop.is_set() and not active.ended.is_set():
             spare = self._spare
@@ -434,10 +446,18 @@ class Child:
             self._spare = spare
             self._spare_moved()
 
+    async def _until_started_all(self, active: _Session | None) -> None:
+        """Wait (bounded by start_wait_s) until every child has started once, or this one stops."""
+        if self.started_all is None:
+            return
+        with anyio.move_on_after(self.settings.start_wait_s):
+            await _first(self._stop, active.ended if active is not None else None, _Awaited(self.started_all))
+
     # -- health ---------------------------------------------------------------------------
 
     async def _health_loop(self, client: Client) -> None:
         """Read the server's own check now and then; a server without one keeps health None."""
+        await self._until_started_all(None)
         while True:
             health = await self._read_health(client)
             if health is None:
@@ -641,11 +661,25 @@ def toolset_of(tool: types.Tool, server: str) -> str:
     return str(toolset) if toolset else server
 
 
-async def _first(*events: anyio.Event | None) -> None:
+class _Waitable(Protocol):
+    async def wait(self) -> Any: ...
+
+
+class _Awaited:
+    """An awaitable function as an event to wait for (in `_first`)."""
+
+    def __init__(self, fn: Callable[[], Awaitable[None]]):
+        self.fn = fn
+
+    async def wait(self) -> None:
+        await self.fn()
+
+
+async def _first(*events: _Waitable | None) -> None:
     """Return when any of the events is set."""
     async with anyio.create_task_group() as tg:
 
-        async def wait(event: anyio.Event) -> None:
+        async def wait(event: _Waitable) -> None:
             await event.wait()
             tg.cancel_scope.cancel()
 

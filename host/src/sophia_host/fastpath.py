@@ -34,7 +34,7 @@ from sophia_shared.server import ToolSpec
 from sophia_shared.stdio import suite_limits
 
 from .children import Child, State
-from .raw import ChannelClosed, ProgressSink, without_protocol_stamps
+from .raw import ENVELOPE_PREFIX, ChannelClosed, ProgressSink, without_protocol_stamps
 
 if TYPE_CHECKING:
     from .server import HostServer
@@ -103,9 +103,11 @@ class FastPath:
         token = meta.get("progressToken")
         if token is not None and not isinstance(token, str | int):
             return False
-        envelope = {k: v for k, v in meta.items() if k != "progressToken"} if "progressToken" in meta else meta
+        # Only the protocol's own keys can fail the SDK's check (every other `_meta` key takes any
+        # value), so the cache holds those: a client that adds its own per-call key still hits it.
+        envelope = {k: v for k, v in meta.items() if k.startswith(ENVELOPE_PREFIX)}
         if not envelope:
-            return True
+            return len(meta) == ("progressToken" in meta)  # handshake-era: a progress token at most
         version = envelope.get(PROTOCOL_VERSION_META_KEY)
         if version not in MODERN_PROTOCOL_VERSIONS:
             return False  # a handshake-era `_meta` carries a progress token at most; the rest is the SDK's

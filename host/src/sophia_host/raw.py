@@ -11,7 +11,6 @@ with the SDK client; the two share the pipe through ids the SDK never uses.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 from collections.abc import Awaitable, Callable, Mapping
@@ -53,8 +52,13 @@ class RawChannel:
 
     def __init__(self, send: Callable[[bytes], Awaitable[None]]):
         # The child's stdin itself, not the SDK writer's queue: one task switch less per call.
-        # Lines never interleave: each is one write() on the loop's thread.
+        # Lines never interleave: each write() holds whole lines and runs on the loop's thread.
         self._send = send
+        # Lines queued in one turn of the loop go out in one write: the child then reads several
+        # calls per wake-up, which is most of what a busy child spends per call beyond the call itself.
+        self._outbox: list[bytes] = []
+        self._outbox_ids: list[str] = []
+        self._writes: set[asyncio.Task[None]] = set()
         self._pending: dict[str, _Pending] = {}
         self._ids = itertools.count(1)
         self._closed = False
@@ -109,24 +113,45 @@ class RawChannel:
         pending = self._pending[request_id] = _Pending(progress)
         answered = False
         try:
-            await self._send(line)
+            self._post(line, request_id)
             response = await pending.response
             answered = True
             return response
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-            raise ChannelClosed("the child's pipe is closed") from None
         finally:
             del self._pending[request_id]
             if not answered and not self._closed:
-                with anyio.CancelScope(shield=True):
-                    await self._cancel(request_id)
+                self._cancel(request_id)
 
-    async def _cancel(self, request_id: str) -> None:
+    def _post(self, line: bytes, request_id: str | None = None) -> None:
+        """Queue a line for the child; the queue is written once the loop's current turn is done."""
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.append(line)
+        if request_id is not None:
+            self._outbox_ids.append(request_id)
+
+    def _flush(self) -> None:
+        data, ids = b"".join(self._outbox), self._outbox_ids
+        self._outbox, self._outbox_ids = [], []
+        task = asyncio.get_running_loop().create_task(self._write(data, ids))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(self, data: bytes, ids: list[str]) -> None:
+        try:
+            await self._send(data)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            for request_id in ids:  # those calls fail now rather than wait for the reader to see the end
+                pending = self._pending.get(request_id)
+                if pending is not None and not pending.response.done():
+                    pending.response.set_exception(ChannelClosed("the child's pipe is closed"))
+
+    def _cancel(self, request_id: str) -> None:
+        # Through the same queue as the request, so it can never overtake it. Best effort: a write
+        # that fails has no call left to fail, and the child's own timeout still applies.
         notice = {"jsonrpc": "2.0", "method": "notifications/cancelled",
                   "params": {"requestId": request_id, "reason": "the caller cancelled or timed out"}}
-        # Best effort: the child's own timeout still applies.
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-            await self._send(json.dumps(notice, separators=(",", ":")).encode() + b"\n")
+        self._post(json.dumps(notice, separators=(",", ":")).encode() + b"\n")
 
     def close(self) -> None:
         """Fail every call still waiting: the pipe is gone."""

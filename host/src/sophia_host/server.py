@@ -49,6 +49,8 @@ FIND_TOOLS = "sophia_find_tools"
 # The key of the host's own confirmation question in an InputRequiredResult.
 CONFIRM_KEY = "sophia_host_confirmation"
 _INPUT_REQUIRED_VERSION = "2026-07-28"
+# How long children whose listing the catalogue holds wait for the host's first answer before starting.
+CATALOGUE_HEAD_START_S = 1.0
 # How long a stopping host waits for its children to leave (each gets stdin closed, then TERM, then KILL).
 CHILDREN_STOP_S = 15.0
 # How long an answer waits for progress relays still under way (a caller that stalls them loses none of the answer).
@@ -99,7 +101,7 @@ class HostServer(SophiaServer):
         self.log_dir = log_dir()
         catalogue = Catalogue() if settings.catalogue else None
         self.children = [Child(entry, settings, self._child_changed, self.log_dir, on_health=self._child_health,
-                               catalogue=catalogue) for entry in servers]
+                               catalogue=catalogue, started_all=self.wait_ready) for entry in servers]
         self.index = index or ToolIndex()
         self.fatal: str | None = None
         self.fatal_event = anyio.Event()
@@ -112,6 +114,7 @@ class HostServer(SophiaServer):
         self._legacy_connections: weakref.WeakSet[Any] = weakref.WeakSet()
         self._started = time.time()
         self._changed = anyio.Event()
+        self._served_first = anyio.Event()  # a tools/list answered or a forwarded call arrived
         self._stdio: StdioPipes | None = None
         self.fast = FastPath(self)
         self._audit_writer: AuditWriter | None = None
@@ -138,9 +141,13 @@ class HostServer(SophiaServer):
         """Start every child in parallel (without waiting for them) and stop them all on exit."""
         self._own_tools = await SophiaServer.list_tools(self)
         self._rebuild()
+        # With every child's listing in the catalogue, the first tools/list needs no child: the
+        # children start once it is answered (or a forwarded call comes, or CATALOGUE_HEAD_START_S
+        # passes), so that on 2 cores six starting processes do not slow the host's own answer.
+        after = self._served_first if self.children and all(c.from_catalogue for c in self.children) else None
         async with anyio.create_task_group() as tg:
             for child in self.children:
-                tg.start_soon(child.run)
+                tg.start_soon(child.run, after, CATALOGUE_HEAD_START_S)
             tg.start_soon(self._status_loop)
             try:
                 yield self
@@ -326,7 +333,10 @@ class HostServer(SophiaServer):
             if connection is not None:
                 self._legacy_connections.add(connection)
         await self._wait_for_first_listings()
-        return await super()._handle_list_tools(ctx, params)
+        try:
+            return await super()._handle_list_tools(ctx, params)
+        finally:
+            self._served_first.set()
 
     async def _wait_for_first_listings(self) -> None:
         """Hold a tools/list (bounded) while a child starting for the first time has no tools to show:
@@ -356,6 +366,7 @@ class HostServer(SophiaServer):
         child = self._routes.get(name)
         if child is None:
             return await super().execute(name, arguments, context)
+        self._served_first.set()
         spec = self.specs.get(name)
         # A confirmed call of a caller that can answer a prompt: the child hands us its token to ask with.
         elicits = spec is not None and spec.confirm and context is not None and client_can_elicit(context)

@@ -154,19 +154,25 @@ class TokenStore:
         self._cache: dict[str, dict[str, Any]] = {}
 
     def _load(self) -> dict[str, dict[str, Any]]:
+        """A copy of the stored tokens, to change and save."""
+        return {k: dict(v) for k, v in self._current().items()}
+
+    def _current(self) -> dict[str, dict[str, Any]]:
         # Every HTTP request looks a token up: re-read the file only when it changed (a token
         # created or revoked by `sophia token` in another process is seen on the next request).
+        # The cache itself, not a copy: callers only read it.
         try:
             st = self.path.stat()
         except FileNotFoundError:
-            return {}
+            self._cache, self._cache_key = {}, None
+            return self._cache
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
         if key != self._cache_key:
             data = json.loads(self.path.read_text())
-            self._cache = dict(data.get("tokens", {}))
+            # Entries written before users existed act as their name (saved so from the next write on).
+            self._cache = {k: {"user": v["name"], **v} for k, v in data.get("tokens", {}).items()}
             self._cache_key = key
-        # Entries written before users existed act as their name (saved so from the next write on).
-        return {k: {"user": v["name"], **v} for k, v in self._cache.items()}
+        return self._cache
 
     def _save(self, tokens: dict[str, dict[str, Any]]) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -205,7 +211,7 @@ class TokenStore:
         raise NotFound(f"no active token named or with id {name_or_id!r}; see `sophia token list`")
 
     def lookup(self, plaintext: str) -> TokenRecord | None:
-        entry = self._load().get(_hash_token(plaintext))
+        entry = self._current().get(_hash_token(plaintext))
         if entry is None or entry.get("revoked"):
             return None
         return _file_record(entry, revoked=False)

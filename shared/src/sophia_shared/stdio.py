@@ -244,8 +244,18 @@ async def stdio_streams(
     async def pump_out() -> None:
         async with write_recv:
             async for message in write_recv:
-                lines.write(_serialized(message))
+                # Whatever else is already queued goes in the same write: under load the reader
+                # (the host, a client) then wakes once for several answers.
+                chunks = [_serialized(message)]
                 outstanding.answering(message)
+                while True:
+                    try:
+                        queued = write_recv.receive_nowait()
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                    chunks.append(_serialized(queued))
+                    outstanding.answering(queued)
+                lines.write(b"".join(chunks))
                 await lines.drain()
 
     try:
