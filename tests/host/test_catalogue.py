@@ -196,6 +196,22 @@ async def test_warm_the_first_list_answers_from_the_catalogue_and_an_early_call_
             assert structured(results[0])["principal"] == "alice"
 
 
+async def test_warm_children_start_once_the_first_list_is_answered(tmp_path: Path) -> None:
+    # The listing needs no child when the catalogue holds them all: on a small machine, children
+    # starting meanwhile would only slow it down.
+    gate = Gate(tmp_path)
+    await _warm(gate)
+    async with held_host(gate, catalogue_head_start_s=600) as host:
+        assert all(c.from_catalogue for c in host.children)
+        async with connect(host, principal=ALICE) as client:
+            assert all(c.state is State.starting and not c._starting for c in host.children)  # none spawned
+            names = {t.name for t in await client.list_tools()}
+            assert names >= ALPHA_TOOLS and "beta_echo" in names
+            await settle(host, lambda: ready(host.children[1]))
+            assert structured(await client.call("beta_echo", {"text": "x"}))["text"] == "x"
+        await gate.release()
+
+
 async def test_warm_a_call_to_a_child_that_does_not_come_up_ends_bounded(tmp_path: Path) -> None:
     gate = Gate(tmp_path)
     await _warm(gate)

@@ -38,6 +38,9 @@ class HostSettings(ServerSettings):
     start_wait_s: float = Field(default=20.0, ge=0)
     # Keep each server's last-known tools in $SOPHIA_HOME/host/catalogue to list them at connect.
     catalogue: bool = True
+    # With every child's listing in the catalogue, the children start once the first tools/list is
+    # answered (it needs none of them), or after this long.
+    catalogue_head_start_s: float = Field(default=1.0, ge=0)
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     # A child that stays up this long has its backoff reset. The first crash after that restarts

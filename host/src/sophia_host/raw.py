@@ -113,7 +113,10 @@ class RawChannel:
         pending = self._pending[request_id] = _Pending(progress)
         answered = False
         try:
-            self._post(line, request_id)
+            if len(self._pending) == 1 and not self._outbox:
+                await self._write(line, [request_id])  # alone: at once, with no turn of the loop in between
+            else:
+                self._post(line, request_id)
             response = await pending.response
             answered = True
             return response

@@ -49,8 +49,6 @@ FIND_TOOLS = "sophia_find_tools"
 # The key of the host's own confirmation question in an InputRequiredResult.
 CONFIRM_KEY = "sophia_host_confirmation"
 _INPUT_REQUIRED_VERSION = "2026-07-28"
-# How long children whose listing the catalogue holds wait for the host's first answer before starting.
-CATALOGUE_HEAD_START_S = 1.0
 # How long a stopping host waits for its children to leave (each gets stdin closed, then TERM, then KILL).
 CHILDREN_STOP_S = 15.0
 # How long an answer waits for progress relays still under way (a caller that stalls them loses none of the answer).
@@ -142,12 +140,12 @@ class HostServer(SophiaServer):
         self._own_tools = await SophiaServer.list_tools(self)
         self._rebuild()
         # With every child's listing in the catalogue, the first tools/list needs no child: the
-        # children start once it is answered (or a forwarded call comes, or CATALOGUE_HEAD_START_S
+        # children start once it is answered (or a forwarded call comes, or catalogue_head_start_s
         # passes), so that on 2 cores six starting processes do not slow the host's own answer.
         after = self._served_first if self.children and all(c.from_catalogue for c in self.children) else None
         async with anyio.create_task_group() as tg:
             for child in self.children:
-                tg.start_soon(child.run, after, CATALOGUE_HEAD_START_S)
+                tg.start_soon(child.run, after, self.host_settings.catalogue_head_start_s)
             tg.start_soon(self._status_loop)
             try:
                 yield self
