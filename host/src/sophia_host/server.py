@@ -228,19 +228,24 @@ class HostServer(SophiaServer):
 
     async def _status_loop(self) -> None:
         while True:
-            self.write_status()
+            # In a thread: a file's write and rename can take tens of ms on a busy disk, and on the
+            # loop that stalls every call in flight.
+            await anyio.to_thread.run_sync(self.status_file.write, self._status())
             await anyio.sleep(2.0)
 
     def children_status(self) -> list[dict[str, Any]]:
         return [c.status() for c in self.children]
 
     def write_status(self) -> None:
-        self.status_file.write({
+        self.status_file.write(self._status())
+
+    def _status(self) -> dict[str, Any]:
+        return {
             "pid": _own_pid(), "started": self._started, "updated": time.time(),
             "tools": len(self._routes) + len(self._own_specs), "listed": len(self._listed) + len(self._own_tools),
             "fatal": self.fatal, "servers": self.children_status(), "fast_path_calls": self.fast.calls,
             "logs": str(self.log_dir),
-        })
+        }
 
     # -- the registry of forwarded tools ----------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,15 @@ def log_dir() -> Path:
 class StatusFile:
     def __init__(self, path: Path | None = None):
         self.path = path or sophia_home() / "host" / "status.json"
+        # The host writes from its loop and from a thread: one at a time through the same temp file.
+        self._lock = threading.Lock()
 
     def write(self, status: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(status, indent=1))
-        os.replace(tmp, self.path)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(status, indent=1))
+            os.replace(tmp, self.path)
 
     def read(self) -> dict[str, Any] | None:
         """The last status of a host that is still running, or None."""
