@@ -146,8 +146,8 @@ async def test_concurrent_calls_on_both_hosts_keep_one_audit_chain_with_a_record
     scale: ScaleOut, tmp_path: Path
 ) -> None:
     await _ready(scale)
-    principal = f"chain-{uuid.uuid4().hex[:6]}"
-    token = create_token(scale.hosts[0], principal, role="viewer")
+    token_name = f"chain-{uuid.uuid4().hex[:6]}"
+    token = create_token(scale.hosts[0], token_name, role="viewer")
     per_host, concurrency = 60, 6
     outcomes: list[bool] = []
 
@@ -181,7 +181,8 @@ async def test_concurrent_calls_on_both_hosts_keep_one_audit_chain_with_a_record
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "audit log intact" in verify.stdout
     records = [r for r in AuditLog(dsn=scale.dsn, home=auditor).records()
-               if r["principal"] == principal and r["tool"] == "memory_list"]
+               # This test's calls by the token they came with (the principal is now the token's user).
+               if r["principal_kind"] == f"token:{token_name}" and r["tool"] == "memory_list"]
     by_writer = Counter(r["server"] for r in records)
     # One record per call at the host's edge, one in the memory server that ran it: none lost, none twice.
     assert by_writer == {"sophia": calls, "memory": calls}
