@@ -272,7 +272,8 @@ def audit_check(dsn: str, principal: str, tool: str, calls: int, work: Path) -> 
     log = AuditLog(dsn=dsn, home=auditor, suite=SuiteSettings(audit_key=SecretStr(AUDIT_KEY)))
     try:
         report = log.verify()
-        records = [r for r in log.records() if r["principal"] == principal and r["tool"] == tool]
+        # A token's calls are recorded under its person, with the token in principal_kind.
+        records = [r for r in log.records() if r["principal_kind"] == f"token:{principal}" and r["tool"] == tool]
     finally:
         log.close()
     writers = Counter(r["server"] for r in records)
