@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp_types as types
 import pytest
+from mcp.shared.message import SessionMessage
 
 TESTS = Path(__file__).resolve().parents[1]
 DEMO = [sys.executable, "-m", "shared.demo_server"]
@@ -85,3 +87,26 @@ def test_bad_lines_from_a_file_are_answered_too(tmp_path: Path) -> None:
                               env=_env(SOPHIA_FRAME_MAX_BYTES="4096"), timeout=60, check=False)
     assert done.returncode == 0
     _check(_answers(sink.read_bytes()))
+
+
+@pytest.mark.anyio
+async def test_the_end_of_input_waits_for_answers_but_not_for_cancelled_requests() -> None:
+    from sophia_shared.stdio import _Outstanding
+
+    def message(frame: dict[str, Any]) -> SessionMessage:
+        return SessionMessage(types.jsonrpc_message_adapter.validate_python(frame))
+
+    outstanding = _Outstanding()
+    outstanding.asked(message({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}))
+    outstanding.asked(message({"jsonrpc": "2.0", "id": "two", "method": "tools/list", "params": {}}))
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(outstanding.answered)
+            await anyio.sleep(0)  # it waits: two requests are open
+            outstanding.answering(message({"jsonrpc": "2.0", "id": 1, "result": {}}))
+            # The client gave up on the other one: MCP sends no answer to a cancelled request.
+            outstanding.asked(message({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                       "params": {"requestId": "two"}}))
+            # A hostile requestId (not an id at all) changes nothing and raises nothing.
+            outstanding.asked(message({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                       "params": {"requestId": [1, 2]}}))

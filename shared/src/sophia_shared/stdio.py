@@ -284,8 +284,16 @@ class _Outstanding:
         self._none_left = anyio.Event()
 
     def asked(self, message: SessionMessage) -> None:
-        if isinstance(message.message, types.JSONRPCRequest):
-            self._ids.add(message.message.id)
+        frame = message.message
+        if isinstance(frame, types.JSONRPCRequest):
+            self._ids.add(frame.id)
+        elif isinstance(frame, types.JSONRPCNotification) and frame.method == "notifications/cancelled":
+            # A cancelled request gets no answer (MCP): nothing to wait for at the end of input.
+            request_id = (frame.params or {}).get("requestId")
+            if isinstance(request_id, str | int):
+                self._ids.discard(request_id)
+            if not self._ids:
+                self._none_left.set()
 
     def answering(self, message: SessionMessage) -> None:
         if isinstance(message.message, types.JSONRPCResponse | types.JSONRPCError):
