@@ -22,7 +22,16 @@ import httpx2
 import psycopg
 import pytest
 from fixtures.postgres import RestartablePostgres
-from fixtures.sophia_hosts import AUDIT_KEY, SOPHIA, HostProcess, connect, create_token, start_hosts, wait_for_tools
+from fixtures.sophia_hosts import (
+    AUDIT_KEY,
+    SOPHIA,
+    START_S,
+    HostProcess,
+    connect,
+    create_token,
+    start_hosts,
+    wait_for_tools,
+)
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
@@ -88,6 +97,18 @@ async def _ready(scale: ScaleOut) -> None:
     for host in scale.hosts:
         async with connect(host.url, scale.token) as client:
             await wait_for_tools(client)
+    await _until_served(scale, scale.token, lambda c: c.call_tool("memory_list", {"limit": 1}))
+
+
+async def _until_served(scale: ScaleOut, token: str, call: Callable[[Client], Any]) -> list[Any]:
+    """`call` on both hosts, repeated until both answer without an error code (bounded). After an outage
+    a host refuses calls for up to SOPHIA_AUDIT's re-probe interval (0.5 s) from the failure it remembers."""
+    with anyio.fail_after(START_S):
+        while True:
+            results = await _on_both(scale, token, call)
+            if all(error_code(r) is None for r in results):
+                return results
+            await anyio.sleep(0.2)
 
 
 async def _on_both(scale: ScaleOut, token: str, call: Callable[[Client], Any]) -> list[Any]:
@@ -208,8 +229,8 @@ async def test_postgres_stopped_and_restarted_mid_stream(scale: ScaleOut, tmp_pa
         scale.pg.start()
     # Refused cleanly: a tool error `unavailable`, or (the token's cached check expired) HTTP 503.
     assert set(during) <= {"unavailable", "http-unavailable"}, during
-    # The hosts were not restarted: their pools and the audit reconnect on their own.
-    after = await _on_both(scale, scale.token, lambda c: c.call_tool("memory_get", {"id": memory_id}))
+    # The hosts were not restarted: their pools and the audit reconnect on their own (within a bounded wait).
+    after = await _until_served(scale, scale.token, lambda c: c.call_tool("memory_get", {"id": memory_id}))
     assert [error_code(r) for r in after] == [None, None], after
     again = await _on_both(scale, scale.token, lambda c: c.call_tool("memory_search", {"query": lost_text, "k": 5}))
     assert [r.is_error for r in again] == [False, False]
