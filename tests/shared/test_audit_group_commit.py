@@ -1,5 +1,6 @@
 """GroupCommit (audit_writer.py): a server's records are committed before its calls answer, the
-records of concurrent calls share commits, and a failed commit fails every call that waited on it."""
+records of concurrent calls share commits, and a failed commit fails every call that waited on it.
+The log is the real SQLite one, committed from a worker thread as a PostgreSQL log is."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class _CountingLog(AuditLog):
 
 async def test_concurrent_records_share_commits_and_each_is_written_before_append_returns(sophia_home: Path) -> None:
     log = _CountingLog(sophia_home)
-    commit = GroupCommit(log)
+    commit = GroupCommit(log, in_thread=True)  # as on PostgreSQL: commits in a worker thread
     log.gate.clear()  # the first commit waits, so the calls that end meanwhile pile into one batch
     returned: list[int] = []
 
@@ -61,7 +62,7 @@ async def test_concurrent_records_share_commits_and_each_is_written_before_appen
 
 async def test_a_failed_commit_fails_every_call_of_its_batch_and_the_next_batch_works(sophia_home: Path) -> None:
     log = _CountingLog(sophia_home)
-    commit = GroupCommit(log)
+    commit = GroupCommit(log, in_thread=True)  # as on PostgreSQL: commits in a worker thread
     failures: list[str] = []
     broken = True
 
@@ -91,7 +92,7 @@ async def test_a_failed_commit_fails_every_call_of_its_batch_and_the_next_batch_
 
 async def test_a_cancelled_call_still_commits_the_batch_others_wait_on(sophia_home: Path) -> None:
     log = _CountingLog(sophia_home)
-    commit = GroupCommit(log)
+    commit = GroupCommit(log, in_thread=True)  # as on PostgreSQL: commits in a worker thread
     log.gate.clear()
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
@@ -109,3 +110,12 @@ async def test_a_cancelled_call_still_commits_the_batch_others_wait_on(sophia_ho
             leader.cancel()  # the first call's caller goes away while its commit is in flight
             log.gate.set()
     assert sorted(r["correlation_id"] for r in log.records()) == [f"c{n}" for n in range(5)]
+
+
+async def test_a_local_log_commits_inline_and_a_postgres_one_in_a_thread(sophia_home: Path) -> None:
+    assert not GroupCommit(AuditLog(home=sophia_home)).in_thread
+    assert GroupCommit(AuditLog(dsn="postgresql://unused@/none", home=sophia_home)).in_thread
+    commit = GroupCommit(AuditLog(home=sophia_home))
+    with anyio.fail_after(30):
+        await commit.append(_event(7))
+    assert [r["correlation_id"] for r in commit.log.records()] == ["c7"]

@@ -210,16 +210,19 @@ class GroupCommit:
     """Synchronous appends for a server that executes the action, without a commit per call.
 
     `append` returns once the call's record is committed (or raises AuditUnavailable), so the
-    record still comes before the answer. The commit runs in a worker thread, never on the event
-    loop, and the records of calls that end while one commit is in flight share the next one:
+    record still comes before the answer. A PostgreSQL commit runs in a worker thread, never on the
+    event loop, and the records of calls that end while one commit is in flight share the next one:
     the first call of a batch waits for its turn at the lock, everyone after it just joins its
     batch. On a PostgreSQL log shared by several writers (which serialise on the chain lock), one
     transaction per call capped a server at ~100 calls/s; a transaction per batch does not.
     Commits are shielded from cancellation: a batch that others joined is always written.
     """
 
-    def __init__(self, log: AuditLog):
+    def __init__(self, log: AuditLog, *, in_thread: bool | None = None):
         self.log = log
+        # PostgreSQL commits wait on the network and the chain lock: a worker thread. A local SQLite
+        # WAL commit (no fsync per commit) stays inline, on the connection the loop thread keeps.
+        self.in_thread = bool(log.dsn) if in_thread is None else in_thread
         self._open = _Batch()
         self._turn = anyio.Lock()
 
@@ -238,7 +241,10 @@ class GroupCommit:
         async with self._turn:
             self._open = _Batch()  # close this batch: calls from now on wait for the next commit
             try:
-                await anyio.to_thread.run_sync(self.log.append_many, batch.events)
+                if self.in_thread:
+                    await anyio.to_thread.run_sync(self.log.append_many, batch.events)
+                else:
+                    self.log.append_many(batch.events)
             except Exception as exc:  # noqa: BLE001 - every waiter of the batch hears the failure
                 batch.error = exc
             finally:
