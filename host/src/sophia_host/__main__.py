@@ -7,7 +7,7 @@ neither the MCP SDK nor pydantic settings.
 from typing import Annotated
 
 import typer
-from sophia_shared.cli import run, version_of
+from sophia_shared.cli import run, version_printer
 from sophia_shared.memory_cli import memory_app
 
 from . import approvals_cli, cli
@@ -28,10 +28,7 @@ app.command("approve")(approvals_cli.approve)
 app.command("deny")(approvals_cli.deny)
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"sophia {version_of('sophia-host')}")
-        raise typer.Exit()
+_print_version = version_printer("sophia", "sophia-host")
 
 
 @app.callback()

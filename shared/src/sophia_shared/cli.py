@@ -62,6 +62,19 @@ def version_of(distribution: str) -> str:
         return "unknown (not installed as a distribution)"
 
 
+def version_printer(program: str, distribution: str) -> Callable[[bool], None]:
+    """The callback of an eager `--version` option: prints `program version` and exits."""
+
+    def print_version(value: bool) -> None:
+        import typer  # imported by whoever builds the option; kept off this module's import
+
+        if value:
+            typer.echo(f"{program} {version_of(distribution)}")
+            raise typer.Exit()
+
+    return print_version
+
+
 class ServerCLI:
     """`sophia-<name>`: with no arguments it serves stdio at once (what client configs run, so
     start-up skips importing typer); with arguments it is the typer app below. The server's parts
@@ -155,10 +168,7 @@ def _typer_app(name: str, parts: Callable[[], ServerParts[Any]]) -> Any:
             typer.echo(f"sophia-{name}: {exc}", err=True)
             raise typer.Exit(2) from None
 
-    def print_version(value: bool) -> None:
-        if value:
-            typer.echo(f"sophia-{name} {version_of(f'sophia-{name}')}")
-            raise typer.Exit()
+    print_version = version_printer(f"sophia-{name}", f"sophia-{name}")
 
     @app.callback()
     def default(
