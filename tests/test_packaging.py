@@ -48,8 +48,8 @@ def test_servers_that_index_text_install_it(server: str) -> None:
 
 
 def test_the_run_environment_has_no_dev_tools() -> None:
-    members = ["sophia-shared", "sophia-host", "sophia-memory", "sophia-snowflake", "sophia-docker", "sophia-pulumi",
-               "sophia-gong", "sophia-retool"]
+    members = ["sophia-shared", "sophia-host", "sophia-agent", "sophia-memory", "sophia-snowflake", "sophia-docker",
+               "sophia-pulumi", "sophia-gong", "sophia-retool"]
     installed = set().union(*(closure(m) for m in members))
     assert not installed & DEV_TOOLS, sorted(installed & DEV_TOOLS)
     dev_group = {d["name"] for d in PACKAGES["sophia"]["dev-dependencies"]["dev"]}
