@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sophia_shared.audit import AuditEvent, AuditLog
+from sophia_shared.audit import AuditEvent, AuditLog, Outcome
 
 HOST_MODULE = "sophia_host"
 
@@ -16,7 +16,7 @@ HOST_MODULE = "sophia_host"
 def _event(i: int) -> AuditEvent:
     return AuditEvent(
         principal=f"user{i % 3}", principal_kind="token", role="developer", server="demo", tool=f"tool_{i}",
-        arguments={"n": "number"}, outcome="ok", error_code=None, duration_ms=1.5, correlation_id=f"c{i}",
+        arguments={"n": "number"}, outcome=Outcome.OK, error_code=None, duration_ms=1.5, correlation_id=f"c{i}",
     )
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sophia_shared.audit import AuditEvent, AuditLog, AuditUnavailable, AuditWriter
+from sophia_shared.audit import AuditEvent, AuditLog, AuditUnavailable, AuditWriter, Outcome
 from sophia_shared.audit_checkpoint import CheckpointFile
 from sophia_shared.errors import ErrorCode
 from sophia_shared.settings import SuiteSettings
@@ -33,7 +33,7 @@ NOBODY = 65534
 def _event(i: int) -> AuditEvent:
     return AuditEvent(
         principal="ann", principal_kind="token", role="developer", server="demo", tool=f"tool_{i}",
-        arguments={"n": "number"}, outcome="ok", error_code=None, duration_ms=1.0, correlation_id=f"c{i}",
+        arguments={"n": "number"}, outcome=Outcome.OK, error_code=None, duration_ms=1.0, correlation_id=f"c{i}",
     )
 
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import anyio
 import pytest
-from sophia_shared.audit import AuditEvent, AuditLog, AuditUnavailable, GroupCommit
+from sophia_shared.audit import AuditEvent, AuditLog, AuditUnavailable, GroupCommit, Outcome
 
 pytestmark = pytest.mark.anyio
 
 
 def _event(n: int) -> AuditEvent:
     return AuditEvent(principal="alice", principal_kind="user", role="developer", server="demo",
-                      tool=f"demo_{n}", arguments={}, outcome="ok", error_code=None, duration_ms=1.0,
+                      tool=f"demo_{n}", arguments={}, outcome=Outcome.OK, error_code=None, duration_ms=1.0,
                       correlation_id=f"c{n}")
 
 

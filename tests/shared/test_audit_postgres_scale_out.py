@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from fixtures.postgres import RestartablePostgres
 from pydantic import SecretStr
-from sophia_shared.audit import AuditEvent, AuditLog, AuditUnavailable
+from sophia_shared.audit import AuditEvent, AuditLog, AuditUnavailable, Outcome
 from sophia_shared.settings import SuiteSettings
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ log.close()
 
 def _event(i: int) -> AuditEvent:
     return AuditEvent(principal="p", principal_kind="token", role="viewer", server="s", tool="t",
-                      arguments={}, outcome="ok", error_code=None, duration_ms=0.1, correlation_id=f"c{i}")
+                      arguments={}, outcome=Outcome.OK, error_code=None, duration_ms=0.1, correlation_id=f"c{i}")
 
 
 def test_writers_on_two_homes_append_concurrently_into_one_chain(

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sophia_shared.audit import FIELDS, GENESIS, AuditEvent, AuditKey, AuditLog, entry_hash
+from sophia_shared.audit import FIELDS, GENESIS, AuditEvent, AuditKey, AuditLog, Outcome, entry_hash
 from sophia_shared.audit_checkpoint import CheckpointFile, CheckpointTable, checkpoint_table_sql
 from sophia_shared.audit_keys import KeyringError
 from sophia_shared.settings import SuiteSettings
@@ -35,7 +35,7 @@ BACKENDS = ["sqlite", "postgres"]
 def _event(i: int) -> AuditEvent:
     return AuditEvent(
         principal=f"user{i % 3}", principal_kind="token", role="developer", server="demo", tool=f"tool_{i}",
-        arguments={"n": "number"}, outcome="ok", error_code=None, duration_ms=1.5, correlation_id=f"c{i}",
+        arguments={"n": "number"}, outcome=Outcome.OK, error_code=None, duration_ms=1.5, correlation_id=f"c{i}",
     )
 
 

@@ -60,7 +60,7 @@ def deny(approval_id: ApprovalId) -> None:
 
 def _decide(approval_id: str, *, approve: bool) -> None:
     from sophia_shared.approvals import ApprovalStore
-    from sophia_shared.audit import AuditEvent, AuditLog
+    from sophia_shared.audit import AuditEvent, AuditLog, Outcome
     from sophia_shared.auth import local_principal
     from sophia_shared.settings import SuiteSettings
 
@@ -75,7 +75,7 @@ def _decide(approval_id: str, *, approve: bool) -> None:
         principal=me.name, principal_kind=me.audit_kind, role="admin", server="approvals", tool=verb,
         arguments={"approval_id": decided.id, "server": decided.server, "tool": decided.tool,
                    "for": decided.principal},
-        outcome="ok", error_code=None, duration_ms=0.0, correlation_id=decided.id,
+        outcome=Outcome.OK, error_code=None, duration_ms=0.0, correlation_id=decided.id,
     ))
     left = max(0, int(decided.expires - time.time()))
     typer.echo(f"{'approved' if approve else 'denied'} {decided.id}: {decided.server}.{decided.tool} for "

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from importlib.util import find_spec
@@ -25,7 +24,7 @@ from typing import Any
 
 import mcp_types as types
 from pydantic import ValidationError
-from sophia_shared.paths import sophia_home
+from sophia_shared.paths import sophia_home, write_atomically
 from sophia_shared.redact import is_secret_name
 from sophia_shared.settings import config_file
 
@@ -80,23 +79,10 @@ class Catalogue:
         }
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _write_atomically(self.path(entry.name), json.dumps(body, separators=(",", ":")).encode())
+            write_atomically(self.path(entry.name), json.dumps(body, separators=(",", ":")).encode())
         except OSError as exc:
             log.warning("server %s: could not write its catalogue: %s", entry.name, exc)
 
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    # mkstemp creates the file 0600; os.replace makes it appear whole or not at all.
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def catalogue_key(entry: ServerEntry, env: Mapping[str, str]) -> str:

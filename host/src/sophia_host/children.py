@@ -24,6 +24,7 @@ from sophia_shared.errors import ToolTimeout, Unavailable, UpstreamError
 from sophia_shared.health import CHECK_TIMEOUT_S, HEALTH_URI, Health, parse_health
 from sophia_shared.paths import sophia_home
 from sophia_shared.redact import redact
+from sophia_shared.tool_meta import ToolMeta
 
 from .catalogue import Catalogue
 from .child_env import child_environment
@@ -656,9 +657,7 @@ def _root_cause(exc: BaseException) -> BaseException:
 
 
 def toolset_of(tool: types.Tool, server: str) -> str:
-    sophia = (tool.meta or {}).get("sophia")
-    toolset = sophia.get("toolset") if isinstance(sophia, dict) else None
-    return str(toolset) if toolset else server
+    return ToolMeta.of(tool.meta).toolset or server
 
 
 class _Waitable(Protocol):

@@ -29,13 +29,14 @@ from pydantic import BaseModel, Field
 from sophia_shared.audit import AuditEvent, AuditLog, AuditWriter
 from sophia_shared.auth import Role
 from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG, Confirmation, client_can_elicit
-from sophia_shared.errors import ErrorCode, Forbidden, SophiaError, error_code, error_info
+from sophia_shared.errors import ErrorCode, Forbidden, SophiaError, error_code, error_data
 from sophia_shared.request import ELICITS_META_KEY, current_correlation_id, current_principal, forward_meta
 from sophia_shared.server import SophiaServer, ToolSpec
 from sophia_shared.settings import SuiteSettings
+from sophia_shared.tool_meta import ToolMeta
 
 from .catalogue import Catalogue
-from .children import Child, ChildFailed, State, toolset_of
+from .children import Child, ChildFailed, State
 from .config import HostSettings, ServerEntry
 from .fastpath import FastPath, StdioEdge
 from .search import Entry, ToolIndex
@@ -395,7 +396,7 @@ class HostServer(SophiaServer):
         self, name: str, arguments: dict[str, Any], refusal: types.CallToolResult, context: Context[Any, Any],
         child: Child, meta: dict[str, Any],
     ) -> types.CallToolResult | types.InputRequiredResult:
-        data = _error_data(refusal)
+        data = error_data(refusal)
         token = data.get("confirmation_token")
         preview = data.get("preview")
         summary = preview.get("summary") if isinstance(preview, dict) else None
@@ -453,22 +454,18 @@ class HostServer(SophiaServer):
 
 
 def _spec_for(tool: types.Tool, child: Child) -> ToolSpec:
-    sophia = (tool.meta or {}).get("sophia")
-    sophia = sophia if isinstance(sophia, dict) else {}
+    sophia = ToolMeta.of(tool.meta)
     annotations = tool.annotations
     read_only = bool(annotations.read_only_hint) if annotations is not None else False
     destructive = bool(annotations.destructive_hint) if annotations is not None else not read_only
-    try:
-        role = Role.parse(str(sophia.get("role") or child.entry.default_role))
-    except SophiaError:
-        role = Role.parse(child.entry.default_role)
+    role = sophia.role_or(child.entry.default_role)
     return ToolSpec(
         name=tool.name, role=role, read_only=read_only, destructive=destructive,
         idempotent=bool(annotations.idempotent_hint) if annotations is not None else False,
         open_world=bool(annotations.open_world_hint) if annotations is not None else True,
         # Only a Sophia child confirms (through its token, which the host may turn into a question);
         # the host does not add confirmation to another server's tools.
-        confirm=bool(sophia.get("confirm", False)), toolset=toolset_of(tool, child.name),
+        confirm=sophia.confirm, toolset=sophia.toolset or child.name,
     )
 
 
@@ -477,8 +474,7 @@ def _listing(tools: list[types.Tool]) -> list[dict[str, Any]]:
 
 
 def _configured(tool: types.Tool) -> bool:
-    sophia = (tool.meta or {}).get("sophia")
-    return not (isinstance(sophia, dict) and sophia.get("configured") is False)
+    return ToolMeta.of(tool.meta).configured
 
 
 def _own_description(server: HostServer, name: str) -> str:
@@ -548,12 +544,6 @@ def _confirmation_answer(context: Context[Any, Any] | None) -> tuple[str, bool] 
         and isinstance(answer.content, dict) and answer.content.get("confirm") is True
     )
     return token, accepted
-
-
-def _error_data(result: types.CallToolResult) -> dict[str, Any]:
-    info = error_info(result) or {}
-    data = info.get("data")
-    return data if isinstance(data, dict) else {}
 
 
 def _own_pid() -> int:

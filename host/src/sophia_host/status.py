@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sophia_shared.paths import sophia_home
+from sophia_shared.paths import sophia_home, write_atomically
 
 
 def log_dir() -> Path:
@@ -31,9 +31,7 @@ class StatusFile:
     def write(self, status: dict[str, Any]) -> None:
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(status, indent=1))
-            os.replace(tmp, self.path)
+            write_atomically(self.path, json.dumps(status, indent=1).encode())
 
     def read(self) -> dict[str, Any] | None:
         """The last status of a host that is still running, or None."""

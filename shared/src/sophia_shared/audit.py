@@ -37,6 +37,7 @@ from .audit_records import (
     STORED_FIELDS,
     AuditEvent,
     AuditUnavailable,
+    Outcome,
     VerifyReport,
     canonical_json,
     entry_hash,
@@ -52,7 +53,8 @@ from .settings import SuiteSettings, load_settings
 
 __all__ = [
     "FIELDS", "GAP_OUTCOME", "GENESIS", "SEALED_FIELDS", "AuditEvent", "AuditKey", "AuditKeyring", "AuditLog",
-    "AuditUnavailable", "AuditWriter", "GroupCommit", "VerifyReport", "argument_shape", "canonical_json", "entry_hash",
+    "AuditUnavailable", "AuditWriter", "GroupCommit", "Outcome", "VerifyReport", "argument_shape", "canonical_json",
+    "entry_hash",
     "settings_secrets",
 ]
 
@@ -616,7 +618,7 @@ class AuditLog:
             raise AuditUnavailable(unavailable_reason(exc)) from exc
         self.append(AuditEvent(
             principal=principal, principal_kind="local", role="admin", server="audit", tool="rotate-key",
-            arguments={"old_key_id": old, "new_key_id": new.key_id}, outcome="ok", error_code=None,
+            arguments={"old_key_id": old, "new_key_id": new.key_id}, outcome=Outcome.OK, error_code=None,
             duration_ms=0.0, correlation_id="",
         ))
         return old, new.key_id

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .paths import write_atomically
+
 # A supplied key is text; fewer characters than this cannot hold 128 bits from any alphabet.
 MIN_SUPPLIED_KEY_CHARS = 32
 _KEY_BYTES = 32
@@ -140,24 +142,8 @@ class AuditKeyring:
 
     def _write_entries(self, entries: list[dict[str, object]], *, replace: bool) -> None:
         assert self.path is not None
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         body = json.dumps({"version": 1, "keys": entries}, indent=1).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            if replace:
-                os.replace(tmp, self.path)
-            else:
-                os.link(tmp, self.path)  # fails if another process made the file first: keep theirs
-        except FileExistsError:
-            pass
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        write_atomically(self.path, body, replace=replace)
 
     def _read_entries(self) -> list[dict[str, object]]:
         assert self.path is not None

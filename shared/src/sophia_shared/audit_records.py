@@ -8,6 +8,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from .audit_keys import AuditKey
@@ -22,8 +23,24 @@ FIELDS = (
 )
 SEALED_FIELDS = (*FIELDS, "key_id")
 STORED_FIELDS = (*SEALED_FIELDS, "entry_hash")
-# The outcome of a record that stands for records the write-behind had to drop.
-GAP_OUTCOME = "gap"
+
+
+class Outcome(StrEnum):
+    """How a call ended, as its audit record says."""
+
+    OK = "ok"
+    ERROR = "error"
+    DENIED = "denied"
+    INPUT_REQUIRED = "input_required"
+    # A destructive call waits for a person's approval (code approval_required); nothing ran.
+    PENDING = "pending"
+    # The caller went away (or cancelled) before an answer: no answer is sent, and no error code.
+    CANCELLED = "cancelled"
+    # A record that stands for records the write-behind had to drop.
+    GAP = "gap"
+
+
+GAP_OUTCOME = Outcome.GAP
 
 
 class AuditUnavailable(Unavailable):
@@ -56,7 +73,7 @@ class AuditEvent:
     server: str
     tool: str
     arguments: dict[str, Any]
-    outcome: str  # ok | error | denied | input_required | gap
+    outcome: Outcome
     error_code: str | None
     duration_ms: float
     correlation_id: str
@@ -118,7 +135,7 @@ def record_fields(event: AuditEvent) -> dict[str, Any]:
         "server": event.server,
         "tool": event.tool,
         "arguments": redact(canonical_json(event.arguments)),
-        "outcome": event.outcome,
+        "outcome": Outcome(event.outcome).value,
         "error_code": event.error_code,
         "duration_ms": round(event.duration_ms, 3),
         "correlation_id": event.correlation_id,

@@ -12,7 +12,6 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,33 +20,10 @@ from mcp.server.auth.provider import AccessToken
 from starlette.authentication import AuthenticationError
 
 from .errors import Conflict, InvalidArgument, NotFound, Unavailable
-from .paths import sophia_home
+from .paths import sophia_home, write_atomically
 from .postgres_driver import import_psycopg
+from .roles import Role as Role  # re-exported: a principal carries one
 from .settings import SuiteSettings
-
-
-class Role(IntEnum):
-    """Ordered roles: each includes every permission of the ones below it."""
-
-    VIEWER = 1
-    DEVELOPER = 2
-    DEVOPS = 3
-    ADMIN = 4
-
-    @classmethod
-    def parse(cls, value: str | Role) -> Role:
-        if isinstance(value, Role):
-            return value
-        try:
-            return cls[value.strip().upper()]
-        except KeyError:
-            names = ", ".join(r.name.lower() for r in cls)
-            raise InvalidArgument(f"unknown role {value!r}; use one of: {names}") from None
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
 
 # A user name: what a token is created for and what SOPHIA_USER may say. No ':' (shared memory
 # spaces are stored under "space:<name>", so no user can be one) and nothing a shell would mangle.
@@ -175,13 +151,7 @@ class TokenStore:
         return self._cache
 
     def _save(self, tokens: dict[str, dict[str, Any]]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"version": 1, "tokens": tokens}, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps({"version": 1, "tokens": tokens}, indent=1).encode())
 
     def create(self, name: str, role: Role, user: str | None = None) -> tuple[TokenRecord, str]:
         """Create a token acting as `user` (None: as `name`); the plaintext is returned once and never stored."""

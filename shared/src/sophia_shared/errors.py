@@ -35,6 +35,12 @@ def error_code(result: Any) -> str | None:
     return str(info["code"]) if info is not None else None
 
 
+def error_data(result: Any) -> dict[str, Any]:
+    """The `data` of a failed result's error (e.g. a confirmation token), or {} (also when it succeeded)."""
+    data = (error_info(result) or {}).get("data")
+    return data if isinstance(data, dict) else {}
+
+
 def _first_text(result: Any) -> str:
     blocks = result.get("content") if isinstance(result, dict) else getattr(result, "content", None)
     for block in blocks if isinstance(blocks, list) else []:

@@ -20,12 +20,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
 from .audit import AuditEvent
+from .audit_records import Outcome
 from .auth import Principal, local_principal
 from .errors import (
     ERROR_META_KEY,
@@ -70,19 +70,6 @@ R = TypeVar("R")
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("sophia_principal", default=None)
 _correlation: contextvars.ContextVar[str] = contextvars.ContextVar("sophia_correlation", default="")
-
-
-class Outcome(StrEnum):
-    """How a call ended, as its audit record says."""
-
-    OK = "ok"
-    ERROR = "error"
-    DENIED = "denied"
-    INPUT_REQUIRED = "input_required"
-    # A destructive call waits for a person's approval (code approval_required); nothing ran.
-    PENDING = "pending"
-    # The caller went away (or cancelled) before an answer: no answer is sent, and no error code.
-    CANCELLED = "cancelled"
 
 
 def outcome_of(code: str | None) -> Outcome:
@@ -245,7 +232,7 @@ async def record(server: SophiaServer, call: Call) -> SophiaError | None:
     event = AuditEvent(
         principal=principal.name, principal_kind=principal.audit_kind, role=principal.role.label,
         server=server.name, tool=call.tool, arguments=server._argument_shape(call.arguments),
-        outcome=call.outcome.value, error_code=call.code, duration_ms=(time.perf_counter() - call.started) * 1000,
+        outcome=call.outcome, error_code=call.code, duration_ms=(time.perf_counter() - call.started) * 1000,
         correlation_id=call.correlation_id,
     )
     try:

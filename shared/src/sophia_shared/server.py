@@ -52,6 +52,7 @@ from .request import (
 )
 from .schema import compact
 from .settings import ServerSettings, SuiteSettings
+from .tool_meta import ToolMeta
 
 __all__ = [
     "CORRELATION_META_KEY",
@@ -175,7 +176,7 @@ class SophiaServer(MCPServer[Any]):
                     read_only_hint=read_only, destructive_hint=destructive,
                     idempotent_hint=idempotent, open_world_hint=open_world,
                 ),
-                meta={"sophia": _listed_meta(spec, self.name)},
+                meta=_listed_meta(spec, self.name).as_tool_meta(),
             )
             self._compact_schemas(tool_name)
             return fn
@@ -268,8 +269,8 @@ class SophiaServer(MCPServer[Any]):
             if spec is None or not self.listable(spec, principal):
                 continue
             if spec.needs_config and not configured:
-                sophia = {**(tool.meta or {}).get("sophia", {}), "configured": False}
-                tool = tool.model_copy(update={"meta": {**(tool.meta or {}), "sophia": sophia}})
+                unconfigured = ToolMeta.of(tool.meta).model_copy(update={"configured": False})
+                tool = tool.model_copy(update={"meta": unconfigured.as_tool_meta(tool.meta)})
             shown.append(tool)
         return shown
 
@@ -393,15 +394,11 @@ class SophiaServer(MCPServer[Any]):
         )
 
 
-def _listed_meta(spec: ToolSpec, server: str) -> dict[str, Any]:
+def _listed_meta(spec: ToolSpec, server: str) -> ToolMeta:
     """`_meta.sophia` of a listed tool: its role always; its toolset and confirmation only when they
     differ from the defaults a reader assumes (the server's name; not confirmed)."""
-    meta: dict[str, Any] = {"role": spec.role.label}
-    if spec.toolset != server:
-        meta["toolset"] = spec.toolset
-    if spec.confirm:
-        meta["confirm"] = True
-    return meta
+    return ToolMeta.listed(role=spec.role, toolset=spec.toolset if spec.toolset != server else None,
+                           confirm=spec.confirm)
 
 
 def default_title(name: str) -> str:

@@ -16,6 +16,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .paths import sophia_home
+from .roles import RoleName
 
 
 class SettingsError(SystemExit):
@@ -98,15 +99,12 @@ class ServerSettings(_SophiaBaseSettings):
     audit_values: bool = False
 
 
-Role = Literal["viewer", "developer", "devops", "admin"]
-
-
 class SuiteSettings(_SophiaBaseSettings):
     """The suite's own settings (env SOPHIA_*, `[sophia]` in sophia.toml)."""
 
     model_config = SettingsConfigDict(env_prefix="SOPHIA_", title="sophia", extra="ignore")
 
-    stdio_role: Role = "developer"
+    stdio_role: RoleName = "developer"
     # Who a stdio session is (its memory tenant, its audit principal): default the OS user. Set it
     # to the user your HTTP tokens were created for to share one memory across transports.
     user: str | None = None

@@ -12,6 +12,7 @@ from mcp.types import CallToolResult, ElicitResult, ReadResourceResult, RequestP
 
 from .auth import Principal, Role
 from .errors import error_code as error_code
+from .errors import error_data as error_data
 from .errors import error_info
 from .server import PRINCIPAL_META_KEY, SophiaServer
 
@@ -73,13 +74,6 @@ def error_of(result: CallToolResult) -> dict[str, Any]:
     info = error_info(result)
     assert info is not None, f"the call succeeded: {result.content}"
     return info
-
-
-def error_data(result: CallToolResult) -> dict[str, Any]:
-    """The `data` of a failed call's error (e.g. a confirmation token), or {}."""
-    info = error_info(result) or {}
-    data = info.get("data")
-    return data if isinstance(data, dict) else {}
 
 
 def structured(result: CallToolResult) -> dict[str, Any]:

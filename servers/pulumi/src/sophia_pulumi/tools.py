@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
-from sophia_shared.audit import AuditEvent
+from sophia_shared.audit import AuditEvent, Outcome
 from sophia_shared.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from sophia_shared.redact import sanitize_untrusted
 from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
@@ -404,7 +404,7 @@ def _audit_reveal(server: SophiaServer, project: str, stack: str, secret_names: 
             server=server.name,
             tool="pulumi_stack_outputs#reveal_secrets",
             arguments={"project": project, "stack": stack, "revealed_outputs": secret_names[:100]},
-            outcome="ok",
+            outcome=Outcome.OK,
             error_code=None,
             duration_ms=0.0,
             correlation_id=current_correlation_id(),
