@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
-from sophia_retool.client import RateLimiter, RetoolClient
+from sophia_retool.client import RetoolClient
 from sophia_retool.settings import RetoolSettings
 from sophia_retool.tools import build_server
+from sophia_shared.rest_limits import RateLimiter
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import connect, structured
 

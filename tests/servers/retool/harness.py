@@ -15,7 +15,7 @@ import httpx
 from mcp.types import CallToolResult
 from servers.retool.contract_org import Org
 from servers.retool.contract_server import ContractServer
-from sophia_retool.client import RateLimiter
+from sophia_shared.rest_limits import RateLimiter
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import SophiaTestClient, error_code, error_data
 
@@ -98,9 +98,10 @@ class TrackedLimiter(RateLimiter):
         super().__init__(limit, period, clock)
         self.virtual = clock
 
-    async def acquire(self) -> None:
-        await super().acquire()
+    async def acquire(self) -> float:
+        waited = await super().acquire()
         self.virtual.in_flight.start()
+        return waited
 
 
 class TrackedTransport(httpx.AsyncBaseTransport):

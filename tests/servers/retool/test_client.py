@@ -11,7 +11,7 @@ from collections.abc import Callable
 import anyio
 import pytest
 from servers.retool.harness import READER_TOKEN, USERS_ONLY_TOKEN, Retool, VirtualClock
-from sophia_retool.client import RateLimiter, RetoolClient, _retry_after
+from sophia_retool.client import RetoolClient
 from sophia_retool.settings import RetoolSettings
 from sophia_shared.errors import (
     Conflict,
@@ -22,6 +22,7 @@ from sophia_shared.errors import (
     NotFound,
     Unavailable,
 )
+from sophia_shared.rest_limits import RateLimiter, retry_after_s
 
 pytestmark = pytest.mark.anyio
 
@@ -54,11 +55,11 @@ async def test_limiter_hold_off_delays_everyone_after_a_429() -> None:
 
 
 def test_retry_after_accepts_seconds_and_http_dates_and_ignores_garbage() -> None:
-    assert _retry_after("12") == 12.0
-    assert _retry_after(None) is None
-    assert _retry_after("soon") is None
+    assert retry_after_s("12") == 12.0
+    assert retry_after_s(None) is None
+    assert retry_after_s("soon") is None
     in_30s = email.utils.formatdate(time.time() + 30, usegmt=True)
-    parsed = _retry_after(in_30s)
+    parsed = retry_after_s(in_30s)
     assert parsed is not None and 0 < parsed <= 31
 
 

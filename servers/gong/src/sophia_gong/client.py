@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import fcntl
 import hashlib
 import json
-import math
 import os
-import random
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,13 +19,17 @@ from pydantic import BaseModel
 from sophia_shared.errors import (
     Forbidden,
     InvalidArgument,
-    LimitExceeded,
     NotConfigured,
     NotFound,
     Unavailable,
     UpstreamError,
 )
-from sophia_shared.paths import sophia_home
+from sophia_shared.paths import sophia_home, write_atomically
+from sophia_shared.rest import Answer, RestClient, RetryPolicy
+from sophia_shared.rest_limits import BudgetExhausted as BudgetExhausted
+from sophia_shared.rest_limits import DailyBudget as DailyBudget
+from sophia_shared.rest_limits import RateLimited as RateLimited
+from sophia_shared.rest_limits import RateLimiter
 
 from .settings import CREDENTIAL_SETTINGS, GongSettings
 
@@ -42,10 +40,6 @@ if TYPE_CHECKING:
 # more than 100 ids are reported to exceed a per-request cap.
 PAGE_SIZE = 100
 MAX_IDS_PER_REQUEST = 100
-
-# The limiter counts "N requests per second" over a slightly longer window: Gong counts at
-# arrival, and network or scheduling jitter must not push a 4th request into Gong's second.
-RATE_WINDOW_MARGIN_S = 0.1
 
 # Scope each endpoint needs with a bearer token, quoted when Gong refuses it.
 _SCOPES = {
@@ -58,14 +52,6 @@ _SCOPES = {
 }
 
 Method = Literal["GET", "POST"]
-
-
-class BudgetExhausted(LimitExceeded):
-    """The daily request budget is spent; nothing more is sent until the next UTC day."""
-
-
-class RateLimited(LimitExceeded):
-    """Gong kept answering 429, or asked for a longer wait than we are willing to sleep."""
 
 
 class CursorRejected(UpstreamError):
@@ -82,70 +68,9 @@ class GongPage:
     request_id: str | None
 
 
-@dataclass
-class ClientStats:
-    """What this client has sent since it was built (for sync progress and the benchmark)."""
-
-    requests: int = 0
-    retries: int = 0
-    throttled_429: int = 0
-    server_errors: int = 0
-    waited_s: float = 0.0
-    by_path: dict[str, int] = field(default_factory=dict)
-
-
-class RateLimiter:
-    """At most `capacity` request starts in any sliding window; shared by every request of a client."""
-
-    def __init__(self, per_second: float) -> None:
-        self.capacity = max(1, math.floor(per_second))
-        self.window_s = self.capacity / per_second + RATE_WINDOW_MARGIN_S
-        self._starts: deque[float] = deque()
-        self._blocked_until = 0.0
-        self._lock = anyio.Lock()
-
-    def block_for(self, seconds: float) -> None:
-        """Hold every request back (Gong's Retry-After applies to the company, not one request)."""
-        self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
-
-    async def acquire(self) -> float:
-        """Wait for a slot; return the seconds waited."""
-        waited = 0.0
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                while self._starts and now - self._starts[0] >= self.window_s:
-                    self._starts.popleft()
-                delay = self._blocked_until - now
-                if len(self._starts) >= self.capacity:
-                    delay = max(delay, self._starts[0] + self.window_s - now)
-                if delay <= 0:
-                    self._starts.append(now)
-                    return waited
-                await anyio.sleep(delay)
-                waited += delay
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock shared with other processes using the same SOPHIA_HOME."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 def write_private(path: Path, data: dict[str, Any]) -> None:
     """Replace a JSON file atomically, readable by the owner only."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(data).encode())
 
 
 def gong_home() -> Path:
@@ -153,69 +78,6 @@ def gong_home() -> Path:
     path = sophia_home() / "gong"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
-
-
-class DailyBudget:
-    """Requests sent today (UTC), persisted so restarts and sibling processes share one count."""
-
-    def __init__(self, limit: int, path: Path | None = None) -> None:
-        self.limit = limit
-        self.path = path or gong_home() / "budget.json"
-        self._lock_path = self.path.with_suffix(".lock")
-
-    @staticmethod
-    def today() -> str:
-        return datetime.now(UTC).date().isoformat()
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {"day": self.today(), "used": 0}
-        if not isinstance(data, dict) or data.get("day") != self.today():
-            return {"day": self.today(), "used": 0}
-        return data
-
-    def used(self) -> int:
-        return int(self._read().get("used", 0))
-
-    def blocked_for(self) -> float:
-        """Seconds Gong told us to stay away (a long Retry-After, e.g. its daily cap), 0 if none."""
-        until = self._read().get("blocked_until")
-        return max(0.0, float(until) - time.time()) if isinstance(until, int | float) else 0.0
-
-    def remaining(self) -> int:
-        if self.blocked_for() > 0:
-            return 0
-        return max(0, self.limit - self.used())
-
-    def spend(self, path: str) -> None:
-        """Count one request, or raise BudgetExhausted/RateLimited without sending it."""
-        with _file_lock(self._lock_path):
-            data = self._read()
-            used = int(data.get("used", 0))
-            if used >= self.limit:
-                raise BudgetExhausted(
-                    f"the daily Gong request budget ({self.limit}) is spent; it resets at 00:00 UTC "
-                    "(raise SOPHIA_GONG_DAILY_BUDGET only if Gong raised your company's limit)",
-                    data={"used": used, "limit": self.limit, "path": path},
-                )
-            until = data.get("blocked_until")
-            if isinstance(until, int | float) and until > time.time():
-                when = datetime.fromtimestamp(until, UTC).strftime("%H:%M UTC")
-                raise RateLimited(
-                    f"Gong asked for no requests until {when} (its request limit was reached); try again then",
-                    data={"retry_after_s": round(until - time.time(), 1), "path": path},
-                )
-            data["used"] = used + 1
-            write_private(self.path, data)
-
-    def block(self, seconds: float) -> None:
-        """Gong answered 429 with a long Retry-After: every process sharing this home stays away."""
-        with _file_lock(self._lock_path):
-            data = self._read()
-            data["blocked_until"] = time.time() + seconds
-            write_private(self.path, data)
 
 
 class OAuthTokens(BaseModel):
@@ -351,27 +213,30 @@ class TokenStore:
         return value.rstrip("/")
 
 
-def _retry_after_s(value: str | None) -> float | None:
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _scope_for(path: str) -> str:
     if path.startswith("/v2/calls/") and path.count("/") == 3 and path.split("/")[3].isdigit():
         return "api:calls:read:basic"
     if path.startswith("/v2/users/") and path.split("/")[3].isdigit():
         return "api:users:read"
     return _SCOPES.get(path, "the scope of " + path)
+
+
+def _json_or_none(response: httpx.Response) -> object:
+    try:
+        body: object = response.json()
+    except ValueError:
+        return None
+    return body
+
+
+def _json_object(response: httpx.Response, path: str) -> dict[str, Any]:
+    try:
+        parsed = response.json()
+    except ValueError:
+        raise UpstreamError(f"Gong answered {path} with a body that is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise UpstreamError(f"Gong answered {path} with an unexpected body")
+    return parsed
 
 
 def _error_text(body: object) -> str:
@@ -394,9 +259,15 @@ class GongClient:
 
     def __init__(self, settings: GongSettings) -> None:
         self.settings = settings
-        self.limiter = RateLimiter(settings.rate_limit_per_second)
-        self.budget = DailyBudget(settings.daily_budget)
-        self.stats = ClientStats()
+        self.limiter = RateLimiter.per_second(settings.rate_limit_per_second)
+        self.budget = DailyBudget(settings.daily_budget, gong_home() / "budget.json",
+                                  api="Gong", setting="SOPHIA_GONG_DAILY_BUDGET")
+        self.rest = RestClient(
+            self._client, limiter=self.limiter, budget=self.budget,
+            policy=RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.retry_backoff_s,
+                               max_retry_after_s=settings.max_retry_after_s),
+        )
+        self.stats = self.rest.stats
         self._tokens = TokenStore(settings) if settings.auth_mode() == "oauth" else None
         self._http: httpx.AsyncClient | None = None
 
@@ -458,93 +329,62 @@ class GongClient:
         With `empty_on_404`, Gong's "nothing matched the filter" 404 (its own error envelope,
         saying not found) returns `{}`; any other 404 is still an error.
         """
-        import httpx
-
         self.require_configured()
-        s = self.settings
         refreshed = False
-        attempt = 0
         while True:
-            http = self._client()
             auth = await self._auth_header()
-            url = self.base_url + path
-            self.budget.spend(path)
-            # The slot is taken last, right before sending, so the limiter's clock matches Gong's.
-            self.stats.waited_s += await self.limiter.acquire()
-            self.stats.requests += 1
-            self.stats.by_path[path] = self.stats.by_path.get(path, 0) + 1
-            try:
-                response = await http.request(method, url, params=params, json=body, headers={"Authorization": auth})
-            except httpx.HTTPError as exc:
-                if attempt < s.max_retries:
-                    attempt += 1
-                    await self._backoff(attempt)
-                    continue
-                raise Unavailable(
-                    f"cannot reach Gong at {self.base_url} (check SOPHIA_GONG_BASE_URL)",
-                    detail=type(exc).__name__,
-                ) from None
-            status = response.status_code
+            answer = await self._send(method, path, params=params, body=body, auth=auth)
+            response, status = answer.response, answer.response.status_code
             if status == 200:
-                try:
-                    parsed = response.json()
-                except ValueError:
-                    raise UpstreamError(f"Gong answered {path} with a body that is not JSON") from None
-                if not isinstance(parsed, dict):
-                    raise UpstreamError(f"Gong answered {path} with an unexpected body")
-                return parsed
-            try:
-                error_body: object = response.json()
-            except ValueError:
-                error_body = None
+                return _json_object(response, path)
+            error_body = _json_or_none(response)
             request_id = error_body.get("requestId") if isinstance(error_body, dict) else None
             data: dict[str, Any] = {"status": status, "path": path}
             if request_id:
                 data["request_id"] = str(request_id)
             text = _error_text(error_body)
-            if status == 429:
-                self.stats.throttled_429 += 1
-                retry_after = _retry_after_s(response.headers.get("Retry-After"))
-                wait = retry_after if retry_after is not None else self._backoff_s(attempt + 1)
-                if retry_after is not None:
-                    data["retry_after_s"] = round(retry_after, 1)
-                if wait > s.max_retry_after_s:
-                    self.budget.block(wait)
-                    raise RateLimited(
-                        f"Gong asked for no requests for {wait / 60:.0f} min (its request limit, likely the "
-                        "company's daily cap); try again later",
-                        detail=text,
-                        data=data,
-                    )
-                self.limiter.block_for(wait)
-                if attempt < s.max_retries:
-                    attempt += 1
-                    self.stats.retries += 1
-                    continue
-                raise RateLimited(
-                    f"Gong kept answering 429 after {attempt + 1} tries; try again later",
-                    detail=text,
-                    data=data,
-                )
-            if status >= 500:
-                self.stats.server_errors += 1
-                if attempt < s.max_retries:
-                    attempt += 1
-                    self.stats.retries += 1
-                    await self._backoff(attempt)
-                    continue
-                raise Unavailable(
-                    f"Gong at {self.base_url} failed with HTTP {status} after {attempt + 1} tries",
-                    detail=text,
-                    data=data,
-                )
             if status == 401 and self._tokens is not None and not refreshed and self._tokens.can_refresh():
                 refreshed = True
                 await self._tokens.refresh(self._client(), auth.removeprefix("Bearer "))
                 continue
             if status == 404 and empty_on_404 and request_id and "found" in text.lower():
                 return {}
-            raise self._mapped(status, path, text, data)
+            raise self._failure(answer, path, text, data)
+
+    async def _send(self, method: Method, path: str, *, params: dict[str, Any] | None,
+                    body: dict[str, Any] | None, auth: str) -> Answer:
+        """One logical request under the shared policy (every Gong request is a read: all are retried)."""
+        import httpx
+
+        try:
+            return await self.rest.send(method, self.base_url + path, key=path, idempotent=True,
+                                        params=params, json=body, headers={"Authorization": auth})
+        except httpx.HTTPError as exc:
+            raise Unavailable(
+                f"cannot reach Gong at {self.base_url} (check SOPHIA_GONG_BASE_URL)",
+                detail=type(exc).__name__,
+            ) from None
+
+    def _failure(self, answer: Answer, path: str, text: str, data: dict[str, Any]) -> Exception:
+        status = answer.response.status_code
+        if status == 429:
+            wait = answer.retry_after_s
+            if wait is not None:
+                data["retry_after_s"] = round(wait, 1)
+            if wait is not None and wait > self.settings.max_retry_after_s:
+                return RateLimited(
+                    f"Gong asked for no requests for {wait / 60:.0f} min (its request limit, likely the "
+                    "company's daily cap); try again later",
+                    detail=text, data=data,
+                )
+            return RateLimited(f"Gong kept answering 429 after {answer.attempts} tries; try again later",
+                               detail=text, data=data)
+        if status >= 500:
+            return Unavailable(
+                f"Gong at {self.base_url} failed with HTTP {status} after {answer.attempts} tries",
+                detail=text, data=data,
+            )
+        return self._mapped(status, path, text, data)
 
     def _mapped(self, status: int, path: str, text: str, data: dict[str, Any]) -> Exception:
         if status in (401, 403):
@@ -563,15 +403,6 @@ class GongClient:
         if status == 400:
             return InvalidArgument(f"Gong rejected the request to {path} as malformed", detail=text, data=data)
         return UpstreamError(f"Gong answered {path} with HTTP {status}", detail=text, data=data)
-
-    def _backoff_s(self, attempt: int) -> float:
-        base: float = self.settings.retry_backoff_s * (2 ** (attempt - 1))
-        return min(30.0, base) * (0.5 + random.random() / 2)
-
-    async def _backoff(self, attempt: int) -> None:
-        delay = self._backoff_s(attempt)
-        self.stats.waited_s += delay
-        await anyio.sleep(delay)
 
     # -- paging -------------------------------------------------------------------------------
 

@@ -10,15 +10,12 @@ answers initialize and tools/list without paying for it.
 
 from __future__ import annotations
 
-import email.utils
 import json
-import random
 import time
-from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
-import anyio
 from sophia_shared.errors import (
     Conflict,
     Forbidden,
@@ -30,7 +27,10 @@ from sophia_shared.errors import (
     Unavailable,
     UpstreamError,
 )
+from sophia_shared.paths import sophia_home
 from sophia_shared.redact import sanitize_untrusted
+from sophia_shared.rest import IDEMPOTENT_METHODS, RestClient, RetryPolicy
+from sophia_shared.rest_limits import Clock, DailyBudget, RateLimiter, RealClock
 
 from .settings import RetoolSettings
 
@@ -38,9 +38,8 @@ if TYPE_CHECKING:
     import httpx
 
 API_PREFIX = "/api/v2"
-RETRY_STATUSES = {429, 500, 502, 503, 504}
+# A 429 asking for a longer wait than this ends the call limit_exceeded instead of being waited out.
 MAX_RETRY_AFTER_S = 120.0
-IDEMPOTENT_METHODS = {"GET", "PUT", "DELETE", "HEAD", "OPTIONS"}
 
 # Machine scope name -> the name Retool's token UI shows, for messages that say what to tick.
 SCOPE_LABELS = {
@@ -59,61 +58,8 @@ SCOPE_LABELS = {
 }
 
 
-class Clock(Protocol):
-    """Time for the limiter and the backoff; tests substitute a virtual one."""
-
-    def now(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
 class NoAnswerInTime(Unavailable):
     """The request was sent whole but no answer came before the read timeout."""
-
-
-class RealClock:
-    def now(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
-
-
-class RateLimiter:
-    """At most `limit` requests in any `period` seconds; callers beyond that wait their turn."""
-
-    def __init__(self, limit: int, period: float = 60.0, clock: Clock | None = None) -> None:
-        if limit < 1 or period <= 0:
-            raise ValueError("limit must be >= 1 and period > 0")
-        self.limit = limit
-        self.period = period
-        self.clock = clock or RealClock()
-        self._sent: deque[float] = deque()
-        self._lock = anyio.Lock()
-        self._blocked_until = 0.0
-        self.waited_s = 0.0
-
-    async def acquire(self) -> None:
-        # One waiter at a time keeps the order fair and the window exact.
-        async with self._lock:
-            while True:
-                now = self.clock.now()
-                if now < self._blocked_until:
-                    self.waited_s += self._blocked_until - now
-                    await self.clock.sleep(self._blocked_until - now)
-                    continue
-                while self._sent and self._sent[0] <= now - self.period:
-                    self._sent.popleft()
-                if len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return
-                wait = self._sent[0] + self.period - now
-                self.waited_s += wait
-                await self.clock.sleep(wait)
-
-    def hold_off(self, seconds: float) -> None:
-        """After a 429, make every caller wait `seconds` too, instead of piling onto the limit."""
-        self._blocked_until = max(self._blocked_until, self.clock.now() + seconds)
 
 
 @dataclass
@@ -151,8 +97,19 @@ class RetoolClient:
         self.limiter = limiter or RateLimiter(settings.rate_limit_per_minute, 60.0, self.clock)
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
-        self.requests_sent = 0
-        self._rng = random.Random()
+        budget = None
+        if settings.daily_budget is not None:
+            budget = DailyBudget(settings.daily_budget, sophia_home() / "retool" / "budget.json",
+                                 api="Retool", setting="SOPHIA_RETOOL_DAILY_BUDGET")
+        self.rest = RestClient(
+            self._client, limiter=self.limiter, budget=budget, clock=self.clock,
+            policy=RetryPolicy(max_retries=settings.max_retries, backoff_base_s=settings.retry_base_s,
+                               max_retry_after_s=MAX_RETRY_AFTER_S),
+        )
+
+    @property
+    def requests_sent(self) -> int:
+        return self.rest.stats.requests
 
     # -- plumbing ----------------------------------------------------------------------------
     def _require_config(self) -> tuple[str, str]:
@@ -183,57 +140,24 @@ class RetoolClient:
             await self._http.aclose()
             self._http = None
 
-    def _backoff(self, attempt: int, response: httpx.Response | None) -> float:
-        if response is not None:
-            after = _retry_after(response.headers.get("Retry-After"))
-            if after is not None:
-                return min(after, MAX_RETRY_AFTER_S)
-        # Jitter keeps concurrent callers from retrying in lockstep.
-        ceiling = min(30.0, self.settings.retry_base_s * (2.0**attempt))
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
-
     async def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
-        """Send with throttling and retries; return the final response (any status) or raise."""
+        """Send under the shared policy (sophia_shared.rest); return the final response (any status) or raise."""
         import httpx
 
-        attempts = self.settings.max_retries + 1
-        idempotent = method in IDEMPOTENT_METHODS
-        last: httpx.Response | None = None
-        for attempt in range(attempts):
-            await self.limiter.acquire()
-            self.requests_sent += 1
-            try:
-                response = await self._client().request(method, url, **kwargs)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # Nothing reached Retool, so any method may be retried.
-                if attempt + 1 < attempts:
-                    await self.clock.sleep(self._backoff(attempt, None))
-                    continue
-                raise Unavailable(
-                    f"cannot reach Retool at {_origin_of(url)} to {what}; check SOPHIA_RETOOL_BASE_URL and the network",
-                    detail=str(exc),
-                ) from None
-            except httpx.TransportError as exc:
-                # The request may have arrived: only reads are safe to send again.
-                if idempotent and attempt + 1 < attempts:
-                    await self.clock.sleep(self._backoff(attempt, None))
-                    continue
-                outcome = "" if idempotent else "; the change may or may not have been applied, check before retrying"
-                kind = NoAnswerInTime if isinstance(exc, httpx.ReadTimeout) else Unavailable
-                raise kind(f"Retool at {_origin_of(url)} did not answer to {what}{outcome}", detail=str(exc)) from None
-            if response.status_code not in RETRY_STATUSES:
-                return response
-            last = response
-            # A 5xx on a non-idempotent call may have been applied: do not do it twice.
-            if response.status_code != 429 and not idempotent:
-                return response
-            if attempt + 1 < attempts:
-                delay = self._backoff(attempt, response)
-                if response.status_code == 429:
-                    self.limiter.hold_off(delay)
-                await self.clock.sleep(delay)
-        assert last is not None
-        return last
+        try:
+            answer = await self.rest.send(method, url, key=urlsplit(url).path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise Unavailable(
+                f"cannot reach Retool at {_origin_of(url)} to {what}; check SOPHIA_RETOOL_BASE_URL and the network",
+                detail=str(exc),
+            ) from None
+        except httpx.TransportError as exc:
+            # The request may have arrived: the policy sent only reads again.
+            outcome = "" if method in IDEMPOTENT_METHODS else (
+                "; the change may or may not have been applied, check before retrying")
+            kind = NoAnswerInTime if isinstance(exc, httpx.ReadTimeout) else Unavailable
+            raise kind(f"Retool at {_origin_of(url)} did not answer to {what}{outcome}", detail=str(exc)) from None
+        return answer.response
 
     async def call(
         self,
@@ -518,19 +442,6 @@ def _origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _json_body(response: httpx.Response) -> Any:

@@ -47,6 +47,10 @@ class RetoolSettings(ServerSettings):
     rate_limit_per_minute: int = Field(
         default=45, ge=1, le=10_000, description="Client-side cap on requests in any 60 s."
     )
+    daily_budget: int | None = Field(
+        default=None, ge=1, le=10_000_000,
+        description="Requests a day (UTC) shared by every process on one SOPHIA_HOME; unset: no daily cap.",
+    )
     max_retries: int = Field(default=4, ge=0, le=10, description="Retries on 429 and 5xx before giving up.")
     retry_base_s: float = Field(default=1.0, gt=0, le=30, description="First backoff delay; doubles per retry.")
     request_timeout_s: float = Field(default=30.0, gt=0, le=300)
