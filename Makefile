@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_LINK_MODE := copy
 APT_STAMP := .venv/.apt-installed
 
-.PHONY: install dev-deps test-deps run test lint typecheck bench config image
+.PHONY: install dev-deps test-deps run test lint typecheck bench config image snapshots
 
 LOCK_INPUTS := uv.lock pyproject.toml $(wildcard */pyproject.toml servers/*/pyproject.toml)
 UV_PRESENT := command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -55,6 +55,11 @@ lint: dev-deps
 
 typecheck: dev-deps
 	$(UV) run --frozen mypy
+
+# Rewrite tests/snapshots/<server>/<tool>.json from what every server lists now (after an intended
+# schema change; review the diff before committing it).
+snapshots: dev-deps
+	SOPHIA_UPDATE_SNAPSHOTS=1 $(UV) run --frozen pytest -q tests/test_tool_contract.py -k snapshot
 
 # Every benchmark in bench/ in turn (bench/run_all.py); `make bench BENCHES="host memory"` runs only those.
 bench: dev-deps

@@ -2,8 +2,9 @@
 
 Each server is built on its embedded defaults (building must not contact its system); every
 tool must state its role and all four annotations, have a description, and typed, described
-parameters; its input and output schemas are snapshotted so a change is a reviewable diff
-(regenerate with SOPHIA_UPDATE_SNAPSHOTS=1).
+parameters; its schemas are snapshotted, one file per tool (tests/snapshots/<server>/<tool>.json),
+so a diff shows which tool changed. A missing or left-over snapshot fails; `make snapshots`
+regenerates them all after an intended change (SOPHIA_UPDATE_SNAPSHOTS=1 on this file's tests).
 """
 
 from __future__ import annotations
@@ -84,31 +85,37 @@ def _schema_titles(node: Any) -> list[str]:
     return found
 
 
+def snapshot_of(tool: Any) -> str:
+    """What a tool's snapshot file holds: everything tools/list says about it."""
+    entry = {
+        "title": tool.title,
+        "description": tool.description,
+        "annotations": tool.annotations.model_dump(exclude_none=True) if tool.annotations else None,
+        "meta": tool.meta,
+        "input_schema": tool.input_schema,
+        "output_schema": tool.output_schema,
+    }
+    return json.dumps(entry, indent=1, sort_keys=True) + "\n"
+
+
 @pytest.mark.parametrize("name", SERVERS)
 def test_tool_schemas_match_their_snapshot(name: str) -> None:
-    server = _server(name)
-    tools = anyio.run(_tools, server)
-    current = {
-        t.name: {
-            "title": t.title,
-            "description": t.description,
-            "annotations": t.annotations.model_dump(exclude_none=True) if t.annotations else None,
-            "meta": t.meta,
-            "input_schema": t.input_schema,
-            "output_schema": t.output_schema,
-        }
-        for t in sorted(tools, key=lambda t: t.name)
-    }
-    path = SNAPSHOTS / f"{name}.json"
-    rendered = json.dumps(current, indent=1, sort_keys=True) + "\n"
-    if os.environ.get("SOPHIA_UPDATE_SNAPSHOTS") == "1" or not path.exists():
-        SNAPSHOTS.mkdir(exist_ok=True)
-        path.write_text(rendered)
-        if os.environ.get("CI"):
-            pytest.fail(f"{path.name} was missing in CI; generate and commit it")
-    assert json.loads(path.read_text()) == current, (
-        f"tool schemas of sophia-{name} changed; review and run with SOPHIA_UPDATE_SNAPSHOTS=1"
-    )
+    tools = anyio.run(_tools, _server(name))
+    folder = SNAPSHOTS / name
+    current = {f"{t.name}.json": snapshot_of(t) for t in tools}
+    if os.environ.get("SOPHIA_UPDATE_SNAPSHOTS") == "1":
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in set(p.name for p in folder.glob("*.json")) - set(current):
+            (folder / stale).unlink()
+        for file, text in current.items():
+            (folder / file).write_text(text)
+    stored = {p.name: p.read_text() for p in folder.glob("*.json")} if folder.is_dir() else {}
+    hint = "review the change, then run `make snapshots` and commit tests/snapshots"
+    missing, left_over = sorted(set(current) - set(stored)), sorted(set(stored) - set(current))
+    assert not missing, f"{name}: tools without a snapshot: {missing}; {hint}"
+    assert not left_over, f"{name}: snapshots of no tool: {left_over}; {hint}"
+    changed = sorted(f for f, text in current.items() if stored[f] != text)
+    assert not changed, f"{name}: tool schemas changed: {changed}; {hint}"
 
 
 @pytest.mark.parametrize("name", SERVERS)

@@ -1,13 +1,8 @@
-"""Every tool's schema, annotations and role, snapshotted so a change is a reviewable diff.
-
-Regenerate after an intended change: SOPHIA_UPDATE_SNAPSHOTS=1 pytest tests/servers/pulumi/test_schemas.py
-"""
+"""Every tool's annotations, roles and parameter texts. The schemas themselves are snapshotted with
+every other server's, one file per tool, by tests/test_tool_contract.py (`make snapshots`)."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,7 +14,6 @@ from sophia_shared.testing import connect
 
 pytestmark = pytest.mark.anyio
 
-SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
 
 
 async def listed_tools() -> list[Any]:
@@ -27,24 +21,6 @@ async def listed_tools() -> list[Any]:
     with anyio.fail_after(10):
         async with connect(server, principal=Principal("ada", Role.ADMIN, kind="test")) as client:
             return await client.list_tools()
-
-
-async def test_tool_schemas_match_the_snapshot() -> None:
-    current = {
-        tool.name: {
-            "description": tool.description,
-            "input": tool.input_schema,
-            "output": tool.output_schema,
-            "annotations": tool.annotations.model_dump(mode="json", exclude_none=True) if tool.annotations else None,
-            "meta": tool.meta,
-        }
-        for tool in await listed_tools()
-    }
-    text = json.dumps(current, indent=2, sort_keys=True) + "\n"
-    if os.environ.get("SOPHIA_UPDATE_SNAPSHOTS") == "1":
-        SNAPSHOT.parent.mkdir(exist_ok=True)
-        SNAPSHOT.write_text(text)
-    assert SNAPSHOT.read_text() == text, "tool schemas changed: review, then regenerate the snapshot"
 
 
 async def test_every_tool_states_role_and_all_four_annotations() -> None:
