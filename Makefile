@@ -28,11 +28,13 @@ install: .venv/.synced-run
 dev-deps: .venv/.synced
 
 # System packages the integration tests need: a real dockerd, busybox for local images,
-# a local registry for pull tests; Node for the MCP Inspector CLI.
+# a local registry for pull tests; Node for the MCP Inspector CLI; Debian's chromium for the
+# dashboard's browser tests (Playwright drives it: it cannot download a browser here).
 $(APT_STAMP): | .venv/.synced
-	@if ! command -v dockerd >/dev/null || ! command -v busybox >/dev/null || ! command -v docker-registry >/dev/null; then \
+	@if ! command -v dockerd >/dev/null || ! command -v busybox >/dev/null || ! command -v docker-registry >/dev/null \
+	    || ! test -x /usr/bin/chromium; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	    docker.io busybox-static docker-registry >/dev/null; fi
+	    docker.io busybox-static docker-registry chromium >/dev/null; fi
 	touch $@
 
 test-deps: dev-deps $(APT_STAMP)

@@ -60,23 +60,19 @@ def deny(approval_id: ApprovalId) -> None:
 
 def _decide(approval_id: str, *, approve: bool) -> None:
     from sophia_shared.approvals import ApprovalStore
-    from sophia_shared.audit import AuditEvent, AuditLog, Outcome
+    from sophia_shared.audit import AuditLog
     from sophia_shared.auth import local_principal
     from sophia_shared.settings import SuiteSettings
+
+    from .approval_decisions import decide
 
     suite = SuiteSettings()
     me = local_principal(suite)
     try:
-        decided = ApprovalStore.from_settings(suite).decide(approval_id, approve=approve, by=me.name)
+        decided = decide(ApprovalStore.from_settings(suite), AuditLog(dsn=suite.audit_dsn), approval_id,
+                         approve=approve, by=me, role="admin")
     except SophiaError as exc:
         raise _fail(exc) from None
-    verb = "approve" if approve else "deny"
-    AuditLog(dsn=suite.audit_dsn).append(AuditEvent(
-        principal=me.name, principal_kind=me.audit_kind, role="admin", server="approvals", tool=verb,
-        arguments={"approval_id": decided.id, "server": decided.server, "tool": decided.tool,
-                   "for": decided.principal},
-        outcome=Outcome.OK, error_code=None, duration_ms=0.0, correlation_id=decided.id,
-    ))
     left = max(0, int(decided.expires - time.time()))
     typer.echo(f"{'approved' if approve else 'denied'} {decided.id}: {decided.server}.{decided.tool} for "
                f"{decided.principal}" + (f"; the same call now runs once (within {left} s)" if approve else ""))

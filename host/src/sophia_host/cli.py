@@ -81,6 +81,9 @@ def up(
                 from .http_edge import install_http_edge
 
                 install_http_edge(app, server.fast, app.state.sophia_security, app.state.sophia_max_body_bytes)
+            from .dashboard import install_dashboard
+
+            install_dashboard(app, server)
     except SettingsError as exc:
         typer.echo(f"sophia: {exc}", err=True)
         raise typer.Exit(2) from None

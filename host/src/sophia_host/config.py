@@ -61,6 +61,22 @@ class HostSettings(ServerSettings):
     # False sends every call through the SDK lane (the reference lane; the differential test
     # compares the two). Both lanes run the same request path.
     fast_path: bool = True
+    # The live dashboard (/ui) and the operators' endpoints (/healthz, /readyz, /metrics) on HTTP.
+    dashboard: bool = True
+    # Audit records one dashboard stream may hold unsent; past it the stream is closed and the browser
+    # reconnects with Last-Event-ID (it misses nothing, and a slow client cannot grow the host's memory).
+    dashboard_client_buffer: int = Field(default=5000, ge=1, le=1_000_000)
+    # Recent records kept in memory for reconnects; an older Last-Event-ID is replayed from the log.
+    dashboard_replay_events: int = Field(default=10_000, ge=100, le=1_000_000)
+    # How often the feed looks for new audit records (children and other processes write the log too).
+    dashboard_poll_s: float = Field(default=0.05, gt=0, le=10)
+    # A stream is ended after this long (the browser reconnects at once and misses nothing).
+    dashboard_stream_max_s: float = Field(default=300.0, gt=0)
+    dashboard_max_streams: int = Field(default=200, ge=1, le=10_000)
+    dashboard_session_ttl_s: float = Field(default=8 * 3600.0, gt=0)
+    dashboard_max_sessions: int = Field(default=1000, ge=1, le=100_000)
+    # Mark the session cookie Secure (set it when a TLS proxy fronts the host).
+    dashboard_cookie_secure: bool = False
 
 
 class ServerEntry(BaseModel):

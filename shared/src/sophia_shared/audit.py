@@ -75,6 +75,8 @@ def _private_file(path: Path) -> None:
 class _Backend(Protocol):
     def append(self, batch: list[dict[str, Any]], key: AuditKey) -> list[dict[str, Any]]: ...
     def rows(self) -> list[dict[str, Any]] | None: ...
+    def since(self, seq: int, limit: int) -> list[dict[str, Any]]: ...
+    def last_seq(self) -> int: ...
     def probe(self) -> None: ...
     def free_bytes(self) -> int | None: ...
     def close(self) -> None: ...
@@ -145,6 +147,8 @@ class _SqliteBackend:
             with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
                 conn.execute("ALTER TABLE audit ADD COLUMN key_id TEXT")
         conn.execute("CREATE TABLE IF NOT EXISTS audit_probe (id INTEGER PRIMARY KEY, ts REAL NOT NULL)")
+        # Readers that follow the log (the dashboard's feed) ask for the records after a seq.
+        conn.execute("CREATE INDEX IF NOT EXISTS audit_seq ON audit (seq)")
         for suffix in ("-wal", "-shm"):
             companion = self.path.with_name(self.path.name + suffix)
             if companion.exists():
@@ -217,6 +221,31 @@ class _SqliteBackend:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur]
 
+    def last_seq(self) -> int:
+        if not self.path.exists():
+            return 0
+        try:
+            row = self._conn(write=False).execute("SELECT max(seq) FROM audit").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return 0
+            raise
+        return int(row[0] or 0)
+
+    def since(self, seq: int, limit: int) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        conn = self._conn(write=False)
+        try:
+            cur = conn.execute(f"SELECT {', '.join(STORED_FIELDS)} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
+                               (seq, limit))
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
     def close(self) -> None:
         for slot in ("conn", "reader"):
             conn = getattr(self._local, slot, None)
@@ -249,6 +278,8 @@ class _PostgresBackend:
         )""",
         # A log from before keys gains the column; its records stay, verified as legacy.
         "ALTER TABLE sophia_audit ADD COLUMN IF NOT EXISTS key_id TEXT",
+        # Readers that follow the log (the dashboard's feed) ask for the records after a seq.
+        "CREATE INDEX IF NOT EXISTS sophia_audit_seq ON sophia_audit (seq)",
         """CREATE TABLE IF NOT EXISTS sophia_audit_head (
           singleton BOOLEAN PRIMARY KEY DEFAULT true CHECK (singleton),
           seq BIGINT NOT NULL, entry_hash TEXT NOT NULL
@@ -400,6 +431,30 @@ class _PostgresBackend:
                 rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
                 head = conn.execute("SELECT seq, entry_hash FROM sophia_audit_head").fetchone() if present[1] else None
         return rows, ({"seq": head[0], "entry_hash": head[1]} if head else None)
+
+    def last_seq(self) -> int:
+        import psycopg
+
+        with self._lock:
+            try:
+                row = self._connection(write=False).execute("SELECT max(seq) FROM sophia_audit").fetchone()
+            except psycopg.errors.UndefinedTable:
+                return 0
+        return int(row[0] or 0)
+
+    def since(self, seq: int, limit: int) -> list[dict[str, Any]]:
+        import psycopg
+
+        with self._lock:
+            conn = self._connection(write=False)
+            try:
+                cur = conn.execute(
+                    f"SELECT {', '.join(STORED_FIELDS)} FROM sophia_audit WHERE seq > %s ORDER BY seq LIMIT %s",  # noqa: S608
+                    (seq, limit))
+            except psycopg.errors.UndefinedTable:
+                return []
+            names = [d.name for d in cur.description or []]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def close(self) -> None:
         with self._lock:
@@ -627,6 +682,14 @@ class AuditLog:
 
     def records(self) -> list[dict[str, Any]]:
         return self._backend.rows() or []
+
+    def since(self, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """Up to `limit` records with a seq above `seq`, in order (what a follower of the log reads next)."""
+        return self._backend.since(seq, limit)
+
+    def last_seq(self) -> int:
+        """The seq of the last record (0 for an empty or missing log)."""
+        return self._backend.last_seq()
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         return self.records()[-n:] if n > 0 else []
