@@ -33,6 +33,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardHost]:
         yield started
     finally:
         started.stop()
+        print("\n".join(started.process.log[-40:]))  # shown when a test of the module failed
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +169,8 @@ def test_approving_runs_the_call_once_and_denying_never(admin_page: Page, host: 
                                                         mcp: httpx.Client) -> None:
     ran = _runs_of_delete(host)
     approval = _pending(host, mcp, "one")
-    admin_page.click(f"#approvals-body tr[data-approval={approval}] button.approve")
-    admin_page.wait_for_selector(f"#approvals-body tr[data-approval={approval}]", state="detached")
+    admin_page.click(f"#approvals-body tr[data-approval='{approval}'] button.approve")
+    admin_page.wait_for_selector(f"#approvals-body tr[data-approval='{approval}']", state="detached")
     done = host.call(mcp, "dev", "demo_delete", {"item": "one"})
     assert error_of(done) is None and "deleted one" in done["content"][0]["text"]
     again = error_of(host.call(mcp, "dev", "demo_delete", {"item": "one"}))
@@ -177,8 +178,8 @@ def test_approving_runs_the_call_once_and_denying_never(admin_page: Page, host: 
     assert _runs_of_delete(host) == ran + 1
 
     denied = _pending(host, mcp, "two")
-    admin_page.click(f"#approvals-body tr[data-approval={denied}] button.deny")
-    admin_page.wait_for_selector(f"#approvals-body tr[data-approval={denied}]", state="detached")
+    admin_page.click(f"#approvals-body tr[data-approval='{denied}'] button.deny")
+    admin_page.wait_for_selector(f"#approvals-body tr[data-approval='{denied}']", state="detached")
     refused = error_of(host.call(mcp, "dev", "demo_delete", {"item": "two"}))
     assert refused is not None and refused["code"] == "forbidden"
     assert _runs_of_delete(host) == ran + 1
