@@ -303,7 +303,8 @@ class HostServer(SophiaServer):
                 spec = _spec_for(tool, child)
                 specs[tool.name] = spec
                 entries.append(Entry(name=tool.name, server=child.name, toolset=spec.toolset,
-                                     description=tool.description or "", title=tool.title))
+                                     description=tool.description or "", title=tool.title,
+                                     input_schema=tool.input_schema, destructive=spec.destructive))
                 if not _configured(tool):
                     # Routed (its call answers not_configured with the settings to set) but not listed.
                     unconfigured.add(tool.name)
@@ -327,6 +328,19 @@ class HostServer(SophiaServer):
         if not self.read_only:
             return [*self._own_tools, *self._listed]
         return [*self._own_tools, *(t for t in self._listed if self.visible(self.specs[t.name]))]
+
+    async def routable_tools(self) -> list[types.Tool]:
+        """Every tool a call could be routed to (listed or not, as the caller's mode shows them), from
+        the children's current listings or, before they start, their catalogue files."""
+        if not self._own_tools:
+            self._own_tools = await SophiaServer.list_tools(self)
+            self._rebuild()
+        seen: dict[str, types.Tool] = {}
+        for tool in [*self._own_tools, *(t for c in self.children if c.state is not State.failed for t in c.tools)]:
+            spec = self.specs.get(tool.name)
+            if spec is not None and self.visible(spec):
+                seen.setdefault(tool.name, tool)
+        return list(seen.values())
 
     async def _handle_list_tools(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         version = getattr(ctx, "protocol_version", None)
