@@ -112,11 +112,11 @@ def livemcpbench() -> tuple[list[Case], list[RoutableTool]]:
 def sophia_catalogue() -> list[RoutableTool]:
     """Sophia's 78 server tools from the schema snapshots the tests keep, plus the host's sophia_find_tools."""
     tools = []
-    for path in sorted(SNAPSHOTS.glob("*.json")):
-        for name, spec in json.loads(path.read_text()).items():
-            annotations = spec.get("annotations") or {}
-            tools.append(RoutableTool(name, spec.get("description") or "", spec.get("input_schema") or {},
-                                      destructive=bool(annotations.get("destructive_hint"))))
+    for path in sorted(SNAPSHOTS.glob("*/*.json")):
+        spec = json.loads(path.read_text())
+        annotations = spec.get("annotations") or {}
+        tools.append(RoutableTool(path.stem, spec.get("description") or "", spec.get("input_schema") or {},
+                                  destructive=bool(annotations.get("destructive_hint"))))
     tools.append(RoutableTool("sophia_find_tools", "Find the tools that fit a task, across every server of this "
                               "host, ranked by keyword and meaning.",
                               {"type": "object", "properties": {"query": {"type": "string"}, "k": {"type": "integer"}},
