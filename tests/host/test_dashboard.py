@@ -6,8 +6,10 @@ own cookies). Every wait is bounded; nothing here asserts how fast anything is (
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -195,3 +197,84 @@ def test_no_token_in_any_url_the_pages_requested(admin_page: Page, host: Dashboa
     assert not any(token in Path(log).read_text(errors="replace")
                    for log in host.process.home.glob("host/logs/*.log") for token in host.tokens.values())
     assert not any(token in line for line in host.process.log for token in host.tokens.values())
+
+
+# -- the same host over plain HTTP (httpx): the operators' endpoints, Last-Event-ID, refusals ---------------
+
+
+def _bearer(host: DashboardHost, user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {host.tokens[user]}"}
+
+
+def test_operators_endpoints(host: DashboardHost, mcp: httpx.Client) -> None:
+    assert mcp.get(f"{host.base}/healthz").json() == {"status": "ok"}
+    for path in ("/readyz", "/metrics", "/ui/api/servers"):
+        assert mcp.get(f"{host.base}{path}").status_code == 401, path
+    ready = mcp.get(f"{host.base}/readyz", headers=_bearer(host, "vic"))
+    assert ready.status_code == 200 and ready.json()["servers"] == {"demo": "ready"}
+    before = _last_seq(host)
+    host.call(mcp, "dev", "demo_echo", {"text": "counted"})
+    host.call(mcp, "dev", "demo_fail", {"code": "not_found"})
+    # The figures come from the records the feed reads back: once the stream carries the host's record, so do they.
+    _stream_until(host, mcp, before, lambda r: r["server"] == "sophia" and r["tool"] == "demo_fail")
+    text = mcp.get(f"{host.base}/metrics", headers=_bearer(host, "vic")).text
+    assert 'sophia_call_errors_total{code="not_found",tool="demo_fail"}' in text
+    assert 'sophia_calls_total{outcome="ok",tool="demo_echo"}' in text
+    assert 'sophia_call_duration_seconds_bucket{le="0.001",tool="demo_echo"}' in text
+    assert 'sophia_server_up{server="demo"} 1.0' in text
+
+
+def _stream_until(host: DashboardHost, mcp: httpx.Client, after: int, wanted: Callable[[dict[str, Any]], bool]) -> None:
+    with mcp.stream("GET", f"{host.base}/ui/events?after={after}", headers=_bearer(host, "vic")) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: [") and any(wanted(r) for r in json.loads(line[6:])):
+                return
+    raise AssertionError("the stream ended without the record")
+
+
+def _stream_seqs(host: DashboardHost, mcp: httpx.Client, headers: dict[str, str], upto: int) -> list[int]:
+    seqs: list[int] = []
+    with mcp.stream("GET", f"{host.base}/ui/events", headers={**_bearer(host, "vic"), **headers}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: ["):
+                seqs += [r["seq"] for r in json.loads(line[6:])]
+                if seqs[-1] >= upto:
+                    break
+    return seqs
+
+
+def test_last_event_id_replays_exactly_what_was_missed(host: DashboardHost, mcp: httpx.Client) -> None:
+    host.call(mcp, "dev", "demo_echo", {"text": "before"})
+    missed_from = _last_seq(host)
+    for i in range(5):
+        host.call(mcp, "dev", "demo_echo", {"text": f"missed {i}"})
+    head = _last_seq(host)
+    assert _stream_seqs(host, mcp, {"Last-Event-ID": str(missed_from)}, head)[: head - missed_from] == list(
+        range(missed_from + 1, head + 1))
+    # Last-Event-ID (the browser's reconnect) wins over the first connection's ?after=.
+    with mcp.stream("GET", f"{host.base}/ui/events?after=0",
+                    headers={**_bearer(host, "vic"), "Last-Event-ID": str(head - 1)}) as response:
+        first = next(line for line in response.iter_lines() if line.startswith("data: ["))
+    assert json.loads(first[6:])[0]["seq"] == head
+
+
+def test_refusals_at_the_dashboard_edge(host: DashboardHost, mcp: httpx.Client) -> None:
+    bad = mcp.post(f"{host.base}/ui/login", data={"token": "sph_not-a-token"}, headers={"Origin": host.base})
+    assert bad.status_code == 401 and "set-cookie" not in bad.headers and "sph_not-a-token" not in bad.text
+    assert mcp.get(f"{host.base}/ui/login", headers={"Host": "evil.example"}).status_code == 421
+    with httpx.Client(timeout=30.0) as browser_like:
+        made = browser_like.post(f"{host.base}/ui/login", data={"token": host.tokens["ada"]},
+                                 headers={"Origin": host.base})
+        assert made.status_code == 303
+        cookie = made.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and host.tokens["ada"] not in cookie
+        assert browser_like.get(f"{host.base}/ui/api/approvals").status_code == 200
+        post = f"{host.base}/ui/api/approvals/abcdefgh/approve"
+        assert browser_like.post(post, json={}).status_code == 403  # the cookie without an Origin
+        assert browser_like.post(post, json={}, headers={"Origin": "http://127.0.0.1:1"}).status_code == 403
+        missing = browser_like.post(post, json={}, headers={"Origin": host.base})
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+        browser_like.post(f"{host.base}/ui/logout", headers={"Origin": host.base})
+        assert browser_like.get(f"{host.base}/ui/api/approvals").status_code == 401
