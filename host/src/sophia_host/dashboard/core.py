@@ -76,7 +76,10 @@ class Dashboard:
         return principal_from_access_token(token) if token is not None else None
 
     async def principal(self, request: Request) -> Principal | None:
-        """Who asks: a verified bearer token, else a live session; None when neither."""
+        """Who asks: a verified bearer token, else a live session; None when neither. Without auth
+        (--allow-unauthenticated, loopback only) the local user, as on /mcp."""
+        if self.sessions.verifier is None:
+            return self.host.local_principal
         return self.bearer(request) or await self.sessions.resolve(request.cookies.get(COOKIE))
 
     async def admit(self, request: Request, *, role: Role = Role.VIEWER,

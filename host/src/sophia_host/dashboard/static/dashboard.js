@@ -54,7 +54,7 @@
     for (let i = fresh.length - 1; i >= 0; i--) { if (matches(fresh[i])) frag.appendChild(callRow(fresh[i])); }
     tbody.insertBefore(frag, tbody.firstChild);
     while (tbody.rows.length > MAX_ROWS) tbody.deleteRow(-1);
-    byId("calls-count").textContent = state.received + " events";
+    byId("calls-count").textContent = state.received + " audit events received";
   }
   function refilter() {
     byId("calls-body").replaceChildren();
