@@ -4,8 +4,9 @@ latency, retrieval quality on BFCL v4 and memory (RSS after start, after load, t
 Models: "baseline" (the embedder before issue 19, bench/memory/baseline.py), "float" (the new float
 graph, sentence-transformers' vectors) and "int8" (the new default).
 
-Quality: BFCL v4 `live_multiple` (the `bfcl-eval` wheel's data files; install it with
-`uv pip install --no-deps bfcl-eval==2026.3.23`, none of its dependencies are needed). The corpus
+Quality: BFCL v4 `live_multiple`, read as data from the `bfcl-eval` wheel: an installed copy if
+there is one, else `pip download --no-deps` of the wheel into bench/.cache (its pinned dependencies
+are never installed, nothing of it is imported). The corpus
 is every distinct function documentation of the set (name, description, parameter names and
 descriptions), the queries are its user questions, and a question's relevant documents are the
 functions of its ground truth. Ranking is exact cosine over the corpus: MRR@10 and recall@5.
@@ -16,9 +17,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +35,8 @@ from bench.memory.baseline import BaselineMiniLM
 
 Vector = npt.NDArray[np.float32]
 BFCL_SET = "BFCL_v4_live_multiple.json"
+BFCL_VERSION = "2026.3.23"
+CACHE = Path(__file__).resolve().parents[1] / ".cache"
 MODELS = ("baseline", "float", "int8")
 
 
@@ -82,19 +87,17 @@ def bfcl_data(limit: int | None = None) -> tuple[list[str], list[str], list[set[
     """(documents, questions, relevant document indexes per question), or None if bfcl-eval is absent.
 
     `limit`: only the first that many entries of the set (smoke runs)."""
-    spec = importlib.util.find_spec("bfcl_eval")
-    if spec is None or spec.origin is None:
+    read = _bfcl_reader()
+    if read is None:
         return None
-    data = Path(spec.origin).parent / "data"
     answers = {
-        row["id"]: row["ground_truth"]
-        for row in map(json.loads, (data / "possible_answer" / BFCL_SET).read_text().splitlines())
+        row["id"]: row["ground_truth"] for row in map(json.loads, read("possible_answer/" + BFCL_SET).splitlines())
     }
     documents: dict[str, int] = {}
     texts: list[str] = []
     questions: list[str] = []
     relevant: list[set[int]] = []
-    for row in map(json.loads, (data / BFCL_SET).read_text().splitlines()[:limit]):
+    for row in map(json.loads, read(BFCL_SET).splitlines()[:limit]):
         for function in row["function"]:
             if function["name"] not in documents:
                 documents[function["name"]] = len(texts)
@@ -105,6 +108,26 @@ def bfcl_data(limit: int | None = None) -> tuple[list[str], list[str], list[set[
             questions.append(user[-1])
             relevant.append(wanted)
     return texts, questions, relevant
+
+
+def _bfcl_reader() -> Callable[[str], str] | None:
+    """Reads a file under bfcl_eval/data/: from an installed copy, else from the downloaded wheel."""
+    spec = importlib.util.find_spec("bfcl_eval")
+    if spec is not None and spec.origin is not None:
+        data = Path(spec.origin).parent / "data"
+        return lambda name: (data / name).read_text()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(CACHE.glob(f"bfcl_eval-{BFCL_VERSION}-*.whl"))
+    if not wheels:
+        pip = [sys.executable, "-m", "pip"] if importlib.util.find_spec("pip") else [shutil.which("pip") or "pip"]
+        command = [*pip, "download", "--no-deps", "--only-binary", ":all:", "-d", str(CACHE)]
+        done = subprocess.run([*command, f"bfcl-eval=={BFCL_VERSION}"], capture_output=True, text=True, check=False)
+        wheels = sorted(CACHE.glob(f"bfcl_eval-{BFCL_VERSION}-*.whl"))
+        if done.returncode != 0 or not wheels:
+            print(f"bench/memory: bfcl-eval could not be downloaded: {done.stderr[-300:]}", file=sys.stderr)
+            return None
+    archive = zipfile.ZipFile(wheels[-1])
+    return lambda name: archive.read("bfcl_eval/data/" + name).decode()
 
 
 def _document(function: dict[str, Any]) -> str:

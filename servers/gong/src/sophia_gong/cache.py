@@ -144,8 +144,18 @@ def call_items(details: dict[str, Any], monologues: Sequence[dict[str, Any]]) ->
         ]
         if account:
             tags.append(_tag("account:", account.lower()))
+        turn = "\n".join(lines)
+        # The vector is of what was said only: the header lines are more than half a turn's tokens
+        # (embedding is most of a sync's time) and full-text search still finds who, whom and when.
         items.append(
-            MemoryInput(text="\n".join(lines), namespace=NAMESPACE, source=SOURCE, source_ref=call_id, tags=tags)
+            MemoryInput(
+                text=turn,
+                namespace=NAMESPACE,
+                source=SOURCE,
+                source_ref=call_id,
+                tags=tags,
+                embed_from=len(turn) - len(text),
+            )
         )
     return items
 

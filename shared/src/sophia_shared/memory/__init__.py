@@ -62,6 +62,12 @@ class MemoryInput(BaseModel):
     source_ref: str | None = Field(default=None, max_length=256, description="Origin id, e.g. a call id.")
     importance: float = Field(default=0.5, ge=0.0, le=1.0)
     expires_at: datetime | None = Field(default=None, description="After this instant the memory is hidden.")
+    embed_from: int = Field(
+        default=0,
+        ge=0,
+        description="Make the vector from text[embed_from:] only, e.g. a transcript turn without its "
+        "header lines: full-text search still reads the whole text, and embedding less is faster.",
+    )
 
 
 class MemoryPatch(BaseModel):

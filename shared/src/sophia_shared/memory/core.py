@@ -56,6 +56,7 @@ class NewRow:
     importance: float
     expires_at: datetime | None
     embedding: Vector
+    embed_from: int = 0  # the vector is of text[embed_from:]
 
 
 @dataclass(frozen=True)
@@ -247,11 +248,14 @@ class Store:
         threshold = self._settings.dedupe_threshold if dedupe and self._settings.dedupe_threshold < 1.0 else None
         refs = sorted({(i.namespace, i.source_ref) for i in clean if i.source_ref}) if replace_source_ref else []
 
-        vectors, model, dims = await self._embed([i.text for i in clean])
+        vectors, model, dims = await self._embed([i.text[i.embed_from :] for i in clean])
 
         def work() -> builtins.list[Written]:
             rows = [
-                NewRow(new_id(), i.namespace, i.text, i.tags, i.source, i.source_ref, i.importance, i.expires_at, v)
+                NewRow(
+                    new_id(), i.namespace, i.text, i.tags, i.source, i.source_ref, i.importance, i.expires_at, v,
+                    i.embed_from,
+                )
                 for i, v in zip(clean, vectors, strict=True)
             ]
             return self._backend.put_batch(

@@ -54,6 +54,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX memories_tsv ON memories USING gin (tsv)",
         ],
     ),
+    # The vector is of text[embed_from:] (e.g. a Gong turn without its header lines).
+    (2, ["ALTER TABLE memories ADD COLUMN IF NOT EXISTS embed_from integer NOT NULL DEFAULT 0"]),
 ]
 
 TEXT_MATCH_LIMIT = 2_000
@@ -272,6 +274,7 @@ class PostgresBackend:
                     row.expires_at,
                     model,
                     vec,
+                    row.embed_from,
                 )
                 if dedupe_threshold is not None:
                     near = conn.execute(
@@ -285,7 +288,8 @@ class PostgresBackend:
                         merged = conn.execute(
                             f"UPDATE memories SET text = %s, tags = %s, importance = %s, "
                             "source = coalesce(%s, source), source_ref = coalesce(%s, source_ref), "
-                            "expires_at = %s, updated_at = %s, embedding_model = %s, embedding = %s::vector "
+                            "expires_at = %s, updated_at = %s, embed_from = %s, embedding_model = %s, "
+                            "embedding = %s::vector "
                             f"WHERE tenant = %s AND id = %s RETURNING {_COLUMNS}",
                             (
                                 row.text,
@@ -295,6 +299,7 @@ class PostgresBackend:
                                 row.source_ref,
                                 row.expires_at,
                                 now,
+                                row.embed_from,
                                 model,
                                 vec,
                                 tenant,
@@ -305,8 +310,8 @@ class PostgresBackend:
                         continue
                     # Inserted at once: a later row of the same batch may be its near-duplicate.
                     conn.execute(
-                        f"INSERT INTO memories ({_COLUMNS}, embedding) "
-                        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::vector)",
+                        f"INSERT INTO memories ({_COLUMNS}, embedding, embed_from) "
+                        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::vector,%s)",
                         values,
                     )
                 else:
@@ -332,7 +337,8 @@ class PostgresBackend:
                 )
             if inserts:
                 # COPY: batches (a sync, a reindex) load an order of magnitude faster than INSERTs.
-                with conn.cursor() as cur, cur.copy(f"COPY memories ({_COLUMNS}, embedding) FROM STDIN") as copy:
+                copy_sql = f"COPY memories ({_COLUMNS}, embedding, embed_from) FROM STDIN"
+                with conn.cursor() as cur, cur.copy(copy_sql) as copy:
                     for values in inserts:
                         copy.write_row(values)
         return out
@@ -383,6 +389,8 @@ class PostgresBackend:
                 raise ValueError(f"not an updatable column: {name}")
             sets.append(f"{name} = %s")
             params.append(value)
+        if "text" in changes:
+            sets.append("embed_from = 0")  # a new text is embedded whole
         with self._tx() as conn:
             if embedding is not None:
                 self._ensure_model(conn, model, dims)
@@ -572,7 +580,7 @@ class PostgresBackend:
         while True:
             with self._tx() as conn:
                 rows = conn.execute(
-                    "SELECT rid, text FROM memories WHERE embedding_model <> %s ORDER BY rid LIMIT %s",
+                    "SELECT rid, text, embed_from FROM memories WHERE embedding_model <> %s ORDER BY rid LIMIT %s",
                     (model, batch_size),
                 ).fetchall()
             if not rows:
@@ -587,14 +595,14 @@ class PostgresBackend:
                     conn.execute("DELETE FROM memory_meta WHERE key IN ('embedding_model', 'dimensions')")
                     self._ensure_model(conn, model, dims)
                 return count
-            vectors = embed([text for _, text in rows])  # outside any transaction: others go on
+            vectors = embed([text[start:] for _, text, start in rows])  # outside any transaction: others go on
             if vectors.shape[1] != dims:
                 raise ModelMismatch(f"{model} returned {vectors.shape[1]} dimensions, expected {dims}")
             with self._tx() as conn, conn.cursor() as cur:
                 # `text = %s`: a row edited meanwhile keeps its new text's vector and is picked up again.
                 cur.executemany(
                     "UPDATE memories SET embedding = %s::vector, embedding_model = %s WHERE rid = %s AND text = %s",
-                    [(_vector(v), model, rid, text) for (rid, text), v in zip(rows, vectors, strict=True)],
+                    [(_vector(v), model, rid, text) for (rid, text, _), v in zip(rows, vectors, strict=True)],
                 )
                 count += max(0, cur.rowcount)
 

@@ -82,6 +82,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE VIRTUAL TABLE memories_fts_vocab USING fts5vocab(memories_fts, 'row');
         """,
     ),
+    (
+        3,
+        """
+        -- The vector is of text[embed_from:] (e.g. a Gong turn without its header lines).
+        ALTER TABLE memories ADD COLUMN embed_from INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]
 
 # A query word in more than this share of all memories says little and costs a full ranking pass.
@@ -347,7 +354,7 @@ class SqliteBackend:
                         tags = list(dict.fromkeys([*json.loads(old_tags), *row.tags]))
                         merged = conn.execute(
                             "UPDATE memories SET text = ?, tags = ?, importance = ?, source = coalesce(?, source), "
-                            "source_ref = coalesce(?, source_ref), expires_us = ?, updated_us = ?, "
+                            "source_ref = coalesce(?, source_ref), expires_us = ?, updated_us = ?, embed_from = ?, "
                             f"embedding_model = ?, embedding = ? WHERE rid = ? RETURNING {_COLUMNS}",
                             (
                                 row.text,
@@ -357,6 +364,7 @@ class SqliteBackend:
                                 row.source_ref,
                                 _us(row.expires_at) if row.expires_at else None,
                                 stamp,
+                                row.embed_from,
                                 model,
                                 blob,
                                 rid,
@@ -367,7 +375,7 @@ class SqliteBackend:
                         out.append(Written("updated", _memory(merged), merged[0], round(similarity, 6)))
                         continue
                 rid = conn.execute(
-                    f"INSERT INTO memories ({_COLUMNS}, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO memories ({_COLUMNS}, embedding, embed_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         row.id,
                         tenant,
@@ -382,6 +390,7 @@ class SqliteBackend:
                         _us(row.expires_at) if row.expires_at else None,
                         model,
                         blob,
+                        row.embed_from,
                     ),
                 ).lastrowid
                 deltas.append(("upsert", rid, row.namespace, expires, vector))
@@ -496,6 +505,8 @@ class SqliteBackend:
             elif name in ("text", "source", "source_ref", "importance"):
                 sets.append(f"{name} = ?")
                 params.append(value)
+                if name == "text":
+                    sets.append("embed_from = 0")  # a new text is embedded whole
             else:
                 raise ValueError(f"not an updatable column: {name}")
         with self._write() as conn:
@@ -700,7 +711,7 @@ class SqliteBackend:
         while True:
             with self._read() as conn:
                 rows = conn.execute(
-                    "SELECT rid, text FROM memories WHERE embedding_model != ? ORDER BY rid LIMIT ?",
+                    "SELECT rid, text, embed_from FROM memories WHERE embedding_model != ? ORDER BY rid LIMIT ?",
                     (model, batch_size),
                 ).fetchall()
             if not rows:
@@ -715,7 +726,7 @@ class SqliteBackend:
                     conn.execute("UPDATE tenant_versions SET version = version + 1")
                 self._indexes.clear()
                 return count
-            vectors = embed([text for _, text in rows])  # outside any transaction: others go on
+            vectors = embed([text[start:] for _, text, start in rows])  # outside any transaction: others go on
             if vectors.shape[1] != dims:
                 raise ModelMismatch(f"{model} returned {vectors.shape[1]} dimensions, expected {dims}")
             with self._write() as conn:
@@ -724,7 +735,7 @@ class SqliteBackend:
                     "UPDATE memories SET embedding = ?, embedding_model = ? WHERE rid = ? AND text = ?",
                     [
                         (v.astype(np.float32).tobytes(), model, rid, text)
-                        for (rid, text), v in zip(rows, vectors, strict=True)
+                        for (rid, text, _), v in zip(rows, vectors, strict=True)
                     ],
                 ).rowcount
                 conn.execute("UPDATE tenant_versions SET version = version + 1")

@@ -73,9 +73,18 @@ def utc(value: datetime | None) -> datetime | None:
 
 def memory_input(item: MemoryInput, settings: MemorySettings) -> MemoryInput:
     """A normalised copy of a write, or InvalidMemory / MemoryLimitExceeded."""
+    normalised = text(item.text, settings)
+    embed_from = 0
+    if item.embed_from:
+        # Offsets are kept on the normalised text: the embedded part must still be its suffix.
+        embedded = unicodedata.normalize("NFC", item.text[item.embed_from :])
+        if not embedded.strip() or not normalised.endswith(embedded):
+            raise InvalidMemory("embed_from must leave some text to embed (and not split a character)")
+        embed_from = len(normalised) - len(embedded)
     return item.model_copy(
         update={
-            "text": text(item.text, settings),
+            "text": normalised,
+            "embed_from": embed_from,
             "namespace": namespace(item.namespace),
             "tags": tags(item.tags, settings),
             "expires_at": utc(item.expires_at),
