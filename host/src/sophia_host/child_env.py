@@ -45,8 +45,9 @@ def _passed(*names: str, prefixes: tuple[str, ...] = ()) -> Passed:
     return Passed(frozenset(names), prefixes)
 
 
+# OTEL_*: where a child exports its spans when SOPHIA_OTEL=1 (OTEL_EXPORTER_OTLP_ENDPOINT and the like).
 PROCESS = _passed("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
-                  prefixes=("LC_", "PYTHON"))
+                  prefixes=("LC_", "PYTHON", "OTEL_"))
 # Outbound HTTPS: proxies and the CA bundle a company's network may require.
 NETWORK = _passed("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
                   "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from . import tracing
 from .audit import AuditEvent
 from .audit_records import Outcome
 from .auth import Principal, local_principal
@@ -121,6 +122,10 @@ def forward_meta(principal: Principal, correlation_id: str, *, elicits: bool = F
     meta: dict[str, Any] = {PRINCIPAL_META_KEY: principal.as_meta(), CORRELATION_META_KEY: correlation_id}
     if elicits:
         meta[ELICITS_META_KEY] = True
+    if tracing.active:
+        parent = tracing.current_traceparent()
+        if parent is not None:
+            meta[tracing.TRACEPARENT_META_KEY] = parent
     return meta
 
 
@@ -136,6 +141,8 @@ class Call:
     spec: ToolSpec | None = None
     outcome: Outcome = Outcome.OK
     code: str | None = None
+    # The W3C traceparent a trusted parent sent (tracing.py): this call's span continues its trace.
+    traceparent: str | None = None
 
 
 async def serve(
@@ -151,6 +158,19 @@ async def serve(
     should see. `as_result` turns an error result's JSON form into that lane's form. Cancellation
     is recorded as `cancelled` and re-raised: a cancelled request gets no answer.
     """
+    tracer = getattr(server, "tracer", None)
+    if tracer is not None:
+        with tracing.call_span(tracer, server.name, call):
+            return await _serve(server, call, run, as_result)
+    return await _serve(server, call, run, as_result)
+
+
+async def _serve(
+    server: SophiaServer,
+    call: Call,
+    run: Callable[[ToolSpec], Awaitable[R]],
+    as_result: Callable[[dict[str, Any]], R],
+) -> R:
     # Not `with bound(call)`: on the fast lane's hop a generator context manager per call shows.
     p_token = _principal.set(call.principal)
     c_token = _correlation.set(call.correlation_id)

@@ -32,6 +32,7 @@ from mcp.types import (
 )
 from pydantic import Field, ValidationError
 
+from . import tracing
 from .audit import AuditEvent, AuditLog, GroupCommit
 from .audit_shape import argument_shape, settings_secrets
 from .auth import Principal, Role, local_principal, principal_from_access_token
@@ -122,6 +123,8 @@ class SophiaServer(MCPServer[Any]):
         self._audit = audit
         self._group_commit: GroupCommit | None = None
         self._confirm = ConfirmationGate(mode=self.suite.confirm_mode, server=name, suite=self.suite)
+        # OpenTelemetry's tracer when SOPHIA_OTEL=1 (request.serve opens one span per call), else None.
+        self.tracer: Any = tracing.tracer_for(name, self.suite)
 
     # -- registration ---------------------------------------------------------------------
 
@@ -293,6 +296,8 @@ class SophiaServer(MCPServer[Any]):
     ) -> CallToolResult | InputRequiredResult:
         principal, correlation = self._identify(context)
         call = Call(tool=name, arguments=arguments, principal=principal, correlation_id=correlation)
+        if self.tracer is not None and self.trust_meta_principal:
+            call.traceparent = tracing.parent_of(_request_meta(context))
 
         async def run(spec: ToolSpec) -> CallToolResult | InputRequiredResult:
             return await self.execute(name, arguments, context)

@@ -105,6 +105,11 @@ class SuiteSettings(_SophiaBaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOPHIA_", title="sophia", extra="ignore")
 
     stdio_role: RoleName = "developer"
+    # OpenTelemetry traces, opt-in: one span per tool call on each server it passes (host and child,
+    # one trace). Exported over OTLP/HTTP (the standard OTEL_EXPORTER_OTLP_* variables say where),
+    # or, with otel_file, appended to that file as one JSON object per span.
+    otel: bool = False
+    otel_file: Path | None = None
     # Who a stdio session is (its memory tenant, its audit principal): default the OS user. Set it
     # to the user your HTTP tokens were created for to share one memory across transports.
     user: str | None = None
