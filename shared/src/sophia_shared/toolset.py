@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -43,6 +43,9 @@ class ToolDef(Generic[D]):
     title: str | None = None
     needs_config: bool = True
     name: str = field(default="")
+    # Parameters whose schema depends on the settings (e.g. a max_length from a setting):
+    # `parameters(deps)` gives their annotations, applied when the tool is registered.
+    parameters: Callable[[D], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -56,7 +59,7 @@ class ToolDef(Generic[D]):
             title=self.title, needs_config=self.needs_config,
             preview=bind(self.preview, deps) if self.preview else None,
             confirm_when=bind(self.confirm_when, deps) if self.confirm_when else None,
-        )(bind(self.handler, deps))
+        )(bind(self.handler, deps, self.parameters(deps) if self.parameters else None))
 
 
 def tool(
@@ -64,6 +67,7 @@ def tool(
     confirm: bool | None = None, preview: Callable[..., Awaitable[Preview]] | None = None,
     confirm_when: Callable[..., Awaitable[bool]] | None = None, toolset: str | None = None,
     name: str | None = None, title: str | None = None, needs_config: bool = True,
+    parameters: Callable[[Any], Mapping[str, Any]] | None = None,
 ) -> Callable[[Callable[..., Any]], ToolDef[Any]]:
     """Declare a module-level tool: the same keywords as `SophiaServer.tool`, the handler taking its
     dependencies first."""
@@ -73,6 +77,7 @@ def tool(
             handler=handler, role=role, read_only=read_only, destructive=destructive, idempotent=idempotent,
             open_world=open_world, confirm=confirm, preview=preview, confirm_when=confirm_when,
             toolset=toolset, title=title, needs_config=needs_config, name=name or handler.__name__,
+            parameters=parameters,
         )
 
     return decorator
@@ -96,12 +101,17 @@ class Toolset(Generic[D]):
             each.register(server, deps)
 
 
-def bind(fn: Callable[..., Any], deps: object) -> Callable[..., Any]:
+def bind(fn: Callable[..., Any], deps: object, annotations: Mapping[str, Any] | None = None) -> Callable[..., Any]:
     """`fn` with its first argument fixed to `deps`, its signature and (evaluated) annotations without it,
-    so the SDK builds the tool's schema from the remaining parameters exactly as from a closure."""
+    so the SDK builds the tool's schema from the remaining parameters exactly as from a closure.
+    `annotations` replace those of the parameters they name."""
     signature = inspect.signature(fn, eval_str=True)
-    hints = typing.get_type_hints(fn, include_extras=True)
+    hints = {**typing.get_type_hints(fn, include_extras=True), **(annotations or {})}
     first, *rest = signature.parameters.values()
+    unknown = set(annotations or ()) - {p.name for p in rest}
+    if unknown:
+        raise ValueError(f"{fn.__name__}: annotations for parameters it does not have: {sorted(unknown)}")
+    rest = [p.replace(annotation=hints[p.name]) if p.name in (annotations or {}) else p for p in rest]
 
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())

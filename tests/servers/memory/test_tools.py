@@ -9,8 +9,9 @@ import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp.types import TextResourceContents
+from sophia_memory.models import STORED_DATA_NOTICE
 from sophia_memory.settings import MemoryServerSettings
-from sophia_memory.tools import STORED_DATA_NOTICE, build_server
+from sophia_memory.tools import build_server
 from sophia_shared.auth import local_principal
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import SophiaTestClient, connect, error_code, error_data, structured
