@@ -19,6 +19,7 @@ from sophia_shared.memory.embeddings import (
     OpenAIEmbedder,
     embedder_from_settings,
     local_embedder,
+    weights_path,
 )
 from sophia_shared.memory.errors import EmbeddingNotConfigured, InvalidMemory, StoreUnavailable
 
@@ -50,7 +51,7 @@ def test_int8_graph_stays_close_to_the_float_model(models_dir: Path, float_minil
     minilm = local_embedder(models_dir, variant="all-MiniLM-L6-v2-int8")
     minilm.load()
     assert minilm.model_id == f"{LOCAL_MODEL_ID}@int8" and minilm.graph_path() != float_minilm.graph_path()
-    assert minilm.graph_path().stat().st_size < float_minilm.graph_path().stat().st_size / 3
+    assert weights_path(minilm.graph_path()).stat().st_size < weights_path(float_minilm.graph_path()).stat().st_size / 3
     vectors = minilm.embed(PUBLISHED)
     np.testing.assert_allclose(vectors @ vectors.T, PUBLISHED_MATRIX, atol=0.04)
     texts = [*PUBLISHED, "The nightly backup of the prod database", "x " * 600, "Quarterly revenue grew 4%"]
@@ -84,6 +85,8 @@ def test_graph_is_cached_by_weights_hash_and_reused(models_dir: Path, minilm: Lo
     path = minilm.graph_path()
     assert path.parent == models_dir and path.exists()
     assert path.name.startswith("all-MiniLM-L6-v2-") and path.suffix == ".onnx"
+    # The weights sit beside the graph, mapped rather than read onto the heap.
+    assert weights_path(path).stat().st_size > 10 * path.stat().st_size
     stamp = path.stat().st_mtime_ns
     again = LocalMiniLM(models_dir)
     assert not again.loaded

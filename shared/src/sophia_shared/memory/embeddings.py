@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 LOCAL_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 LOCAL_DIMENSIONS = 384
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
-_GRAPH_VERSION = "4"  # bump when the graph below changes, so cached files are rebuilt
+_GRAPH_VERSION = "5"  # bump when the graph below changes, so cached files are rebuilt
 _HEADS = 12
 _LAYERS = 6
 _LN_EPS = 1e-12
@@ -201,7 +201,34 @@ def build_model_file(path: Path, *, int8: bool) -> None:
                 extra_options={"DefaultTensorType": TensorProto.FLOAT},
             )
             built = quantized
-        os.replace(built, path)
+        _save_with_external_weights(built, path)
+
+
+def weights_path(graph: Path) -> Path:
+    """The file beside a built graph that holds its weights (the graph names it by this relative name)."""
+    return graph.with_name(graph.name + ".data")
+
+
+def _save_with_external_weights(built: Path, path: Path) -> None:
+    """Move a built graph to `path` with its weights in `weights_path(path)`: onnxruntime maps that
+    file instead of copying it onto the heap, so rows of the word table no text uses are never read
+    in (measured: ~9 MB less resident once loaded, ~18 MB lower load peak). The weights land first:
+    the graph's presence is what marks the cache complete."""
+    import onnx
+
+    model = onnx.load(str(built))
+    staged = built.with_name("graph.onnx")
+    onnx.save_model(
+        model,
+        str(staged),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=weights_path(path).name,
+        size_threshold=4096,
+    )
+    del model
+    os.replace(staged.with_name(weights_path(path).name), weights_path(path))
+    os.replace(staged, path)
 
 
 def _build_in_child(path: Path, *, int8: bool, timeout_s: float = 900.0) -> None:
@@ -219,11 +246,22 @@ def _build_in_child(path: Path, *, int8: bool, timeout_s: float = 900.0) -> None
         )
 
 
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
 def _return_freed_heap() -> None:
-    """Give the heap that loading freed (the parsed model, optimiser copies) back to the OS (glibc only)."""
+    """Give the heap that loading or a batch freed (the parsed model, activations) back to the OS
+    (glibc only); measured: ~8 MB less resident after a batch of writes, no measurable CPU."""
     # Not glibc (no libc.so.6 or no malloc_trim): the memory is reused by later allocations instead.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _share_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas: each thread that embeds (the model's workers, the store's worker
+    threads) would otherwise get an arena of its own, each keeping freed activations resident."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas)
 
 
 @dataclass(frozen=True)
@@ -297,6 +335,7 @@ class LocalMiniLM:
             import onnxruntime as ort
             from tokenizers import Tokenizer
 
+            _share_malloc_arenas()
             path = self.graph_path()
             if not path.exists():
                 self._build(path)
@@ -347,6 +386,7 @@ class LocalMiniLM:
         order = sorted(range(len(tokens)), key=lambda i: -len(tokens[i]))
         for row, vector in zip(order, self._pool.map(lambda i: self._run_one(tokens[i]), order), strict=True):
             out[row] = vector
+        _return_freed_heap()
         return out
 
 
