@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Any
 
-from sophia_shared.audit import AuditEvent
+from sophia_shared.audit import AuditEvent, Outcome
 from sophia_shared.auth import Principal
 
 from .errors import BudgetExceeded
@@ -113,7 +113,7 @@ class Ledger:
             arguments={"provider": call.provider, "model": call.model, "usage_in": tokens_in,
                        "usage_out": tokens_out, "cost_usd": str(call.cost), "latency_ms": round(latency_ms, 3),
                        "simple": call.simple, "result": outcome},
-            outcome="ok" if outcome != "error" else "error", error_code=error_code, duration_ms=latency_ms,
+            outcome=Outcome.ERROR if outcome == "error" else Outcome.OK, error_code=error_code, duration_ms=latency_ms,
             correlation_id=self.correlation_id,
         ))
         self.calls.append(call)
