@@ -67,9 +67,37 @@ def memory_server_rss(work: Path, models_dir: Path, model: str) -> dict[str, Any
     return anyio.run(_memory_server, work, models_dir, model)
 
 
+def _gong_stand_in() -> Any:
+    """The local Gong v2 contract server (tests/servers/gong) with a few calls, so the suite's Gong
+    server can sync and so load its model; a stand-in for an account, which cannot exist here."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+    from datetime import UTC, datetime, timedelta
+
+    from servers.gong.gong_contract_server import GongContractServer
+    from servers.gong.gong_dataset import generate
+
+    end = datetime.now(UTC) - timedelta(minutes=5)
+    server = GongContractServer(generate(calls=5, users=8, seed=3, end=end, days=3, late_fraction=0.0))
+    server.start()
+    return server
+
+
 async def _suite(work: Path, models_dir: Path, model: str) -> dict[str, Any]:
     env = _env(work, models_dir, model)
     env["SOPHIA_CONFIG"] = str(work / "no-such-sophia.toml")  # every installed server, defaults
+    gong_server = _gong_stand_in()
+    env.update(
+        SOPHIA_GONG_BASE_URL=gong_server.base_url,
+        SOPHIA_GONG_ACCESS_KEY=gong_server.access_key,
+        SOPHIA_GONG_ACCESS_KEY_SECRET=gong_server.access_key_secret,
+    )
+    try:
+        return await _suite_with(env)
+    finally:
+        gong_server.stop()
+
+
+async def _suite_with(env: dict[str, str]) -> dict[str, Any]:
     params = StdioServerParameters(command=SOPHIA, args=["up", "--transport", "stdio"], env=env)
     warmed: dict[str, bool] = {}
     with anyio.fail_after(900):
@@ -82,14 +110,19 @@ async def _suite(work: Path, models_dir: Path, model: str) -> dict[str, Any]:
             store = next(n for n in names if n.endswith("memory_store"))
             search = next(n for n in names if n.endswith("memory_search"))
             gong = next((n for n in names if n.endswith("gong_search_calls")), None)
+            sync = next((n for n in names if n.endswith("gong_sync")), None)
             warmed["tool_search"] = not (await client.call_tool(find, {"query": "search my memories"})).is_error
             await client.call_tool(store, {"text": "Alice prefers dark mode."})
             warmed["memory"] = not (await client.call_tool(search, {"query": "display theme"})).is_error
-            if gong is not None:
-                # Gong without an account still searches its (empty) local cache: that loads its model.
+            if gong is not None and sync is not None:
+                # A sync indexes the stand-in's calls (loading Gong's model), then a search reads them.
+                await client.call_tool(sync, {})
                 warmed["gong"] = not (await client.call_tool(gong, {"query": "pricing"})).is_error
             processes = [p for p in _children() if p.is_running()]
-            per_process = {" ".join(p.cmdline()[1:3])[:60]: round(p.memory_info().rss / 2**20, 1) for p in processes}
+            # Keyed by pid too: a server's standby has the same command line as the server.
+            per_process = {
+                f"{p.pid} {' '.join(p.cmdline()[1:3])[:60]}": round(p.memory_info().rss / 2**20, 1) for p in processes
+            }
     return {
         "warmed": warmed,
         "total_rss_mb": round(sum(per_process.values()), 1),
