@@ -11,6 +11,7 @@ import anyio.from_thread
 from mcp.server.mcpserver import Context
 from pydantic import Field
 from sophia_shared.errors import Conflict, InvalidArgument, NotFound
+from sophia_shared.paging import offset_page
 from sophia_shared.redact import redact
 from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
 from sophia_shared.toolset import Toolset, tool
@@ -146,16 +147,9 @@ def _rfc3339(text: str) -> float:
 
 
 def page(items: list[_T], limit: int, cursor: str | None) -> tuple[list[_T], dict[str, Any]]:
-    """One page of `items` from an offset cursor."""
-    if cursor is None:
-        start = 0
-    elif cursor.isdigit():
-        start = int(cursor)
-    else:
-        raise InvalidArgument(f"cursor {cursor!r} is not one this server issued; omit it to start over")
-    chunk = items[start : start + limit]
-    more = start + limit < len(items)
-    return chunk, {"total": len(items), "truncated": more, "next_cursor": str(start + limit) if more else None}
+    """One page of `items` (sophia_shared.paging) and its paging fields."""
+    chunk, next_cursor = offset_page(items, cursor, limit)
+    return chunk, {"total": len(items), "truncated": next_cursor is not None, "next_cursor": next_cursor}
 
 
 # -- the tools (module-level values; build_server binds their dependencies) ----------------

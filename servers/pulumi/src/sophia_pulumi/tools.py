@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import fnmatch
 import json
 import re
@@ -14,6 +12,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 from sophia_shared.audit import AuditEvent, Outcome
 from sophia_shared.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from sophia_shared.paging import decode_offset, encode_offset
 from sophia_shared.redact import sanitize_untrusted
 from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
 from sophia_shared.toolset import Toolset, tool
@@ -61,22 +60,6 @@ Stack = Annotated[
 Cursor = Annotated[
     str | None, Field(description="`next_cursor` of the previous page; omit for the first page.", max_length=64)
 ]
-
-
-def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
-
-
-def _decode_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if text.startswith("o:") and text[2:].isdigit():
-            return int(text[2:])
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise InvalidArgument("cursor is not one this server issued: pass `next_cursor` unchanged, or omit it")
 
 
 def _cap_value(value: Any) -> tuple[Any, bool]:
@@ -210,7 +193,7 @@ async def pulumi_list_resources(
     cursor: Cursor = None,
 ) -> ResourcePage:
     """List a stack's resources (URN, type, name, provider, parent), filtered by type, a page at a time."""
-    offset = _decode_cursor(cursor)
+    offset = decode_offset(cursor)
     rows = await deps.client.resources(project, stack)
     if type is not None:
         if "*" in type or "?" in type:
@@ -237,7 +220,7 @@ async def pulumi_list_resources(
         stack=stack,
         matched=len(rows),
         resources=items,
-        next_cursor=_encode_cursor(end) if more else None,
+        next_cursor=encode_offset(end) if more else None,
         truncated=more,
         source="state" if deps.client.reads_from_state() else "cli",
         backend=deps.client.safe_backend(), demo=deps.client.backend_info.demo,
@@ -253,7 +236,7 @@ async def pulumi_stack_history(
     cursor: Cursor = None,
 ) -> HistoryPage:
     """The update history of a stack (kind, result, time, resource changes), newest first."""
-    offset = _decode_cursor(cursor)
+    offset = decode_offset(cursor)
     entries, from_state = await deps.client.history(project, stack, offset + limit + 1)
     page = entries[offset : offset + limit]
     more = len(entries) > offset + limit
@@ -263,7 +246,7 @@ async def pulumi_stack_history(
         project=project,
         stack=stack,
         entries=page,
-        next_cursor=_encode_cursor(offset + limit) if more else None,
+        next_cursor=encode_offset(offset + limit) if more else None,
         truncated=more,
         source="state" if from_state else "cli",
         backend=deps.client.safe_backend(), demo=deps.client.backend_info.demo,

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from sophia_shared.errors import Conflict, Forbidden, InvalidArgument
+from sophia_shared.paging import offset_page
 from sophia_shared.server import Preview, Role, SophiaServer
 from sophia_shared.toolset import Toolset, tool
 
@@ -90,18 +91,8 @@ ObjectIdArg = Annotated[
 ]
 
 
-def _offset(cursor: str | None) -> int:
-    if cursor is None or cursor == "":
-        return 0
-    if not cursor.isdigit() or len(cursor) > 9:
-        raise InvalidArgument("cursor is not one this tool returned; pass next_cursor unchanged, or omit it")
-    return int(cursor)
-
-
 def _window(items: list[Any], cursor: str | None, limit: int) -> tuple[list[Any], str | None]:
-    start = _offset(cursor)
-    end = start + limit
-    return items[start:end], (str(end) if end < len(items) else None)
+    return offset_page(items, cursor, limit)
 
 
 def _matches(value: Any, query: str | None) -> bool:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 import re
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +15,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context
 from pydantic import Field
 from sophia_shared.errors import Forbidden, InvalidArgument, NotFound, SophiaError
+from sophia_shared.paging import SignedCursors
 from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
 from sophia_shared.toolset import Toolset, tool
 
@@ -128,25 +126,17 @@ def _int(value: Any) -> int | None:
 
 
 class _Cursors:
-    """Opaque page cursors, HMAC-signed and bound to the statement text and the principal."""
+    """Page cursors signed (sophia_shared.paging) and bound to the statement text and the principal."""
 
     def __init__(self) -> None:
-        self._key = secrets.token_bytes(32)
+        self._signed = SignedCursors()
 
     def issue(self, sql: str, principal: str, offset: int) -> str:
-        body = json.dumps({"h": _digest(sql), "p": principal, "o": offset}, separators=(",", ":")).encode()
-        tag = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
-        return base64.urlsafe_b64encode(body + tag).decode("ascii").rstrip("=")
+        return self._signed.issue({"h": _digest(sql), "p": principal, "o": offset})
 
     def redeem(self, cursor: str, sql: str, principal: str) -> int:
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            body, tag = raw[:-16], raw[-16:]
-            valid = hmac.compare_digest(hmac.new(self._key, body, hashlib.sha256).digest()[:16], tag)
-            data = json.loads(body) if valid else None
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or not isinstance(data.get("o"), int):
+        data = self._signed.redeem(cursor)
+        if data is None or not isinstance(data.get("o"), int):
             raise InvalidArgument("cursor is not valid (or the server restarted): run the query again without it")
         if data.get("h") != _digest(sql) or data.get("p") != principal:
             raise InvalidArgument("cursor belongs to a different statement: pass the same sql that returned it")
