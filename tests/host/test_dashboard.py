@@ -119,6 +119,21 @@ def test_a_call_through_the_host_appears_on_the_page(admin_page: Page, host: Das
     assert row.get_attribute("data-outcome") == "ok"
 
 
+def test_the_call_filters_show_only_what_matches(admin_page: Page, host: DashboardHost, mcp: httpx.Client) -> None:
+    host.call(mcp, "dev", "demo_fail", {"code": "not_found"})
+    host.call(mcp, "dev", "demo_echo", {"text": "not this one"})
+    admin_page.locator("#calls-body tr[data-tool=demo_fail]").first.wait_for()
+    admin_page.fill("#f-tool", "demo_fail")
+    admin_page.select_option("#f-outcome", "error")
+    rows = admin_page.locator("#calls-body tr")
+    assert rows.count() >= 1
+    assert set(rows.evaluate_all("rows => rows.map(r => r.dataset.tool + ' ' + r.dataset.outcome)")) == {
+        "demo_fail error"}
+    admin_page.fill("#f-tool", "")
+    admin_page.select_option("#f-outcome", "")
+    admin_page.locator("#calls-body tr[data-tool=demo_echo]").first.wait_for()
+
+
 def test_forced_reconnects_lose_no_event(admin_page: Page, host: DashboardHost, mcp: httpx.Client) -> None:
     opens = admin_page.evaluate("window.sophiaDashboard.opens")
     for round_ in range(5):

@@ -6,15 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from fixtures.dashboard_host import error_of, start_dashboard_host
 from sophia_shared.server import Principal, Role
 from sophia_shared.testing import connect, error_code, structured
 
 from .conftest import child_entry, running_host
 
-pytestmark = pytest.mark.anyio
 
-
+@pytest.mark.anyio
 async def test_a_forwarded_call_is_one_trace_across_host_and_child(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     spans_file = tmp_path / "spans.jsonl"
@@ -39,3 +40,25 @@ async def test_a_forwarded_call_is_one_trace_across_host_and_child(tmp_path: Pat
     assert len(failed) == 2 and all(s["status"]["status_code"] == "ERROR" for s in failed)
     assert all(s["attributes"]["sophia.error_code"] == "not_found" for s in failed)
     assert {s["context"]["trace_id"] for s in failed} != {host_echo["context"]["trace_id"]}  # another call
+
+
+def _spans(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_http_fast_lane_traces_the_same_way(tmp_path: Path) -> None:
+    spans_file = tmp_path / "spans.jsonl"
+    host = start_dashboard_host(tmp_path / "host", env={"SOPHIA_OTEL": "1", "SOPHIA_OTEL_FILE": str(spans_file)})
+    try:
+        host.create_token("ada", "developer")
+        with httpx.Client(timeout=60.0) as client:
+            assert "demo_echo" in host.tool_names(client, "ada")
+            assert error_of(host.call(client, "ada", "demo_echo", {"text": "fast"})) is None
+    finally:
+        host.stop()  # its spans are written as each ends; stopping also flushes nothing left behind
+    echo = [s for s in _spans(spans_file) if s["attributes"]["sophia.tool"] == "demo_echo"]
+    services = {s["resource"]["attributes"]["service.name"]: s for s in echo}
+    assert set(services) == {"sophia-sophia", "sophia-demo"}
+    edge, child = services["sophia-sophia"], services["sophia-demo"]
+    assert child["context"]["trace_id"] == edge["context"]["trace_id"]
+    assert child["parent_id"] == edge["context"]["span_id"]

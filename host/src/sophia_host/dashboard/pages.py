@@ -9,6 +9,7 @@ from string import Template
 from typing import Any
 from urllib.parse import parse_qs
 
+import anyio
 from sophia_shared.auth import Role
 from sophia_shared.errors import ErrorCode
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from .stream import serve_stream, start_seq
 MAX_LOGIN_BYTES = 8192
 # How many recent records a freshly opened page shows (replayed through the same stream).
 BACKFILL = 200
+FEED_START_WAIT_S = 10.0
 STATIC = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
 
 
@@ -79,6 +81,8 @@ async def index(dash: Dashboard, request: Request) -> Response:
     principal = await dash.principal(request)
     if principal is None:
         return RedirectResponse("/ui/login", status_code=303, headers=SECURITY_HEADERS)
+    with anyio.move_on_after(FEED_START_WAIT_S):  # the head must be known, or the page would replay the whole log
+        await dash.feed.started.wait()
     # Admin-only panels are not sent to anyone else at all (their endpoints refuse them too).
     admin = _asset("templates", "admin.html") if principal.role >= Role.ADMIN else ""
     body = Template(_asset("templates", "index.html")).substitute(

@@ -149,7 +149,7 @@
     const v = data.verify;
     const verdict = byId("audit-verify");
     verdict.textContent = v ? (v.intact ? "intact" : "NOT intact: " + v.problems.slice(0, 3).join("; ")) +
-      " (" + v.records + " records)" : "not run";
+      " (" + v.records + " records, " + clock(v.at) + ")" : "not run";
     verdict.className = v && v.intact ? "ok" : "error";
   }
   async function loadApprovals() {
