@@ -54,3 +54,46 @@ def test_the_run_environment_has_no_dev_tools() -> None:
     assert not installed & DEV_TOOLS, sorted(installed & DEV_TOOLS)
     dev_group = {d["name"] for d in PACKAGES["sophia"]["dev-dependencies"]["dev"]}
     assert DEV_TOOLS.issubset(dev_group)  # what `make test` adds
+
+
+_IMPORT_PROBE = """
+import sys, importlib, anyio
+from sophia_shared.testing import connect
+name, settings_class = sys.argv[1], sys.argv[2]
+importlib.import_module(f"sophia_{name}.__main__")
+tools = importlib.import_module(f"sophia_{name}.tools")
+settings = getattr(importlib.import_module(f"sophia_{name}.settings"), settings_class)()
+
+async def listing():
+    with anyio.fail_after(60):
+        async with connect(tools.build_server(settings)) as client:
+            return len((await client.client.list_tools()).tools)
+
+count = anyio.run(listing)
+print(count, " ".join(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+@pytest.mark.parametrize(
+    ("server", "settings_class"),
+    [("docker", "DockerSettings"), ("pulumi", "PulumiSettings"), ("retool", "RetoolSettings"),
+     ("snowflake", "SnowflakeSettings")],
+)
+def test_servers_that_index_no_text_never_import_the_embedding_runtime(
+    server: str, settings_class: str, tmp_path: Path
+) -> None:
+    """What `python -X importtime` shows, asserted: building the server and listing its tools loads no
+    embedding runtime and no PostgreSQL driver (even where the dev environment has them installed)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SOPHIA_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE, server, settings_class],
+        capture_output=True, text=True, timeout=120, check=True, env=env,
+    )
+    count, modules = done.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert int(count) >= 0 and "sophia_shared" in modules  # the listing ran (unconfigured Retool lists none)
+    loaded = set(modules.split())
+    assert not loaded & {"onnxruntime", "tokenizers", "onnx", "numpy", "psycopg", "psycopg_pool", "sqlite_vec"}
