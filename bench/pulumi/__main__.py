@@ -143,7 +143,7 @@ async def timed_calls(
                 result = await client.call("pulumi_list_resources", {"project": "bench", "stack": "big", **args})
                 samples.append(time.perf_counter() - t0)
                 last = structured(result)
-            out[name] = {**percentiles(samples), "matched": last["matched"], "returned": len(last["resources"])}
+            out[name] = {**percentiles(samples), "matched": last["total"], "returned": len(last["resources"])}
         walk = []
         for _ in range(max(3, iterations // 20)):
             t0 = time.perf_counter()

@@ -19,6 +19,8 @@ import secrets
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from pydantic import BaseModel, Field
+
 from .errors import InvalidArgument
 
 T = TypeVar("T")
@@ -81,3 +83,13 @@ class SignedCursors:
         except ValueError:
             return None
         return state if isinstance(state, dict) else None
+
+
+class Page(BaseModel):
+    """The page envelope of every list tool: the items under their plural name (`calls`, `users`, …)
+    in the subclass, and these three fields, named and meant the same in every server (all three
+    always present)."""
+
+    total: int | None = Field(description="items matching the request over all pages (null: the system does not say)")
+    truncated: bool = Field(description="true when more items follow: pass next_cursor to get them")
+    next_cursor: str | None = Field(description="pass back as cursor for the next page; null on the last page")

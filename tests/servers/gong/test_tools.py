@@ -100,6 +100,7 @@ async def test_quiet_range_is_an_empty_list(gong: GongContractServer, gong_setti
         "window_from": None,
         "window_to": "2001-02-01T00:00:00Z",
         "next_cursor": None,
+        "truncated": False,
     }
     assert [e.status for e in gong.requests()] == [404]
 

@@ -75,7 +75,7 @@ async def test_without_a_backend_or_login_the_demo_stack_is_labelled(tmp_path: P
     assert [(s["project"], s["name"]) for s in body["stacks"]] == [("demo", "dev")]
     demo_dev = {"project": "demo", "stack": "dev"}
     resources = structured(await _call(_settings(tmp_path), "pulumi_list_resources", demo_dev))
-    assert resources["demo"] is True and resources["matched"] >= 2
+    assert resources["demo"] is True and resources["total"] >= 2
 
 
 async def test_a_cloud_login_reads_through_the_cli_and_says_so_without_one(tmp_path: Path) -> None:

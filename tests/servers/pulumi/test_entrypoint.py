@@ -68,7 +68,7 @@ async def test_stdio_entry_point_serves_read_tools(read_backend: Backend, tmp_pa
             )
     assert len(tools) == 10
     body: dict[str, Any] = dict(result.structured_content or {})
-    assert body["matched"] == 80 and len(body["resources"]) == 80
+    assert body["total"] == 80 and len(body["resources"]) == 80
 
 
 def test_check_command_reports_state_and_missing_cli(read_backend: Backend, tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ async def test_reveal_without_cli_is_unavailable_and_names_where_it_looked(
 async def test_list_resources_filters_pages_and_projects(no_cli_settings: PulumiSettings) -> None:
     args: dict[str, Any] = {"project": "webapp", "stack": "prod", "type": "aws:s3/bucket:Bucket", "limit": 30}
     first = structured(await call(no_cli_settings, "pulumi_list_resources", args))
-    assert first["matched"] == 80 and len(first["resources"]) == 30 and first["truncated"]
+    assert first["total"] == 80 and len(first["resources"]) == 30 and first["truncated"]
     item = first["resources"][0]
     assert set(item) == {"urn", "type", "name", "provider", "parent"}
     assert item["type"] == "aws:s3/bucket:Bucket"
@@ -117,7 +117,7 @@ async def test_list_resources_wildcard_and_name_filter(no_cli_settings: PulumiSe
             {"project": "webapp", "stack": "dev", "type": "aws:*", "limit": 1000},
         )
     )
-    assert body["matched"] == 200 and not body["truncated"] and body["next_cursor"] is None
+    assert body["total"] == 200 and not body["truncated"] and body["next_cursor"] is None
     assert all(r["type"].startswith("aws:") for r in body["resources"])
     named = structured(
         await call(
@@ -270,7 +270,7 @@ async def test_large_pages_are_cut_by_size_with_a_cursor(no_cli_settings: Pulumi
     small_cap = no_cli_settings.model_copy(update={"max_result_chars": 30_000})
     args: dict[str, Any] = {"project": "webapp", "stack": "prod", "limit": 1000}
     first = structured(await call(small_cap, "pulumi_list_resources", args))
-    assert 0 < len(first["resources"]) < 443 and first["truncated"] and first["matched"] == 443
+    assert 0 < len(first["resources"]) < 443 and first["truncated"] and first["total"] == 443
     seen = [r["urn"] for r in first["resources"]]
     cursor = first["next_cursor"]
     while cursor:

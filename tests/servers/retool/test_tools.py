@@ -31,7 +31,7 @@ async def test_apps_filter_page_and_get(retool: Retool, make_server: MakeServer)
             app = structured(await client.call("retool_get_app", {"app_id": retool.app("Payroll export")}))
             missing = await client.call("retool_get_app", {"app_id": "00000000-0000-4000-8000-000000000000"})
             malformed = await client.call("retool_get_app", {"app_id": "Payroll export"})
-    assert first["truncated"] and len(first["apps"]) == 4 and first["matched"] == 6
+    assert first["truncated"] and len(first["apps"]) == 4 and first["total"] == 6
     assert not rest["truncated"] and rest["next_cursor"] is None
     names = [a["name"] for a in first["apps"] + rest["apps"]]
     assert sorted(names, key=str.lower) == names and len(set(names)) == 6
@@ -262,7 +262,7 @@ async def test_resources_page_and_never_show_connection_settings(retool: Retool,
             rid = next(iter(retool.org.resources))
             by_id = structured(await client.call("retool_get_resource", {"resource_id": rid}))
             missing = await client.call("retool_get_resource", {"resource_id": "nope"})
-    assert pg["total_count"] == 3 and len(pg["resources"]) == 2 and pg["truncated"]
+    assert pg["total"] == 3 and len(pg["resources"]) == 2 and pg["truncated"]
     assert len(pg2["resources"]) == 1 and pg2["next_cursor"] is None
     assert structured(by_name)["type"] == "snowflake" and by_id["id"] == rid
     raw = json.dumps([c.model_dump() for c in by_name.content]) + json.dumps(by_id)
@@ -279,7 +279,7 @@ async def test_environments_and_workflows(retool: Retool, make_server: MakeServe
             flows = structured(await client.call("retool_list_workflows", {}))
             one = structured(await client.call("retool_get_workflow", {"workflow_id": sync_id}))
     assert [(e["name"], e["default"]) for e in envs["environments"]] == [("production", True), ("staging", False)]
-    assert flows["matched"] == 4
+    assert flows["total"] == 4
     keyed = {w["name"]: w["webhook_key_configured"] for w in flows["workflows"]}
     assert keyed == {"Nightly sync": False, "Lookup customer": True, "Slow report": False, "Draft workflow": False}
     assert one["name"] == "Lookup customer" and one["webhook_key_configured"] is True

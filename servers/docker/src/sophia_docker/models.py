@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from sophia_shared import paging
 from sophia_shared.redact import redact, sanitize_untrusted
 
 MAX_LABELS = 50
@@ -47,12 +48,9 @@ def _env_names(env: list[str] | None) -> list[str]:
     return [item.split("=", 1)[0] for item in (env or [])][:MAX_NAMES]
 
 
-class Page(BaseModel):
-    """Paging of a list result."""
+class Page(paging.Page):
+    """A page of a list result (the shared envelope), and the engine it came from."""
 
-    total: int = Field(description="items matching the request")
-    truncated: bool = Field(description="true when more items follow; pass next_cursor to get them")
-    next_cursor: str | None = None
     engine: str = Field(default="", description="the engine read, and where its address came from")
 
 

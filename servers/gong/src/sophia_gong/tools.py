@@ -288,6 +288,7 @@ async def gong_list_calls(
         window_from=start,
         window_to=end,
         next_cursor=next_cursor,
+        truncated=next_cursor is not None,
     )
 
 
@@ -368,7 +369,7 @@ async def gong_list_users(
         )
         for u in page.items
     ]
-    return UserList(users=users, total=page.total, next_cursor=page.cursor)
+    return UserList(users=users, total=page.total, next_cursor=page.cursor, truncated=page.cursor is not None)
 
 
 @tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,

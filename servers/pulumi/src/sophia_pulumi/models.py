@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from sophia_shared.paging import Page
 
 Source = Literal["state", "cli"]
 
@@ -51,13 +52,10 @@ class ResourceItem(BaseModel):
     parent: str | None = None
 
 
-class ResourcePage(BaseModel):
+class ResourcePage(Page):
     project: str
     stack: str
-    matched: int = Field(description="Resources matching the filter, over all pages.")
     resources: list[ResourceItem]
-    next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page.")
-    truncated: bool = Field(default=False, description="True when more matches follow this page.")
     source: Source
     backend: str = Field(default="", description="the backend read, and why this one (setting, login, demo)")
     demo: bool = Field(default=False, description="true: the demo backend, not your infrastructure")

@@ -218,7 +218,7 @@ async def pulumi_list_resources(
     return ResourcePage(
         project=project,
         stack=stack,
-        matched=len(rows),
+        total=len(rows),
         resources=items,
         next_cursor=encode_offset(end) if more else None,
         truncated=more,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from sophia_shared.paging import Page
 from sophia_shared.redact import sanitize_untrusted
 
 
@@ -62,11 +63,8 @@ class AppDetail(AppSummary):
         )
 
 
-class AppList(BaseModel):
+class AppList(Page):
     apps: list[AppSummary]
-    matched: int = Field(description="How many apps matched the filters (all pages).")
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end.")
-    truncated: bool = Field(description="True when more matches follow on later pages.")
 
 
 class Folder(BaseModel):
@@ -87,11 +85,8 @@ class Folder(BaseModel):
         )
 
 
-class FolderList(BaseModel):
+class FolderList(Page):
     folders: list[Folder]
-    matched: int
-    next_cursor: str | None
-    truncated: bool
 
 
 class UserSummary(BaseModel):
@@ -118,11 +113,8 @@ class UserSummary(BaseModel):
         )
 
 
-class UserList(BaseModel):
+class UserList(Page):
     users: list[UserSummary]
-    total_count: int | None = Field(description="Users matching the filters, as Retool counts them.")
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end.")
-    truncated: bool = Field(description="True when more users follow on later pages.")
 
 
 class GroupRef(BaseModel):
@@ -192,11 +184,8 @@ class GroupSummary(BaseModel):
         )
 
 
-class GroupList(BaseModel):
+class GroupList(Page):
     groups: list[GroupSummary]
-    matched: int
-    next_cursor: str | None
-    truncated: bool
 
 
 class GroupMember(BaseModel):
@@ -321,11 +310,8 @@ class ResourceDetail(ResourceSummary):
         )
 
 
-class ResourceList(BaseModel):
+class ResourceList(Page):
     resources: list[ResourceSummary]
-    total_count: int | None
-    next_cursor: str | None
-    truncated: bool
 
 
 class Environment(BaseModel):
@@ -391,11 +377,8 @@ class WorkflowDetail(WorkflowSummary):
         )
 
 
-class WorkflowList(BaseModel):
+class WorkflowList(Page):
     workflows: list[WorkflowSummary]
-    matched: int
-    next_cursor: str | None
-    truncated: bool
 
 
 class TriggerResult(BaseModel):

@@ -164,7 +164,7 @@ async def retool_list_apps(
     apps.sort(key=lambda a: str(a.get("name", "")).lower())
     page, nxt = _window(apps, cursor, limit)
     return AppList(
-        apps=[AppSummary.of(a) for a in page], matched=len(apps), next_cursor=nxt, truncated=nxt is not None
+        apps=[AppSummary.of(a) for a in page], total=len(apps), next_cursor=nxt, truncated=nxt is not None
     )
 
 
@@ -193,7 +193,7 @@ async def retool_list_folders(
     ]
     page, nxt = _window(folders, cursor, limit)
     return FolderList(
-        folders=[Folder.of(f) for f in page], matched=len(folders), next_cursor=nxt, truncated=nxt is not None
+        folders=[Folder.of(f) for f in page], total=len(folders), next_cursor=nxt, truncated=nxt is not None
     )
 
 
@@ -240,7 +240,7 @@ async def retool_list_users(
     )
     return UserList(
         users=[UserSummary.of(u) for u in page.items],
-        total_count=page.total_count,
+        total=page.total_count,
         next_cursor=page.next_token,
         truncated=page.next_token is not None,
     )
@@ -338,7 +338,7 @@ async def retool_list_groups(
     groups = [g for g in await deps.client.list_groups() if _matches(g.get("name"), query)]
     page, nxt = _window(groups, cursor, limit)
     return GroupList(
-        groups=[GroupSummary.of(g) for g in page], matched=len(groups), next_cursor=nxt, truncated=nxt is not None
+        groups=[GroupSummary.of(g) for g in page], total=len(groups), next_cursor=nxt, truncated=nxt is not None
     )
 
 
@@ -557,7 +557,7 @@ async def retool_list_resources(
     page = await deps.client.list_resources(resource_type=resource_type, limit=limit, next_token=cursor)
     return ResourceList(
         resources=[ResourceSummary.of(r) for r in page.items],
-        total_count=page.total_count,
+        total=page.total_count,
         next_cursor=page.next_token,
         truncated=page.next_token is not None,
     )
@@ -588,7 +588,7 @@ async def retool_list_workflows(
     page, nxt = _window(flows, cursor, limit)
     return WorkflowList(
         workflows=[WorkflowSummary.of(w, keyed(deps, str(w.get("id")))) for w in page],
-        matched=len(flows),
+        total=len(flows),
         next_cursor=nxt,
         truncated=nxt is not None,
     )
