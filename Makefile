@@ -23,9 +23,17 @@ UV_PRESENT := command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/nul
 	$(UV) sync --all-packages --frozen --compile-bytecode
 	touch $@
 
-install: .venv/.synced-run
+# Bytecode for the workspace's own sources: uv compiles what it installs into site-packages, not the
+# editable members, and with PYTHONDONTWRITEBYTECODE set (as on our machines and in most images)
+# every process would otherwise compile each sophia_* module it imports, at every start.
+WORKSPACE_SRC := shared/src host/src agent/src $(wildcard servers/*/src)
+.venv/.compiled: $(shell find $(WORKSPACE_SRC) -name '*.py' 2>/dev/null)
+	.venv/bin/python -m compileall -q -j 0 $(WORKSPACE_SRC)
+	touch $@
 
-dev-deps: .venv/.synced
+install: .venv/.synced-run .venv/.compiled
+
+dev-deps: .venv/.synced .venv/.compiled
 
 # System packages the integration tests need: a real dockerd, busybox for local images,
 # a local registry for pull tests; Node for the MCP Inspector CLI; Debian's chromium for the

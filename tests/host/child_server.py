@@ -8,13 +8,16 @@ NAME_admin (needs role admin), and its own check as sophia://health (with --not-
 answers not_configured naming SOPHIA_NAME_TOKEN). With --hang-init the
 process reads stdin and never answers, the way a wedged server looks to the host; with --http it
 serves streamable HTTP on 127.0.0.1:PORT (a remote server, to the host); with --hold it serves stdio
-only once a writer has opened and closed FIFO (a server that is still starting, for as long as a test wants).
+only once a writer has opened and closed FIFO (a server that is still starting, for as long as a test wants);
+with --environ-to FILE it first writes its environment (os.environ) to FILE as JSON.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import anyio
@@ -132,6 +135,10 @@ def build(name: str, configured: bool = True) -> SophiaServer:
 
 def main() -> None:
     name = sys.argv[1]
+    if "--environ-to" in sys.argv:
+        # The environment as the process itself sees it: for a child forked from the host's fork
+        # server, /proc/PID/environ still shows the fork server's own start-up environment.
+        Path(sys.argv[sys.argv.index("--environ-to") + 1]).write_text(json.dumps(dict(os.environ)))
     if "--hang-init" in sys.argv:
         for _line in sys.stdin:
             pass

@@ -4,6 +4,7 @@ comes from each server's own check, and a child's environment holds only its own
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -113,17 +114,25 @@ async def test_health_comes_from_each_servers_own_check() -> None:
         assert status["docker"]["state"] == "ready" and status["docker"]["health"] == "unavailable"
 
 
-async def test_a_child_sees_only_its_own_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fork_server", [True, False], ids=["forked", "spawned"])
+async def test_a_child_sees_only_its_own_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fork_server: bool
+) -> None:
     monkeypatch.setenv("SOPHIA_BETA_API_KEY", "beta-secret-value")
     monkeypatch.setenv("SOPHIA_GONG_ACCESS_KEY_SECRET", "gong-secret-value")
     monkeypatch.setenv("UNRELATED_TOKEN", "unrelated-secret-value")
     monkeypatch.setenv("SOPHIA_STDIO_ROLE", "viewer")
-    async with running_host([child_entry("alpha", env={"ALPHA_FROM_TOML": "1"}), child_entry("beta")],
-                            standby=False) as host:
-        alpha, beta = host.children
-        assert alpha.process is not None and beta.process is not None
-        alpha_env = environ_of(alpha.process.pid)
-        beta_env = environ_of(beta.process.pid)
+    # alpha's own env table sets a variable Python could read at start: never forked.
+    alpha = child_entry("alpha", "--environ-to", str(tmp_path / "alpha.json"), env={"ALPHA_FROM_TOML": "1"})
+    beta = child_entry("beta", "--environ-to", str(tmp_path / "beta.json"))
+    async with running_host([alpha, beta], standby=False, fork_server=fork_server) as host:
+        assert [c.status()["forked"] for c in host.children] == [False, fork_server]
+        # What /proc shows of each process holds no secret but its own (a forked one's: none at all).
+        for child in host.children:
+            assert child.process is not None
+            shown = environ_of(child.process.pid)
+            assert not any("secret-value" in v for k, v in shown.items() if k != "SOPHIA_BETA_API_KEY")
+    alpha_env, beta_env = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("alpha", "beta"))
     assert "SOPHIA_BETA_API_KEY" not in alpha_env and beta_env["SOPHIA_BETA_API_KEY"] == "beta-secret-value"
     for env in (alpha_env, beta_env):
         assert "SOPHIA_GONG_ACCESS_KEY_SECRET" not in env and "UNRELATED_TOKEN" not in env

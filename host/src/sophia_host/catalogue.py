@@ -28,7 +28,7 @@ from sophia_shared.paths import sophia_home, write_atomically
 from sophia_shared.redact import is_secret_name
 from sophia_shared.settings import config_file
 
-from .config import ServerEntry
+from .config import ServerEntry, console_scripts
 
 log = logging.getLogger("sophia.host")
 
@@ -125,9 +125,8 @@ def _packages_run_by(command: list[str]) -> list[str]:
         return []
     if "-m" in command[:-1]:
         return [command[command.index("-m") + 1].split(".")[0]]
-    script = Path(command[0]).name
-    found = metadata.entry_points(group="console_scripts", name=script)
-    return sorted({ep.value.split(":")[0].split(".")[0] for ep in found})
+    value = console_scripts().get(Path(command[0]).name)
+    return [value.split(":")[0].split(".")[0]] if value else []
 
 
 @functools.lru_cache(maxsize=64)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sophia_shared.paths import sophia_home
-from sophia_shared.settings import SuiteSettings
 
 # Children started by the host accept the caller's principal from each call's _meta, and list
 # every tool: the host lists to each caller what that caller's role may call.
@@ -70,6 +69,10 @@ CLIENT_ENV: dict[str, Passed] = {
 
 def suite_names() -> frozenset[str]:
     """SOPHIA_<FIELD> of every suite-wide setting: each server reads them through the shared library."""
+    # Imported here: the host starts its fork server (fork_client.py, which needs PROCESS) before
+    # it imports pydantic.
+    from sophia_shared.settings import SuiteSettings
+
     prefix = str(SuiteSettings.model_config.get("env_prefix", "SOPHIA_"))
     return frozenset(f"{prefix}{name}".upper() for name in SuiteSettings.model_fields)
 
@@ -88,6 +91,16 @@ def server_kinds(name: str, command: Sequence[str]) -> list[str]:
     return kinds
 
 
+def late_read(name: str, command: Sequence[str]) -> Passed:
+    """What child `name` passes beyond PROCESS and SOPHIA_*: read by its client library when it
+    connects, never by Python at start nor by a module the fork server preloads (so a child forked
+    from it, its environment set after start, still sees them in time)."""
+    passed = Passed()
+    for kind in server_kinds(name, command):
+        passed = passed | CLIENT_ENV.get(kind, Passed())
+    return passed
+
+
 def child_environment(
     name: str, command: Sequence[str], entry_env: Mapping[str, str], environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -95,8 +108,7 @@ def child_environment(
     source = os.environ if environ is None else environ
     kinds = server_kinds(name, command)
     passed = PROCESS | Passed(suite_names(), (*(own_prefix(k) for k in kinds), "SOPHIA_SERVER_"))
-    for kind in kinds:
-        passed = passed | CLIENT_ENV.get(kind, Passed())
+    passed = passed | late_read(name, command)
     env = passed.pick(source)
     # Resolved here so a child finds the host's state even where the host found it through XDG.
     env["SOPHIA_HOME"] = str(sophia_home())

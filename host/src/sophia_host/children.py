@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import mcp_types as types
 from mcp.client import Client
 from mcp.client.session import ClientSession, IncomingMessage
@@ -29,6 +30,7 @@ from sophia_shared.tool_meta import ToolMeta
 from .catalogue import Catalogue
 from .child_env import child_environment
 from .config import HostSettings, ServerEntry
+from .fork_client import ForkServer
 from .raw import RawChannel, without_protocol_stamps
 from .transport import ChildProcess, spawn_child
 
@@ -101,8 +103,11 @@ class Child:
         on_health: Callable[[Child], None] | None = None,
         catalogue: Catalogue | None = None,
         started_all: Callable[[], Awaitable[None]] | None = None,
+        fork_server: ForkServer | None = None,
     ):
         self.entry = entry
+        # Where its processes are forked from when they can be (fork_client.py); else spawned.
+        self.fork_server = fork_server
         # Returns once every child of the host has come up (or failed) once: the background work of
         # a child that is up (its first check, its spare) waits for it, so that on 2 cores it does
         # not compete with the children still starting, and the first complete tools/list comes sooner.
@@ -194,6 +199,7 @@ class Child:
             "up_since": self.up_since, "last_error": self.last_error,
             "health": health, "reason": reason, "crashes_in_a_row": self.crashes,
             "standby_pid": self.standby_pid, "log": None if self.entry.remote else str(self.log_path),
+            "forked": self.process.forked if self.process is not None and self.state is State.ready else None,
         }
 
     # -- supervision ----------------------------------------------------------------------
@@ -282,13 +288,15 @@ class Child:
         self.client = session.client
         self.raw = session.raw
         self.process = session.process
-        self._keep(session.tools)
+        save = self._keep(session.tools)
         self.last_error = None
         self.up_since = time.time()
         self._set(State.ready)
         try:
             await self.on_change(self)
             async with anyio.create_task_group() as tg:
+                if save:
+                    tg.start_soon(self._save_catalogue, session, session.tools)
                 tg.start_soon(self._listen, session.client)
                 tg.start_soon(self._relist_loop, session.client)
                 tg.start_soon(self._health_loop, session.client)
@@ -383,7 +391,8 @@ class Child:
                     env = self.child_env()
                     session.log_offset = _size(self.log_path)
                     child, streams, raw = await stack.enter_async_context(
-                        spawn_child(self.entry.command, env, self.log_path)
+                        spawn_child(self.entry.command, env, self.log_path, fork_server=self.fork_server,
+                                    name=self.name)
                     )
                     session.process = child
                     session.raw = raw
@@ -511,13 +520,25 @@ class Child:
                 break
         return [t for t in tools if self._forwarded(t)]
 
-    def _keep(self, tools: list[types.Tool]) -> None:
-        """Take the child's own listing, and remember it for the next start when it is news."""
+    def _keep(self, tools: list[types.Tool]) -> bool:
+        """Take the child's own listing; True when it is news the catalogue should remember."""
         unchanged = self.from_catalogue and [t.model_dump() for t in tools] == [t.model_dump() for t in self.tools]
-        if self.catalogue is not None and not unchanged:
-            self.catalogue.save(self.entry, self.child_env(), tools)
         self.tools = tools
         self.from_catalogue = False
+        return self.catalogue is not None and not unchanged
+
+    async def _save_catalogue(self, session: _Session | None, tools: list[types.Tool]) -> None:
+        """Write the listing for the next start, once every child has started: its key (a walk of
+        the installed code) and the write are no part of this start, and run in a thread."""
+        catalogue = self.catalogue
+        if catalogue is None:
+            return
+        try:
+            await self._until_started_all(session)
+        finally:
+            # Written even when the child or the host stops first: the listing is still true.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(catalogue.save, self.entry, self.child_env(), tools)
 
     def _forwarded(self, tool: types.Tool) -> bool:
         if self.entry.tools and tool.name not in self.entry.tools:
@@ -555,8 +576,10 @@ class Child:
                 log.warning("server %s: re-listing tools failed: %s", self.name, exc)
                 continue
             if [t.model_dump() for t in tools] != [t.model_dump() for t in self.tools]:
-                self._keep(tools)
+                save = self._keep(tools)
                 await self.on_change(self)
+                if save:
+                    await self._save_catalogue(None, tools)
 
     # -- calls ----------------------------------------------------------------------------
 

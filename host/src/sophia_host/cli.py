@@ -21,6 +21,7 @@ from .client_config import ClientKind
 from .status import StatusFile, log_dir
 
 if TYPE_CHECKING:
+    from .fork_client import ForkServer
     from .server import HostServer
 
 # The heavy modules (the MCP SDK, pydantic settings, the host server) are imported inside the
@@ -56,7 +57,31 @@ def up(
     ] = None,
 ) -> None:
     """Start every configured server and serve all their tools on one endpoint."""
+    # First: the fork server's imports (the MCP SDK, pydantic) then run beside the host's own, on
+    # the other core, and it is ready to fork the children by the time the host starts them.
+    from .fork_client import FORK_SERVER_LOG, ForkServer
+
+    fork_server = ForkServer(log_dir() / FORK_SERVER_LOG)
+    fork_server.start()
+    try:
+        server, app, listening = _prepare(fork_server, transport, host, port, read_only, allow_unauthenticated,
+                                          allowed_host, servers_option)
+    except BaseException:
+        fork_server.close_now()
+        raise
     import anyio
+
+    # uvloop: the host's edge is all event-loop work (pipes, sockets, tasks); it cuts the hop.
+    anyio.run(_serve, server, app, host, port, listening, backend_options={"use_uvloop": True})
+    if server.fatal:
+        raise typer.Exit(2)
+
+
+def _prepare(
+    fork_server: ForkServer, transport: Transport, host: str, port: int, read_only: bool, allow_unauthenticated: bool,
+    allowed_host: list[str] | None, servers_option: str | None,
+) -> tuple[HostServer, Any, socket.socket | None]:
+    """The host server, its HTTP app (None over stdio) and its bound socket; typer.Exit(2) if it cannot run."""
     from sophia_shared.errors import SophiaError
     from sophia_shared.settings import SettingsError, SuiteSettings, load_settings
 
@@ -69,7 +94,10 @@ def up(
         settings = load_settings(HostSettings, **overrides)
         only = parse_server_names(servers_option) if servers_option is not None else None
         servers = load_servers(settings, only)
-        server = HostServer(settings, servers, suite=SuiteSettings())
+        if not settings.fork_server or not servers:
+            fork_server.close_now()
+        server = HostServer(settings, servers, suite=SuiteSettings(),
+                            fork_server=fork_server if settings.fork_server else None)
         app = None
         if transport is not Transport.stdio:
             from sophia_shared.http import http_app
@@ -101,10 +129,7 @@ def up(
         except PortUnavailable as exc:
             typer.echo(f"sophia: {exc}", err=True)
             raise typer.Exit(2) from None
-    # uvloop: the host's edge is all event-loop work (pipes, sockets, tasks); it cuts the hop.
-    anyio.run(_serve, server, app, host, port, listening, backend_options={"use_uvloop": True})
-    if server.fatal:
-        raise typer.Exit(2)
+    return server, app, listening
 
 
 class PortUnavailable(Exception):

@@ -9,6 +9,7 @@ without `command` or `url` adjusts the installed server of that name (`enabled =
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import sys
@@ -58,6 +59,10 @@ class HostSettings(ServerSettings):
     installed_servers: bool = True
     # Serve only these servers (empty: every enabled one); `sophia up --servers` overrides it.
     servers: list[str] = Field(default_factory=list)
+    # Fork each Python child from one process that has already imported the MCP SDK, pydantic and
+    # sophia_shared (fork_server.py) instead of starting an interpreter per child: what makes a
+    # cold start of six servers on 2 cores as quick as one server's. False: spawn every child.
+    fork_server: bool = True
     # False sends every call through the SDK lane (the reference lane; the differential test
     # compares the two). Both lanes run the same request path.
     fast_path: bool = True
@@ -116,16 +121,23 @@ class ServerEntry(BaseModel):
         return self.url is not None
 
 
+@functools.cache
+def console_scripts() -> dict[str, str]:
+    """Every console script of this environment: name → `module:attr`. Read once per process: a scan
+    of every installed distribution's metadata, tenths of a second on a busy machine."""
+    return {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+
+
 def installed_servers() -> list[ServerEntry]:
     """Every `sophia-<name>` console script installed beside this Python."""
     found: dict[str, ServerEntry] = {}
-    for ep in entry_points(group="console_scripts"):
-        if not ep.name.startswith("sophia-") or ep.name == HOST_SCRIPT:
+    for script in console_scripts():
+        if not script.startswith("sophia-") or script == HOST_SCRIPT:
             continue
-        name = ep.name.removeprefix("sophia-")
+        name = script.removeprefix("sophia-")
         if not NAME_RE.match(name):
             continue
-        found[name] = ServerEntry(name=name, command=script_command(ep.name))
+        found[name] = ServerEntry(name=name, command=script_command(script))
     return [found[n] for n in sorted(found)]
 
 

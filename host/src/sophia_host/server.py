@@ -8,6 +8,7 @@ real user too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -39,6 +40,7 @@ from .catalogue import Catalogue
 from .children import Child, ChildFailed, State
 from .config import HostSettings, ServerEntry
 from .fastpath import FastPath, StdioEdge
+from .fork_client import FORK_SERVER_LOG, ForkServer
 from .search import Entry, ToolIndex
 from .status import StatusFile, log_dir
 from .transport import StdioPipes, connect_stdio_pipes, stdio_streams
@@ -85,6 +87,7 @@ class HostServer(SophiaServer):
         suite: SuiteSettings | None = None,
         audit: AuditLog | None = None,
         index: ToolIndex | None = None,
+        fork_server: ForkServer | None = None,
     ):
         super().__init__(
             HOST_NAME, settings=settings, suite=suite, audit=audit,
@@ -98,9 +101,14 @@ class HostServer(SophiaServer):
         if len(set(names)) != len(names):
             raise ValueError(f"a server is configured twice: {sorted(n for n in names if names.count(n) > 1)}")
         self.log_dir = log_dir()
+        # Given by `sophia up`, which starts it before importing this module; else started by `running`.
+        self.fork_server = fork_server or (
+            ForkServer(self.log_dir / FORK_SERVER_LOG) if settings.fork_server and servers else None
+        )
         catalogue = Catalogue() if settings.catalogue else None
         self.children = [Child(entry, settings, self._child_changed, self.log_dir, on_health=self._child_health,
-                               catalogue=catalogue, started_all=self.wait_ready) for entry in servers]
+                               catalogue=catalogue, started_all=self.wait_ready, fork_server=self.fork_server)
+                         for entry in servers]
         self.index = index or ToolIndex()
         self.fatal: str | None = None
         self.fatal_event = anyio.Event()
@@ -144,7 +152,9 @@ class HostServer(SophiaServer):
         # children start once it is answered (or a forwarded call comes, or catalogue_head_start_s
         # passes), so that on 2 cores six starting processes do not slow the host's own answer.
         after = self._served_first if self.children and all(c.from_catalogue for c in self.children) else None
-        async with anyio.create_task_group() as tg:
+        # The fork server is entered first and left last: it reports the exits of the children it forked.
+        forking = self.fork_server.serving() if self.fork_server is not None else contextlib.nullcontext()
+        async with forking, anyio.create_task_group() as tg:
             for child in self.children:
                 tg.start_soon(child.run, after, self.host_settings.catalogue_head_start_s)
             tg.start_soon(self._status_loop)
@@ -246,6 +256,7 @@ class HostServer(SophiaServer):
             "tools": len(self._routes) + len(self._own_specs), "listed": len(self._listed) + len(self._own_tools),
             "fatal": self.fatal, "servers": self.children_status(), "fast_path_calls": self.fast.calls,
             "logs": str(self.log_dir),
+            "fork_server_pid": self.fork_server.pid if self.fork_server is not None else None,
         }
 
     # -- the registry of forwarded tools ----------------------------------------------------

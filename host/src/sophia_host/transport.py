@@ -16,7 +16,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -26,7 +26,11 @@ from mcp.shared.message import SessionMessage
 from sophia_shared.frames import FrameLimits, Rejected
 from sophia_shared.stdio import StdioPipes, connect_stdio_pipes, sdk_message, stdio_streams
 
+from .forked import ForkedProcess
 from .raw import RAW_MARK, RawChannel
+
+if TYPE_CHECKING:
+    from .fork_client import ForkServer
 
 __all__ = ["ChildProcess", "StdioPipes", "connect_stdio_pipes", "spawn_child", "stdio_streams"]
 
@@ -55,6 +59,11 @@ class ChildProcess:
     def returncode(self) -> int | None:
         return self.process.returncode
 
+    @property
+    def forked(self) -> bool:
+        """Forked from the host's fork server, not spawned."""
+        return isinstance(self.process, ForkedProcess)
+
     def kill(self) -> None:
         """SIGKILL the child's whole process group (it leads its own session)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -71,23 +80,15 @@ async def spawn_child(
     env: Mapping[str, str],
     stderr_path: Path | None,
     cwd: Path | None = None,
+    fork_server: ForkServer | None = None,
+    name: str = "",
 ) -> AsyncIterator[tuple[ChildProcess, tuple[Any, Any], RawChannel]]:
     """Start `command` and yield it with (read, write) streams of JSON-RPC messages for the SDK
-    client, and the raw channel that shares its pipe (see raw.py)."""
-    stderr: Any = None
-    if stderr_path is not None:
-        stderr_path.parent.mkdir(parents=True, exist_ok=True)
-        if stderr_path.exists() and stderr_path.stat().st_size > STDERR_LIMIT_BYTES:
-            stderr_path.replace(stderr_path.with_suffix(".log.1"))
-        stderr = stderr_path.open("ab")
-    try:
-        process = await anyio.open_process(
-            list(command), env=dict(env), stderr=stderr if stderr is not None else None,
-            start_new_session=True, cwd=cwd,
-        )
-    finally:
-        if stderr is not None:
-            stderr.close()
+    client, and the raw channel that shares its pipe (see raw.py).
+
+    With a `fork_server` the child `name` is forked from it when it can be (fork_client.plan), else
+    spawned; either way it is the same process to everything below: its own session, these pipes."""
+    process = await _start(command, env, stderr_path, cwd, fork_server, name)
     child = ChildProcess(process)
     read_send: MemoryObjectSendStream[SessionMessage | Exception]
     read_recv: MemoryObjectReceiveStream[SessionMessage | Exception]
@@ -141,7 +142,34 @@ async def spawn_child(
             raw.close()
             with anyio.CancelScope(shield=True):
                 await _stop(child)
+                if isinstance(process, ForkedProcess):
+                    await process.aclose()
             tg.cancel_scope.cancel()
+
+
+async def _start(
+    command: Sequence[str], env: Mapping[str, str], stderr_path: Path | None, cwd: Path | None,
+    fork_server: ForkServer | None, name: str,
+) -> anyio.abc.Process:
+    stderr: Any = None
+    if stderr_path is not None:
+        stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        if stderr_path.exists() and stderr_path.stat().st_size > STDERR_LIMIT_BYTES:
+            stderr_path.replace(stderr_path.with_suffix(".log.1"))
+        stderr = stderr_path.open("ab")
+    try:
+        if fork_server is not None:
+            # Without a log, the host's own stderr, as a spawned child inherits it.
+            forked = await fork_server.fork(name, command, env, stderr.fileno() if stderr is not None else 2, cwd)
+            if forked is not None:
+                return forked
+        return await anyio.open_process(
+            list(command), env=dict(env), stderr=stderr if stderr is not None else None,
+            start_new_session=True, cwd=cwd,
+        )
+    finally:
+        if stderr is not None:
+            stderr.close()
 
 
 async def _stop(child: ChildProcess) -> None:
