@@ -9,7 +9,8 @@ answers not_configured naming SOPHIA_NAME_TOKEN). With --hang-init the
 process reads stdin and never answers, the way a wedged server looks to the host; with --http it
 serves streamable HTTP on 127.0.0.1:PORT (a remote server, to the host); with --hold it serves stdio
 only once a writer has opened and closed FIFO (a server that is still starting, for as long as a test wants);
-with --environ-to FILE it first writes its environment (os.environ) to FILE as JSON.
+with --report-start FILE it first writes what it sees of its start (environment, argv, sys.path[0], cwd,
+session, signals, open fds) to FILE as JSON.
 """
 
 from __future__ import annotations
@@ -133,12 +134,30 @@ def build(name: str, configured: bool = True) -> SophiaServer:
     return server
 
 
+def start_report() -> dict[str, object]:
+    """What a process sees of how it was started. Its environment as it sees it (os.environ): for a
+    child forked from the host's fork server, /proc/PID/environ shows the fork server's start-up one."""
+    import signal
+    import stat
+    import threading
+
+    import __main__
+
+    return {
+        "environ": dict(os.environ), "argv": sys.argv, "path0": sys.path[0], "cwd": os.getcwd(),
+        "main_file": getattr(__main__, "__file__", None), "flags": list(sys.flags),
+        "leads_session": os.getsid(0) == os.getpid(), "threads": threading.active_count(),
+        "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+        "signals": {s.name: repr(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD,
+                                                                 signal.SIGPIPE, signal.SIGHUP)},
+        "stdio": [stat.S_IFMT(os.fstat(fd).st_mode) for fd in (0, 1, 2)],
+    }
+
+
 def main() -> None:
     name = sys.argv[1]
-    if "--environ-to" in sys.argv:
-        # The environment as the process itself sees it: for a child forked from the host's fork
-        # server, /proc/PID/environ still shows the fork server's own start-up environment.
-        Path(sys.argv[sys.argv.index("--environ-to") + 1]).write_text(json.dumps(dict(os.environ)))
+    if "--report-start" in sys.argv:
+        Path(sys.argv[sys.argv.index("--report-start") + 1]).write_text(json.dumps(start_report()))
     if "--hang-init" in sys.argv:
         for _line in sys.stdin:
             pass

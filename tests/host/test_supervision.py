@@ -123,8 +123,8 @@ async def test_a_child_sees_only_its_own_settings(
     monkeypatch.setenv("UNRELATED_TOKEN", "unrelated-secret-value")
     monkeypatch.setenv("SOPHIA_STDIO_ROLE", "viewer")
     # alpha's own env table sets a variable Python could read at start: never forked.
-    alpha = child_entry("alpha", "--environ-to", str(tmp_path / "alpha.json"), env={"ALPHA_FROM_TOML": "1"})
-    beta = child_entry("beta", "--environ-to", str(tmp_path / "beta.json"))
+    alpha = child_entry("alpha", "--report-start", str(tmp_path / "alpha.json"), env={"ALPHA_FROM_TOML": "1"})
+    beta = child_entry("beta", "--report-start", str(tmp_path / "beta.json"))
     async with running_host([alpha, beta], standby=False, fork_server=fork_server) as host:
         assert [c.status()["forked"] for c in host.children] == [False, fork_server]
         # What /proc shows of each process holds no secret but its own (a forked one's: none at all).
@@ -132,7 +132,7 @@ async def test_a_child_sees_only_its_own_settings(
             assert child.process is not None
             shown = environ_of(child.process.pid)
             assert not any("secret-value" in v for k, v in shown.items() if k != "SOPHIA_BETA_API_KEY")
-    alpha_env, beta_env = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("alpha", "beta"))
+    alpha_env, beta_env = (json.loads((tmp_path / f"{n}.json").read_text())["environ"] for n in ("alpha", "beta"))
     assert "SOPHIA_BETA_API_KEY" not in alpha_env and beta_env["SOPHIA_BETA_API_KEY"] == "beta-secret-value"
     for env in (alpha_env, beta_env):
         assert "SOPHIA_GONG_ACCESS_KEY_SECRET" not in env and "UNRELATED_TOKEN" not in env

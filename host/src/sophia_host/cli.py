@@ -57,17 +57,27 @@ def up(
     ] = None,
 ) -> None:
     """Start every configured server and serve all their tools on one endpoint."""
-    # First: the fork server's imports (the MCP SDK, pydantic) then run beside the host's own, on
-    # the other core, and it is ready to fork the children by the time the host starts them.
+    # Bound before anything starts: a port in use is one line now, not a traceback after the start.
+    listening = None
+    if transport is not Transport.stdio:
+        try:
+            listening = listen_socket(host, port)
+        except PortUnavailable as exc:
+            typer.echo(f"sophia: {exc}", err=True)
+            raise typer.Exit(2) from None
+    # Then the fork server: its imports (the MCP SDK, pydantic) run beside the host's own, on the
+    # other core, and it is ready to fork the children by the time the host starts them.
     from .fork_client import FORK_SERVER_LOG, ForkServer
 
     fork_server = ForkServer(log_dir() / FORK_SERVER_LOG)
     fork_server.start()
     try:
-        server, app, listening = _prepare(fork_server, transport, host, port, read_only, allow_unauthenticated,
-                                          allowed_host, servers_option)
+        server, app = _prepare(fork_server, transport, host, port, read_only, allow_unauthenticated,
+                               allowed_host, servers_option)
     except BaseException:
         fork_server.close_now()
+        if listening is not None:
+            listening.close()
         raise
     import anyio
 
@@ -80,8 +90,8 @@ def up(
 def _prepare(
     fork_server: ForkServer, transport: Transport, host: str, port: int, read_only: bool, allow_unauthenticated: bool,
     allowed_host: list[str] | None, servers_option: str | None,
-) -> tuple[HostServer, Any, socket.socket | None]:
-    """The host server, its HTTP app (None over stdio) and its bound socket; typer.Exit(2) if it cannot run."""
+) -> tuple[HostServer, Any]:
+    """The host server and its HTTP app (None over stdio); typer.Exit(2) if it cannot run."""
     from sophia_shared.errors import SophiaError
     from sophia_shared.settings import SettingsError, SuiteSettings, load_settings
 
@@ -121,15 +131,7 @@ def _prepare(
     if not servers:
         typer.echo("sophia: no servers configured or installed; nothing to serve", err=True)
         raise typer.Exit(2)
-    # Bound before any child starts: a port in use is one line now, not a traceback after the start.
-    listening = None
-    if app is not None:
-        try:
-            listening = listen_socket(host, port)
-        except PortUnavailable as exc:
-            typer.echo(f"sophia: {exc}", err=True)
-            raise typer.Exit(2) from None
-    return server, app, listening
+    return server, app
 
 
 class PortUnavailable(Exception):

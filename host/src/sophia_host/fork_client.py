@@ -239,7 +239,8 @@ class ForkServer:
         program, args = command[0], list(command[1:])
         if program == sys.executable:
             if len(args) >= 2 and args[0] == "-m":
-                return Launch("module", args[1], [program, *args[2:]], where, dict(env), where)
+                # `python -m` puts the working directory first on sys.path, as getcwd() names it.
+                return Launch("module", args[1], [program, *args[2:]], os.path.realpath(where), dict(env), where)
             if args and not args[0].startswith("-"):
                 script = os.path.realpath(os.path.join(where, args[0]))
                 return Launch("path", args[0], args, os.path.dirname(script), dict(env), where)
