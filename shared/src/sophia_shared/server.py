@@ -166,9 +166,9 @@ class SophiaServer(MCPServer[Any]):
             if read_only and (destructive or spec.confirm):
                 raise ValueError(f"tool {tool_name!r} cannot be read-only and destructive/confirmed")
             registered = self._with_confirmation(fn, spec) if spec.confirm else fn
-            spec.arg_names = [
-                n for n in inspect.signature(fn).parameters if n != find_context_parameter(fn)
-            ]
+            # Once per tool, not per parameter: it resolves every annotation (most of a server's start-up).
+            ctx_name = find_context_parameter(fn)
+            spec.arg_names = [n for n in inspect.signature(fn).parameters if n != ctx_name]
             self.specs[tool_name] = spec
             super(SophiaServer, self).add_tool(
                 registered,
