@@ -23,8 +23,10 @@ measures the gateways themselves: the capacity target is judged on `minimal_chil
 5. connect (issue 13): spawn → complete tools/list, the first one after initialize. Each of the six Sophia
    servers alone (a cold start each: its own process, a fresh SOPHIA_HOME), then `sophia up --transport
    stdio` composing all six: cold (no catalogue in SOPHIA_HOME: the first tools/list waits for the
-   children) and warm (the catalogue the cold run left: it answers from it at once). Median of
-   BENCH_CONNECT_RUNS runs. Targets: warm ≤ 1.5 s; cold ≤ the slowest server's own cold start.
+   children) and warm (the catalogue the cold run left: it answers from it at once), and cold again with
+   every child spawned instead of forked from the host's fork server (SOPHIA_HOST_FORK_SERVER=false), for
+   comparison. Median of BENCH_CONNECT_RUNS runs. Targets: warm ≤ 1.5 s; cold ≤ the slowest server's own
+   cold start.
 6. real child (issue 13): capacity in front of a real Sophia child, memory_stats of sophia-memory (SQLite
    store, synchronous audit append per call): the child's own calls/s (pipelined over stdio, and over its
    own streamable HTTP with wrk), the host's and mcp-proxy's in front of it (wrk). Target: host / the
@@ -525,8 +527,8 @@ async def connect_phase(directory: Path) -> dict[str, Any]:
     """Each server's own cold start, then the host composing all six, cold and warm."""
     none = directory / "no-sophia.toml"  # no sophia.toml: every installed server on its defaults, as `make run`
     children: dict[str, list[float]] = {name: [] for name in SUITE}
-    host: dict[str, list[float]] = {"cold": [], "warm": []}
-    complete = {"cold": True, "warm": True}
+    host: dict[str, list[float]] = {"cold": [], "warm": [], "cold_spawned": []}
+    complete = {"cold": True, "warm": True, "cold_spawned": True}
     for run in range(CONNECT_RUNS):
         for name in SUITE:
             home = directory / f"child-{name}-{run}"
@@ -537,8 +539,13 @@ async def connect_phase(directory: Path) -> dict[str, Any]:
         home = directory / f"host-{run}"
         home.mkdir()
         env = {**_env(home, none), "SOPHIA_STDIO_ROLE": "admin"}
-        for kind in ("cold", "warm"):  # the cold run leaves the catalogue the warm run answers from
-            seconds, servers = await _spawn_to_list([SOPHIA, "up", "--transport", "stdio"], env)
+        spawned = directory / f"host-spawned-{run}"
+        spawned.mkdir()
+        # The cold run leaves the catalogue the warm run answers from; cold_spawned is a cold start
+        # with every child spawned (SOPHIA_HOST_FORK_SERVER=false), for comparison in the same run.
+        for kind, kind_env in (("cold", env), ("warm", env), ("cold_spawned", {
+                **_env(spawned, none), "SOPHIA_STDIO_ROLE": "admin", "SOPHIA_HOST_FORK_SERVER": "false"})):
+            seconds, servers = await _spawn_to_list([SOPHIA, "up", "--transport", "stdio"], kind_env)
             host[kind].append(seconds)
             # Unconfigured Retool lists no tool, so five servers' prefixes (and the host's own) must show.
             complete[kind] &= set(SUITE) - {"retool"} <= servers
@@ -549,6 +556,8 @@ async def connect_phase(directory: Path) -> dict[str, Any]:
         "slowest_child_cold_s": slowest,
         "host_cold_s": _median(host["cold"]), "host_warm_s": _median(host["warm"]),
         "host_cold_over_slowest_child": round(_median(host["cold"]) / slowest, 2),
+        "host_cold_spawned_s": _median(host["cold_spawned"]),
+        "host_cold_spawned_over_slowest_child": round(_median(host["cold_spawned"]) / slowest, 2),
         "every_server_listed": complete, "samples_s": {"host": host, "children": children},
     }
 
@@ -789,7 +798,9 @@ async def main() -> None:
         parts.append(f"minimal child: {_http_summary(result['minimal_child'])}")
     if "connect" in result:
         c = result["connect"]
-        parts.append(f"spawn->tools/list: host warm {c['host_warm_s']:.2f} s, cold {c['host_cold_s']:.2f} s, "
+        spawned = f" (children spawned, no fork server: {c['host_cold_spawned_s']:.2f} s)" \
+            if "host_cold_spawned_s" in c else ""
+        parts.append(f"spawn->tools/list: host warm {c['host_warm_s']:.2f} s, cold {c['host_cold_s']:.2f} s{spawned}, "
                      f"slowest server alone {c['slowest_child_cold_s']:.2f} s")
     if "real_child" in result:
         r = result["real_child"]

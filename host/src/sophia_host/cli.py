@@ -70,7 +70,9 @@ def up(
     from .fork_client import FORK_SERVER_LOG, ForkServer
 
     fork_server = ForkServer(log_dir() / FORK_SERVER_LOG)
-    fork_server.start()
+    # The setting is read with the others below; turned off by the environment it is not even started.
+    if os.environ.get("SOPHIA_HOST_FORK_SERVER", "").strip().lower() not in ("0", "false", "no", "off", "f", "n"):
+        fork_server.start()
     try:
         server, app = _prepare(fork_server, transport, host, port, read_only, allow_unauthenticated,
                                allowed_host, servers_option)
