@@ -16,6 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sophia_shared.cli import Transport
+from sophia_shared.serve_options import (
+    AllowedHostOption,
+    AllowUnauthenticatedOption,
+    HostOption,
+    PortOption,
+    ReadOnlyOption,
+)
 
 from .client_config import ClientKind
 from .status import StatusFile, log_dir
@@ -43,15 +50,11 @@ def up(
             envvar="SOPHIA_UP_TRANSPORT",
         )
     ] = Transport.http,
-    host: Annotated[str, typer.Option(help="HTTP bind address (loopback by default)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP port")] = DEFAULT_PORT,
-    read_only: Annotated[bool, typer.Option("--read-only", help="hide every tool that is not read-only")] = False,
-    allow_unauthenticated: Annotated[
-        bool, typer.Option("--allow-unauthenticated", help="HTTP without bearer tokens (loopback only)")
-    ] = False,
-    allowed_host: Annotated[
-        list[str] | None, typer.Option(help="extra Host header values to accept (behind a proxy)")
-    ] = None,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = DEFAULT_PORT,
+    read_only: ReadOnlyOption = False,
+    allow_unauthenticated: AllowUnauthenticatedOption = False,
+    allowed_host: AllowedHostOption = None,
     servers_option: Annotated[
         str | None, typer.Option("--servers", help="serve only these servers, e.g. memory,snowflake")
     ] = None,

@@ -152,6 +152,14 @@ def lazy_server_app(name: str, parts: Callable[[], ServerParts[Any]]) -> ServerC
 def _typer_app(name: str, parts: Callable[[], ServerParts[Any]]) -> Any:
     import typer
 
+    from .serve_options import (
+        AllowedHostOption,
+        AllowUnauthenticatedOption,
+        HostOption,
+        PortOption,
+        ReadOnlyOption,
+    )
+
     app = typer.Typer(
         name=f"sophia-{name}", add_completion=False, no_args_is_help=False, invoke_without_command=True,
         help=f"Sophia {name} MCP server. Without a command it serves stdio (what client configs run).",
@@ -184,15 +192,11 @@ def _typer_app(name: str, parts: Callable[[], ServerParts[Any]]) -> Any:
     @app.command()
     def serve(
         transport: Annotated[Transport, typer.Option(help="stdio, sse or http (streamable HTTP)")] = Transport.stdio,
-        host: Annotated[str, typer.Option(help="HTTP bind address (loopback by default)")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="HTTP port")] = 8765,
-        read_only: Annotated[bool, typer.Option("--read-only", help="hide every tool that is not read-only")] = False,
-        allow_unauthenticated: Annotated[
-            bool, typer.Option("--allow-unauthenticated", help="HTTP without bearer tokens (loopback only)")
-        ] = False,
-        allowed_host: Annotated[
-            list[str] | None, typer.Option(help="extra Host header values to accept (behind a proxy)")
-        ] = None,
+        host: HostOption = "127.0.0.1",
+        port: PortOption = 8765,
+        read_only: ReadOnlyOption = False,
+        allow_unauthenticated: AllowUnauthenticatedOption = False,
+        allowed_host: AllowedHostOption = None,
     ) -> None:
         """Serve the MCP server over stdio, SSE or streamable HTTP."""
         server = parts().build_server(settings(read_only))

@@ -11,18 +11,15 @@ name another person's with `tenant`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import BaseModel, field_validator
 from sophia_shared.auth import Principal, Role
 from sophia_shared.errors import Forbidden, InvalidArgument
+from sophia_shared.roles import RoleName
 
 PERSONAL = "personal"
 SHARED_PREFIX = "space:"
 SPACE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-
-RoleName = Literal["viewer", "developer", "devops", "admin"]
-
 
 class SpaceRule(BaseModel):
     """Who may use a shared space: `read` is the lowest role that may read it, `write` that may write."""

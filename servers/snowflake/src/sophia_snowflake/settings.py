@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from sophia_shared.roles import RoleName
 from sophia_shared.settings import ServerSettings, settings_config
 
 from .connections import FileConnection, config_dir, find_connection, known_names
@@ -62,7 +63,7 @@ class SnowflakeSettings(ServerSettings):
     progress_interval_s: float = Field(default=2.0, gt=0, le=60)
 
     # Statement kinds per role (viewer/developer/devops/admin); None keeps the documented defaults.
-    statement_permissions: dict[Literal["viewer", "developer", "devops", "admin"], list[StatementKind]] | None = None
+    statement_permissions: dict[RoleName, list[StatementKind]] | None = None
     # Kinds never run by default (PUT/GET, COPY, CALL, ...) that an admin may run via snowflake_execute.
     admin_dangerous_kinds: list[StatementKind] = Field(default_factory=list)
 
