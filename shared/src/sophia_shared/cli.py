@@ -149,16 +149,32 @@ def lazy_server_app(name: str, parts: Callable[[], ServerParts[Any]]) -> ServerC
     return ServerCLI(name, parts)
 
 
+def _serve_http(
+    name: str, server: Any, transport: Transport, host: str, port: int, *, allow_unauthenticated: bool,
+    extra_hosts: list[str],
+) -> None:
+    """`serve --transport sse|http`: the checked HTTP edge (http.py); a refused setup exits 2 with one line."""
+    import typer
+
+    from .errors import SophiaError
+    from .http import http_app, run_http
+    from .settings import SuiteSettings
+
+    try:
+        app = http_app(
+            server, transport=transport.value, host=host, port=port,
+            allow_unauthenticated=allow_unauthenticated, extra_hosts=extra_hosts, suite=SuiteSettings(),
+        )
+    except SophiaError as exc:
+        typer.echo(f"sophia-{name}: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    run_http(app, host, port)
+
+
 def _typer_app(name: str, parts: Callable[[], ServerParts[Any]]) -> Any:
     import typer
 
-    from .serve_options import (
-        AllowedHostOption,
-        AllowUnauthenticatedOption,
-        HostOption,
-        PortOption,
-        ReadOnlyOption,
-    )
+    from .serve_options import AllowedHostOption, AllowUnauthenticatedOption, HostOption, PortOption, ReadOnlyOption
 
     app = typer.Typer(
         name=f"sophia-{name}", add_completion=False, no_args_is_help=False, invoke_without_command=True,
@@ -204,20 +220,8 @@ def _typer_app(name: str, parts: Callable[[], ServerParts[Any]]) -> Any:
             leave_on_interrupt()
             server.run("stdio")
             return
-        from .errors import SophiaError
-        from .http import http_app, run_http
-        from .settings import SuiteSettings
-
-        try:
-            app_ = http_app(
-                server, transport=transport.value, host=host, port=port,
-                allow_unauthenticated=allow_unauthenticated, extra_hosts=allowed_host or [],
-                suite=SuiteSettings(),
-            )
-        except SophiaError as exc:
-            typer.echo(f"sophia-{name}: {exc.message}", err=True)
-            raise typer.Exit(2) from None
-        run_http(app_, host, port)
+        _serve_http(name, server, transport, host, port, allow_unauthenticated=allow_unauthenticated,
+                    extra_hosts=allowed_host or [])
 
     @app.command("check")
     def check_cmd() -> None:
