@@ -83,3 +83,20 @@ def test_the_strongest_provider_is_the_dearest_not_marked_simple() -> None:
     configs = [provider("cheap", price_in="100", simple=True), provider("mid", price_in="1"),
                provider("top", price_in="3", price_out="15")]
     assert strongest_of(configs) is configs[2]
+
+
+def test_providers_are_read_from_sophia_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sophia_agent.providers.config import AgentSettings
+    from sophia_shared.settings import load_settings
+
+    config = tmp_path / "sophia.toml"
+    config.write_text('[agent]\ndaily_budget_usd = 2.5\n\n[[agent.providers]]\nname = "local"\n'
+                      'kind = "openai-compatible"\nbase_url = "http://127.0.0.1:8080/v1"\nmodel = "smollm2"\n'
+                      'api_key_env = "LOCAL_KEY"\ntimeout_s = 60\nprice_in_per_mtok = 0.15\n'
+                      'price_out_per_mtok = 0.6\n\n'
+                      '[[agent.providers]]\nname = "claude"\nkind = "anthropic"\nmodel = "claude-sonnet-4-5"\n')
+    monkeypatch.setenv("SOPHIA_CONFIG", str(config))
+    settings = load_settings(AgentSettings)
+    assert [p.name for p in settings.providers] == ["local", "claude"]  # the order is the fallback order
+    assert settings.providers[0].price_in_per_mtok == Decimal("0.15") and settings.daily_budget_usd == Decimal("2.5")
+    assert settings.providers[1].url == "https://api.anthropic.com/v1"

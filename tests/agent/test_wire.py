@@ -69,7 +69,8 @@ def events_of(name: str) -> list[Any]:
 @pytest.mark.parametrize(("name", "kind"), [
     ("anthropic_tool_use.sse", "anthropic"), ("openai_chat_parallel.sse", "openai"),
     ("openai_chat_text.sse", "openai"), ("openai_compat_index0_stop.sse", "openai"),
-    ("openai_compat_repeated_id_name.sse", "openai"), ("openai_responses_function_call.sse", "openai-responses"),
+    ("openai_compat_repeated_id_name.sse", "openai"), ("llamacpp_recorded_tool_call.sse", "openai"),
+    ("openai_responses_function_call.sse", "openai-responses"),
     ("openai_responses_failed.sse", "openai-responses"),
 ])
 def test_stream_fixtures_are_valid_sdk_events(name: str, kind: str) -> None:
@@ -147,6 +148,10 @@ CASES = [
     # llama.cpp: id and name in every chunk, never concatenated
     ("openai-compatible", "openai_compat_repeated_id_name.sse", True,
      ("", [("call_x", "get_weather", {"city": "Oslo"})], Usage(0, 0), "tool_calls")),
+    # recorded from llama-cpp-python 0.3.36's server (SmolLM2-135M): id, name and a legacy function_call in every chunk
+    ("openai-compatible", "llamacpp_recorded_tool_call.sse", True,
+     ("", [("call__0_echo_text_cmpl-64bb2c02-df1d-4a88-8c64-1aafd3207be2", "echo_text", {"text": "hello, world,"})],
+      Usage(0, 0), "tool_calls")),
     # Ollama: arguments as an object
     ("openai-compatible", "ollama_chat_object_arguments.json", False,
      ("", [("call_o", "get_weather", {"city": "Lima"})], Usage(50, 12), "tool_calls")),

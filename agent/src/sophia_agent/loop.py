@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import anyio.to_thread
 import jsonschema
 from sophia_shared.errors import ErrorCode, SophiaError
 
@@ -92,7 +93,7 @@ class _Run:
         tools = [t.tool for t in listed]
         confidence: dict[str, float] = {}
         if agent.narrower is not None:  # NARROWING SEAM: the offline router picks what the model sees
-            tools, confidence = agent.narrower.narrow(sentence, tools)
+            tools, confidence = await anyio.to_thread.run_sync(agent.narrower.narrow, sentence, tools)
         messages = [*agent.history, Message("user", sentence)]
         by_name = {t.name: t for t in tools}
         while True:

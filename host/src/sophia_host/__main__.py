@@ -10,7 +10,7 @@ import typer
 from sophia_shared.cli import run, version_printer
 from sophia_shared.memory_cli import memory_app
 
-from . import approvals_cli, cli, route_cli
+from . import approvals_cli, ask, cli, route_cli
 from .admin import audit_app, token_app
 
 app = typer.Typer(name="sophia", help="Sophia: MCP servers for platform and data teams.", no_args_is_help=True,
@@ -27,6 +27,8 @@ app.command("route")(route_cli.route)
 app.command("approvals")(approvals_cli.approvals)
 app.command("approve")(approvals_cli.approve)
 app.command("deny")(approvals_cli.deny)
+app.command("ask")(ask.ask)
+app.command("chat")(ask.chat)
 
 
 _print_version = version_printer("sophia", "sophia-host")

