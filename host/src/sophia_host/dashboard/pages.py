@@ -130,5 +130,8 @@ class EventsEndpoint:
             await busy(scope, receive, send)
             return
         await feed.started.wait()
-        start = start_seq(request.headers.get("last-event-id"), request.query_params.get("after"), feed.head)
+        # The log's own head, not only the feed's last poll: an id read from the log (another host on
+        # it, or a record the feed has not polled yet) is honoured, not clamped back and replayed twice.
+        head = max(feed.head, await anyio.to_thread.run_sync(feed.audit.last_seq))
+        start = start_seq(request.headers.get("last-event-id"), request.query_params.get("after"), head)
         await serve_stream(feed, start, self.dash.settings.dashboard_stream_max_s, receive, send)
