@@ -16,7 +16,7 @@ import httpx
 from ..errors import FailureKind, ProviderFailure
 from .base import Finished, FinishReason, ModelEvent, ModelRequest, TextDelta, ToolCall, ToolCallReady, Usage
 from .config import ProviderConfig
-from .http import classify_stream_error, parse_arguments, post, read_json, sse_json
+from .http import HttpModel, classify_stream_error, parse_arguments, sse_json
 
 API_VERSION = "2023-06-01"
 _TOOL_CHOICE = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
@@ -88,47 +88,43 @@ class _StreamState:
                 if b.kind == "tool_use"]
 
 
-class AnthropicModel:
-    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient):
-        self.config = config
-        self.client = client
+class AnthropicModel(HttpModel):
+    """Anthropic Messages over httpx: streamed (SSE) or one JSON answer."""
 
-    @property
-    def provider(self) -> str:
-        return self.config.name
+    path = "/messages"
 
-    @property
-    def model(self) -> str:
-        return self.config.model
-
-    def _headers(self) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION}
         key = self.config.api_key()
         if key is not None:
             headers["x-api-key"] = key.get_secret_value()
         return headers
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        body = anthropic_body(self.config, request, stream=self.config.stream)
-        async with post(self.client, self.config, "/messages", self._headers(), body) as response:
-            if not self.config.stream:
-                for event in whole_answer(await read_json(response)):
-                    yield event
-                return
-            state = _StreamState()
-            async for name, data in sse_json(response):
-                text = _apply(state, name, data)
-                if text:
-                    yield TextDelta(text)
-                if state.stopped:
-                    break
-            if not state.stopped:
-                raise ProviderFailure(FailureKind.CUT, "the stream ended before message_stop")
-            calls = state.calls()
-            for call in calls:
-                yield ToolCallReady(call)
-            yield Usage(state.input_tokens, state.output_tokens)
-            yield Finished(_finish(state.stop_reason, bool(calls)))
+    def body(self, request: ModelRequest) -> dict[str, Any]:
+        return anthropic_body(self.config, request, stream=self.config.stream)
+
+    def whole(self, payload: dict[str, Any]) -> list[ModelEvent]:
+        return whole_answer(payload)
+
+    def streamed(self, response: httpx.Response) -> AsyncIterator[ModelEvent]:
+        return _streamed(response)
+
+
+async def _streamed(response: httpx.Response) -> AsyncIterator[ModelEvent]:
+    state = _StreamState()
+    async for name, data in sse_json(response):
+        text = _apply(state, name, data)
+        if text:
+            yield TextDelta(text)
+        if state.stopped:
+            break
+    if not state.stopped:
+        raise ProviderFailure(FailureKind.CUT, "the stream ended before message_stop")
+    calls = state.calls()
+    for call in calls:
+        yield ToolCallReady(call)
+    yield Usage(state.input_tokens, state.output_tokens)
+    yield Finished(_finish(state.stop_reason, bool(calls)))
 
 
 def _apply(state: _StreamState, name: str, data: Any) -> str:

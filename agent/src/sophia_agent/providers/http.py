@@ -11,13 +11,14 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from httpx_sse import EventSource, SSEError
 from sophia_shared.redact import clip, redact
 
 from ..errors import FailureKind, ProviderFailure
+from .base import ModelEvent, ModelRequest
 from .config import ProviderConfig
 
 ERROR_BODY_BYTES = 8_192
@@ -187,3 +188,45 @@ def parse_arguments(raw: Any) -> dict[str, Any]:
 def bearer(config: ProviderConfig) -> dict[str, str]:
     key = config.api_key()
     return {"Authorization": f"Bearer {key.get_secret_value()}"} if key is not None else {}
+
+
+class HttpModel:
+    """What every wire adapter shares: its config and client, and one POST read whole or as an SSE stream.
+
+    An adapter names its `path` and supplies the body, the whole-answer reader and the stream reader.
+    """
+
+    path: ClassVar[str]
+
+    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient):
+        self.config = config
+        self.client = client
+
+    @property
+    def provider(self) -> str:
+        return self.config.name
+
+    @property
+    def model(self) -> str:
+        return self.config.model
+
+    def headers(self) -> dict[str, str]:
+        return bearer(self.config)
+
+    def body(self, request: ModelRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def whole(self, payload: dict[str, Any]) -> list[ModelEvent]:
+        raise NotImplementedError
+
+    def streamed(self, response: httpx.Response) -> AsyncIterator[ModelEvent]:
+        raise NotImplementedError
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        async with post(self.client, self.config, self.path, self.headers(), self.body(request)) as response:
+            if not self.config.stream:
+                for event in self.whole(await read_json(response)):
+                    yield event
+                return
+            async for event in self.streamed(response):
+                yield event

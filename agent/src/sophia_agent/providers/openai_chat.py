@@ -18,7 +18,7 @@ import httpx
 from ..errors import FailureKind, ProviderFailure
 from .base import Finished, FinishReason, Message, ModelEvent, ModelRequest, TextDelta, ToolCall, ToolCallReady, Usage
 from .config import ProviderConfig
-from .http import bearer, classify_stream_error, parse_arguments, post, read_json, sse_json
+from .http import HttpModel, classify_stream_error, parse_arguments, sse_json
 
 
 def chat_messages(request: ModelRequest) -> list[dict[str, Any]]:
@@ -118,30 +118,19 @@ def usage_of(payload: dict[str, Any]) -> Usage | None:
     return Usage(prompt, completion)
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(HttpModel):
     """Chat Completions over httpx: streamed (SSE) or one JSON answer."""
 
-    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient):
-        self.config = config
-        self.client = client
+    path = "/chat/completions"
 
-    @property
-    def provider(self) -> str:
-        return self.config.name
+    def body(self, request: ModelRequest) -> dict[str, Any]:
+        return chat_body(self.config, request, stream=self.config.stream)
 
-    @property
-    def model(self) -> str:
-        return self.config.model
+    def whole(self, payload: dict[str, Any]) -> list[ModelEvent]:
+        return _whole_answer(payload)
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        body = chat_body(self.config, request, stream=self.config.stream)
-        async with post(self.client, self.config, "/chat/completions", bearer(self.config), body) as response:
-            if not self.config.stream:
-                for event in _whole_answer(await read_json(response)):
-                    yield event
-                return
-            async for event in _streamed(response):
-                yield event
+    def streamed(self, response: httpx.Response) -> AsyncIterator[ModelEvent]:
+        return _streamed(response)
 
 
 async def _streamed(response: httpx.Response) -> AsyncIterator[ModelEvent]:

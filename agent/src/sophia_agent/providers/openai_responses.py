@@ -15,7 +15,7 @@ import httpx
 from ..errors import FailureKind, ProviderFailure
 from .base import Finished, ModelEvent, ModelRequest, TextDelta, ToolCall, ToolCallReady, Usage
 from .config import ProviderConfig
-from .http import bearer, classify_stream_error, parse_arguments, post, read_json, sse_json
+from .http import HttpModel, classify_stream_error, parse_arguments, sse_json
 
 
 def response_input(request: ModelRequest) -> list[dict[str, Any]]:
@@ -86,28 +86,19 @@ def whole_answer(payload: dict[str, Any]) -> list[ModelEvent]:
     return events + _ending(payload)
 
 
-class OpenAIResponsesModel:
-    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient):
-        self.config = config
-        self.client = client
+class OpenAIResponsesModel(HttpModel):
+    """OpenAI Responses over httpx: streamed (SSE) or one JSON answer."""
 
-    @property
-    def provider(self) -> str:
-        return self.config.name
+    path = "/responses"
 
-    @property
-    def model(self) -> str:
-        return self.config.model
+    def body(self, request: ModelRequest) -> dict[str, Any]:
+        return responses_body(self.config, request, stream=self.config.stream)
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        body = responses_body(self.config, request, stream=self.config.stream)
-        async with post(self.client, self.config, "/responses", bearer(self.config), body) as response:
-            if not self.config.stream:
-                for event in whole_answer(await read_json(response)):
-                    yield event
-                return
-            async for event in _streamed(response):
-                yield event
+    def whole(self, payload: dict[str, Any]) -> list[ModelEvent]:
+        return whole_answer(payload)
+
+    def streamed(self, response: httpx.Response) -> AsyncIterator[ModelEvent]:
+        return _streamed(response)
 
 
 async def _streamed(response: httpx.Response) -> AsyncIterator[ModelEvent]:
