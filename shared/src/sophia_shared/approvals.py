@@ -31,6 +31,7 @@ from .errors import Conflict, InvalidArgument, NotFound, Unavailable
 from .paths import sophia_home
 from .postgres_driver import import_psycopg
 from .settings import SuiteSettings
+from .sqlite_tx import write_transaction
 
 # No 0/o, 1/l/i: an id is read off one screen and typed into another.
 _ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -137,21 +138,12 @@ class ApprovalStore:
         except sqlite3.Error as exc:
             raise Unavailable("the approvals store cannot be opened", detail=str(exc)) from exc
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            if not self._ready:
-                conn.execute(_DDL)
-                conn.execute(_INDEX)
-                self._ready = True
-            yield _Sqlite(conn)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise Unavailable("the approvals store cannot be used", detail=str(exc)) from exc
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            with write_transaction(conn, "the approvals store cannot be used"):
+                if not self._ready:
+                    conn.execute(_DDL)
+                    conn.execute(_INDEX)
+                    self._ready = True
+                yield _Sqlite(conn)
         finally:
             conn.close()
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from sophia_shared.errors import Unavailable
 from sophia_shared.postgres_driver import import_psycopg
+from sophia_shared.sqlite_tx import write_transaction
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS sophia_sessions (id text PRIMARY KEY, owner text NOT NULL, "
@@ -73,20 +74,8 @@ class SqliteBackend:
 
     @contextmanager
     def transaction(self, *, lock_session: str | None = None) -> Iterator[Tx]:
-        with self._lock:
-            conn = self._conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                yield _Cursor(conn, postgres=False)
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise Unavailable("the sessions store cannot be used", detail=str(exc)) from exc
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._lock, write_transaction(self._conn, "the sessions store cannot be used") as conn:
+            yield _Cursor(conn, postgres=False)
 
     def close(self) -> None:
         self._conn.close()
