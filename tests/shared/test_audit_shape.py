@@ -4,7 +4,9 @@ the settings' own secret values — is masked, in bounded work, through the real
 from __future__ import annotations
 
 import json
+import random
 import secrets
+import string
 
 import anyio
 import pytest
@@ -28,11 +30,20 @@ pytestmark = pytest.mark.anyio
 
 ADMIN = Principal("ada", Role.ADMIN, "token")
 
-# Shapes of real credentials (random parts made here, so nothing real is in the repo).
-GITHUB_PAT = "ghp_" + secrets.token_urlsafe(27)[:36]
-AWS_SECRET = secrets.token_urlsafe(30)[:40]
-HEX_KEY = secrets.token_hex(32)
-JWT = "eyJhbGciOiJIUzI1NiJ9." + secrets.token_urlsafe(24) + "." + secrets.token_urlsafe(32)
+# Shapes of real credentials (random parts made here, so nothing real is in the repo), from a fixed seed
+# so a run is repeatable: a fresh random key once in ~10,000 repeats enough characters to fail the entropy rule.
+_RANDOM = random.Random(20261202)
+_URLSAFE = string.ascii_letters + string.digits + "-_"
+
+
+def _random_text(n: int, alphabet: str = _URLSAFE) -> str:
+    return "".join(_RANDOM.choice(alphabet) for _ in range(n))
+
+
+GITHUB_PAT = "ghp_" + _random_text(36)
+AWS_SECRET = _random_text(40)
+HEX_KEY = _random_text(64, "0123456789abcdef")
+JWT = "eyJhbGciOiJIUzI1NiJ9." + _random_text(32) + "." + _random_text(43)
 
 
 def _values(shape: dict[str, object]) -> str:

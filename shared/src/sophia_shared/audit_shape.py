@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from .redact import is_secret_name
+from .redact import is_secret_name, redact
 
 MASK = "[masked]"
 MAX_KEYS = 64
@@ -188,4 +188,6 @@ def looks_random(token: str) -> bool:
 
 def _mask_random(match: re.Match[str]) -> str:
     token = match.group(0)
-    return MASK if looks_random(token) else token
+    # A known credential shape (redact's patterns: ghp_…, sk-…, AKIA…) is masked whatever its entropy:
+    # the entropy rule alone lets through the rare random key whose characters happen to repeat.
+    return MASK if looks_random(token) or redact(token) != token else token
