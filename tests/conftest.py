@@ -10,6 +10,11 @@ import pytest
 pytest_plugins = ["fixtures.postgres"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `local_llm` go last: `make test` builds their server in the background meanwhile."""
+    items.sort(key=lambda item: item.get_closest_marker("local_llm") is not None)  # stable: order kept otherwise
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

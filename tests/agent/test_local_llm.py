@@ -27,7 +27,7 @@ from sophia_agent.providers.base import Message, ModelRequest, TextDelta, ToolCa
 from sophia_agent.providers.config import ProviderConfig
 from sophia_shared.audit import AuditLog
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.local_llm, pytest.mark.timeout(3600)]
 ROOT = Path(__file__).resolve().parents[2]
 LLM_VENV = Path(os.environ.get("LLM_CACHE", Path.home() / ".cache/sophia/llm")) / "venv-0.3.36"
 # Bounds, never expectations: the first build on a loaded 2-core machine took about an hour.

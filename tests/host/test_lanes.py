@@ -108,6 +108,7 @@ class Transcript:
     expected_fast: int = 0
     fast_calls: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
+    in_flight: str = ""  # the case being sent: named when a lane fails, with the process's stderr
 
     @property
     def edge(self) -> str:
@@ -165,6 +166,7 @@ class Driver:
 
     async def call(self, key: str, tool: str, arguments: Any, meta: dict[str, Any] | None = None, *,
                    fast: bool = True, envelope: dict[str, Any] = ENVELOPE, **params: Any) -> dict[str, Any]:
+        self.t.in_flight = key
         response = await self.wire.request(
             "tools/call", {"name": tool, "arguments": arguments, "_meta": {**envelope, **(meta or {})}, **params})
         self.t.answers[key] = response
@@ -184,6 +186,7 @@ class Driver:
         for case in PLAIN:
             await self.call(case.name, case.tool, case.arguments, case.meta, fast=case.fast)
         for name, params in JUNK.items():
+            self.t.in_flight = name
             self.t.answers[name] = await self.wire.request("tools/call", params)
         await self.call("after_junk", "alpha_echo", {"text": "still here"})
         await self.confirm_by_approval()
@@ -264,6 +267,20 @@ async def _run_lane(lane: str, directory: Path) -> Transcript:
         if transcript.http:
             command = [SOPHIA, "up", "--port", str(_free_port())]
     log_path = directory / "stderr.log"
+    try:
+        await _drive_lane(transcript, command, env, log_path)
+    except Exception as exc:
+        # A lane that fails on a loaded machine says where and why: the case in flight and the process's own words.
+        tail = log_path.read_bytes()[-4000:].decode(errors="replace")
+        raise AssertionError(f"lane {lane} failed at case {transcript.in_flight!r}: {exc!r}\nits stderr:\n{tail}") \
+            from exc
+    # The host drains its write-behind audit on the way out; a server appended each record at once.
+    transcript.records = AuditLog(home=home).records()
+    assert AuditLog(home=home).verify().intact
+    return transcript
+
+
+async def _drive_lane(transcript: Transcript, command: list[str], env: dict[str, str], log_path: Path) -> None:
     with log_path.open("wb") as stderr:
         process = await anyio.open_process(command, env=env, stderr=stderr)
         try:
@@ -279,10 +296,6 @@ async def _run_lane(lane: str, directory: Path) -> Transcript:
                 await process.stdin.aclose()
             with anyio.fail_after(START_S):
                 await process.wait()
-    # The host drains its write-behind audit on the way out; a server appended each record at once.
-    transcript.records = AuditLog(home=home).records()
-    assert AuditLog(home=home).verify().intact
-    return transcript
 
 
 async def _stdio_lane(transcript: Transcript, wire: Wire) -> None:
