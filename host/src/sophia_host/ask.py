@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
     from .server import HostServer
 
-ASK_TOOL = "sophia_ask"
 ServersOption = Annotated[str | None, typer.Option("--servers", help="use only these servers, e.g. memory,snowflake")]
 
 
@@ -32,6 +31,7 @@ async def host_session(servers_option: str | None) -> AsyncIterator[tuple[McpToo
     from sophia_agent.session import McpToolSession
     from sophia_shared.settings import SuiteSettings, load_settings
 
+    from .ask_tool import ASK_TOOL
     from .config import HostSettings, load_servers, parse_server_names
     from .server import HostServer
 

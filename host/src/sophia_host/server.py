@@ -36,6 +36,7 @@ from sophia_shared.server import SophiaServer, ToolSpec
 from sophia_shared.settings import SuiteSettings
 from sophia_shared.tool_meta import ToolMeta
 
+from .ask_tool import register_ask_tool
 from .catalogue import Catalogue
 from .children import Child, ChildFailed, State
 from .config import HostSettings, ServerEntry
@@ -450,6 +451,8 @@ class HostServer(SophiaServer):
     # -- tools of the host itself -----------------------------------------------------------
 
     def _register_own_tools(self) -> None:
+        register_ask_tool(self)
+
         @self.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False)
         async def sophia_find_tools(
             query: Annotated[str, Field(description="What you want to do, in a few words.", min_length=1,

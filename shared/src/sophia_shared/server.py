@@ -48,6 +48,7 @@ from .request import (
     current_correlation_id,
     current_principal,
     identify,
+    new_correlation_id,
     record,
     serve,
 )
@@ -301,6 +302,20 @@ class SophiaServer(MCPServer[Any]):
 
         async def run(spec: ToolSpec) -> CallToolResult | InputRequiredResult:
             return await self.execute(name, arguments, context)
+
+        return await serve(self, call, run, CallToolResult.model_validate)
+
+    async def call_tool_as(
+        self, principal: Principal, name: str, arguments: dict[str, Any]
+    ) -> CallToolResult | InputRequiredResult:
+        """A call made inside this process for `principal` (the agent under `sophia_ask`): the request
+        path of a client's call (role, read-only, confirmation, audit) with no MCP framing and no
+        caller to prompt. Inside a call it keeps that call's correlation id, so the audit ties them."""
+        call = Call(tool=name, arguments=arguments, principal=principal,
+                    correlation_id=current_correlation_id() or new_correlation_id())
+
+        async def run(spec: ToolSpec) -> CallToolResult | InputRequiredResult:
+            return await self.execute(name, arguments, None)
 
         return await serve(self, call, run, CallToolResult.model_validate)
 

@@ -1,0 +1,109 @@
+"""`sophia_ask`, the host's MCP tool for the agent: a request in words in, the answer and its steps out.
+
+The agent runs inside the host as the caller. It lists the tools the caller's role may use and calls
+each through the host's request path (`SophiaServer.call_tool_as`), so roles, read-only mode,
+confirmation and audit apply exactly as to the caller's own calls, under the ask's correlation id.
+There is no caller to prompt from inside a tool, so a destructive step becomes a pending approval
+for the person (`sophia approve ID`): the model cannot give it. The agent's modules are imported on
+the first ask, not when the host starts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import mcp_types as types
+from pydantic import BaseModel, Field
+from sophia_shared.auth import Principal, Role
+from sophia_shared.request import current_principal
+
+if TYPE_CHECKING:
+    from sophia_agent.session import ListedTool, ToolOutcome
+
+    from .server import HostServer
+
+ASK_TOOL = "sophia_ask"
+MAX_REQUEST_CHARS = 4000
+
+
+class AskStep(BaseModel):
+    tool: str
+    ok: bool
+    error_code: str | None = None
+
+
+class AskResult(BaseModel):
+    answer: str
+    end_reason: str = Field(description="answered, approval_needed, turn_limit, token_limit or error.")
+    provider: str | None = Field(description="The model provider that ended the run (null: the offline router).")
+    steps: list[AskStep] = Field(description="The tool calls the agent made, in order, with their outcome.")
+    approvals: list[str] = Field(description="Pending approval ids: `sophia approve ID`, then ask again.")
+    tokens_in: int
+    tokens_out: int
+    cost_usd: str
+    error: dict[str, Any] | None = None
+
+
+class HostToolSession:
+    """The agent's tool session over the host's own request path, as one principal."""
+
+    def __init__(self, host: HostServer, principal: Principal):
+        self.host = host
+        self.principal = principal
+
+    async def list_tools(self) -> list[ListedTool]:
+        from sophia_agent.session import listed
+
+        return [listed(t) for t in await self.host.list_tools_for(self.principal) if t.name != ASK_TOOL]
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
+        from sophia_agent.session import ToolOutcome, outcome_of
+
+        if name == ASK_TOOL:  # never listed to the agent; a model that names it anyway is refused
+            return ToolOutcome(text=f"{ASK_TOOL} cannot call itself", is_error=True, error_code="forbidden",
+                               message=f"{ASK_TOOL} cannot call itself")
+        result = await self.host.call_tool_as(self.principal, name, arguments)
+        if isinstance(result, types.InputRequiredResult):  # not reached: there is no caller to prompt
+            return ToolOutcome(text=f"{name} asked for input", is_error=True, error_code="approval_required",
+                               message=f"{name} needs the person's input")
+        return outcome_of(result)
+
+
+async def ask_as(host: HostServer, principal: Principal, request: str, *, offline: bool) -> AskResult:
+    """One request through the agent, as `principal`; its model calls are audit records of the host."""
+    from sophia_agent.build import audit_sink
+    from sophia_agent.events import ApprovalEvent, FinalEvent, ToolResultEvent
+    from sophia_agent.runner import ask_events
+
+    steps: list[AskStep] = []
+    approvals: list[str] = []
+    final: FinalEvent | None = None
+    async for event in ask_events(HostToolSession(host, principal), principal, request,
+                                  sink=audit_sink(host.audit), audit=host.audit, offline=offline):
+        if isinstance(event, ToolResultEvent):
+            steps.append(AskStep(tool=event.name, ok=event.ok, error_code=event.error_code))
+        elif isinstance(event, ApprovalEvent):
+            steps.append(AskStep(tool=event.tool, ok=False, error_code=event.code))
+            if event.approval_id:
+                approvals.append(event.approval_id)
+        elif isinstance(event, FinalEvent):
+            final = event
+    assert final is not None  # ask_events always ends with one
+    usage = final.usage
+    return AskResult(answer=final.answer, end_reason=final.end_reason, provider=final.provider, steps=steps,
+                     approvals=approvals, tokens_in=int(usage.get("tokens_in", 0)),
+                     tokens_out=int(usage.get("tokens_out", 0)), cost_usd=str(usage.get("cost_usd", "0")),
+                     error=final.error)
+
+
+def register_ask_tool(host: HostServer) -> None:
+    @host.tool(role=Role.VIEWER, read_only=False, destructive=False, idempotent=False, open_world=True,
+               title="Ask Sophia")
+    async def sophia_ask(
+        request: Annotated[str, Field(description="What you want done, in your own words.", min_length=1,
+                                      max_length=MAX_REQUEST_CHARS)],
+        offline: Annotated[bool, Field(description="No model: the offline router picks one tool.")] = False,
+    ) -> AskResult:
+        """Have Sophia's agent do a task described in words: it picks the tools, calls them as you (your
+        role, confirmation and audit apply) and answers. A destructive step waits for your approval."""
+        return await ask_as(host, current_principal(), request, offline=offline)
