@@ -39,6 +39,7 @@ async def test_the_agent_calls_as_the_caller_under_the_asks_correlation_id() -> 
     async with running_host([child_entry("alpha")]) as host, connect(host, principal=ALICE) as client:
         assert ASK_TOOL in {t.name for t in await client.list_tools()}
         done = structured(await client.call(ASK_TOOL, ask('Echo the text "hello"')))
+        [run] = host.agent_runs.recent(10)  # what the dashboard's agent-runs panel shows
     assert done["end_reason"] == "answered", done
     assert done["steps"] == [{"tool": "alpha_echo", "ok": True, "error_code": None}]
     assert '"principal": "alice"' in done["answer"] and '"text": "hello"' in done["answer"]
@@ -49,6 +50,9 @@ async def test_the_agent_calls_as_the_caller_under_the_asks_correlation_id() -> 
                                                                           ("alpha", "alice", "ok")}
     assert {r["correlation_id"] for r in echoed} == {asked["correlation_id"]}
     assert asked["principal"] == "alice" and asked["outcome"] == "ok"
+    assert (run["principal"], run["status"], run["question"], run["correlation_id"]) == (
+        "alice", "answered", 'Echo the text "hello"', asked["correlation_id"])
+    assert run["steps"] == [{"tool": "alpha_echo", "outcome": "ok"}]
 
 
 async def test_a_viewer_asking_for_a_developer_tool_gets_no_call_of_it() -> None:

@@ -10,12 +10,16 @@ the first ask, not when the host starts.
 
 from __future__ import annotations
 
+import itertools
+import time
+from collections import deque
 from typing import TYPE_CHECKING, Annotated, Any
 
 import mcp_types as types
 from pydantic import BaseModel, Field
 from sophia_shared.auth import Principal, Role
-from sophia_shared.request import current_principal
+from sophia_shared.redact import clip, redact
+from sophia_shared.request import current_correlation_id, current_principal
 
 if TYPE_CHECKING:
     from sophia_agent.session import ListedTool, ToolOutcome
@@ -24,6 +28,9 @@ if TYPE_CHECKING:
 
 ASK_TOOL = "sophia_ask"
 MAX_REQUEST_CHARS = 4000
+# The dashboard's agent-runs panel: the newest runs in memory, bounded (the audit log keeps every call).
+KEPT_RUNS = 200
+SHOWN_QUESTION_CHARS = 200
 
 
 class AskStep(BaseModel):
@@ -42,6 +49,26 @@ class AskResult(BaseModel):
     tokens_out: int
     cost_usd: str
     error: dict[str, Any] | None = None
+
+
+class AgentRuns:
+    """The host's recent agent runs, newest first, for the dashboard (bounded; the text is redacted)."""
+
+    def __init__(self, keep: int = KEPT_RUNS):
+        self._runs: deque[dict[str, Any]] = deque(maxlen=keep)
+        self._ids = itertools.count(1)
+
+    def add(self, principal: Principal, request: str, result: AskResult, started: float) -> None:
+        self._runs.appendleft({
+            "id": f"run-{next(self._ids)}", "principal": principal.name, "status": result.end_reason,
+            "question": clip(redact(request), SHOWN_QUESTION_CHARS), "provider": result.provider,
+            "correlation_id": current_correlation_id(), "started": started,
+            "duration_ms": round((time.time() - started) * 1000, 1), "cost_usd": result.cost_usd,
+            "steps": [{"tool": s.tool, "outcome": "ok" if s.ok else s.error_code} for s in result.steps],
+        })
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        return list(itertools.islice(self._runs, limit))
 
 
 class HostToolSession:
@@ -75,6 +102,7 @@ async def ask_as(host: HostServer, principal: Principal, request: str, *, offlin
     from sophia_agent.events import ApprovalEvent, FinalEvent, ToolResultEvent
     from sophia_agent.runner import ask_events
 
+    started = time.time()
     steps: list[AskStep] = []
     approvals: list[str] = []
     final: FinalEvent | None = None
@@ -90,10 +118,12 @@ async def ask_as(host: HostServer, principal: Principal, request: str, *, offlin
             final = event
     assert final is not None  # ask_events always ends with one
     usage = final.usage
-    return AskResult(answer=final.answer, end_reason=final.end_reason, provider=final.provider, steps=steps,
-                     approvals=approvals, tokens_in=int(usage.get("tokens_in", 0)),
-                     tokens_out=int(usage.get("tokens_out", 0)), cost_usd=str(usage.get("cost_usd", "0")),
-                     error=final.error)
+    result = AskResult(answer=final.answer, end_reason=final.end_reason, provider=final.provider, steps=steps,
+                       approvals=approvals, tokens_in=int(usage.get("tokens_in", 0)),
+                       tokens_out=int(usage.get("tokens_out", 0)), cost_usd=str(usage.get("cost_usd", "0")),
+                       error=final.error)
+    host.agent_runs.add(principal, request, result, started)
+    return result
 
 
 def register_ask_tool(host: HostServer) -> None:

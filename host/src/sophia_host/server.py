@@ -36,7 +36,7 @@ from sophia_shared.server import SophiaServer, ToolSpec
 from sophia_shared.settings import SuiteSettings
 from sophia_shared.tool_meta import ToolMeta
 
-from .ask_tool import register_ask_tool
+from .ask_tool import AgentRuns, register_ask_tool
 from .catalogue import Catalogue
 from .children import Child, ChildFailed, State
 from .config import HostSettings, ServerEntry
@@ -126,6 +126,7 @@ class HostServer(SophiaServer):
         self._stdio: StdioPipes | None = None
         self.fast = FastPath(self)
         self._audit_writer: AuditWriter | None = None
+        self.agent_runs = AgentRuns()
         self._register_own_tools()
         self._own_specs = dict(self.specs)
         self._own_tools: list[types.Tool] = []

@@ -140,14 +140,11 @@ async def figures(dash: Dashboard, request: Request) -> Response:
 
 
 async def runs(dash: Dashboard, request: Request) -> Response:
-    """Agent runs, once the host has an agent that keeps them (`host.agent_runs.recent(limit)`)."""
+    """The host's recent agent runs (`sophia_ask`) with their steps; a non-admin sees only their own."""
     allowed = await dash.admit(request)
     if isinstance(allowed, Response):
         return allowed
-    source = getattr(dash.host, "agent_runs", None)
-    if source is None:
-        return answer({"available": False, "runs": []})
-    recent = source.recent(50)
+    recent = dash.host.agent_runs.recent(50)
     if allowed.role < Role.ADMIN:
         recent = [r for r in recent if r.get("principal") == allowed.name]
     return answer({"available": True, "runs": recent})

@@ -195,7 +195,7 @@
   }
   async function loadRuns() {
     const data = await getJson("/ui/api/runs");
-    if (!data.available) return;
+    if (!data.runs.length) return;  // the note stays until the first run
     const box = byId("runs-body");
     box.replaceChildren();
     for (const run of data.runs) {
