@@ -24,6 +24,15 @@ def test_a_name_after_the_word_for_the_parameter_and_a_number_after_its_own_word
     assert fill(LOGS, "tail 50 lines of the logs of container web-1") == ({"container": "web-1", "tail": 50}, [])
 
 
+def test_a_quote_right_after_the_word_for_the_parameter_is_its_value() -> None:
+    delete = tool("demo_delete", {"item": {"type": "string"}, "reason": {"type": "string"}}, ["item"])
+    assert fill(delete, 'Delete the item "db backup"') == ({"item": "db backup"}, [])
+    assert fill(delete, "delete item named 'old logs' for reason 'disk full'") == (
+        {"item": "old logs", "reason": "disk full"}, [])
+    # A quote that follows no parameter's word is left for free-text parameters only.
+    assert fill(delete, '"db backup" is what to delete') == ({}, ["item"])
+
+
 def test_the_word_before_the_noun_names_it_too() -> None:
     assert fill(LOGS, "show me the logs of the api container")[0] == {"container": "api"}
 

@@ -57,7 +57,7 @@ async def test_the_agent_calls_as_the_caller_under_the_asks_correlation_id() -> 
 
 async def test_a_viewer_asking_for_a_developer_tool_gets_no_call_of_it() -> None:
     async with running_host([child_entry("alpha")]) as host, connect(host, principal=VIC) as client:
-        done = structured(await client.call(ASK_TOOL, ask("Delete the item named db")))
+        done = structured(await client.call(ASK_TOOL, ask('Delete the item "db"')))
     assert "alpha_delete" not in {s["tool"] for s in done["steps"]}
     assert records("alpha_delete") == []
 
@@ -65,13 +65,13 @@ async def test_a_viewer_asking_for_a_developer_tool_gets_no_call_of_it() -> None
 @pytest.mark.usefixtures("approval_mode")
 async def test_a_destructive_step_waits_for_the_person_and_then_runs_once() -> None:
     async with running_host([child_entry("alpha")]) as host, connect(host, principal=ALICE) as client:
-        first = structured(await client.call(ASK_TOOL, ask("Delete the item named db")))
+        first = structured(await client.call(ASK_TOOL, ask('Delete the item "db"')))
         assert first["end_reason"] == "approval_needed", first
         assert first["steps"] == [{"tool": "alpha_delete", "ok": False, "error_code": "approval_required"}]
         [approval] = first["approvals"]
         ApprovalStore.from_settings().decide(approval, approve=True, by="the-person")
-        second = structured(await client.call(ASK_TOOL, ask("Delete the item named db")))
-        third = structured(await client.call(ASK_TOOL, ask("Delete the item named db")))
+        second = structured(await client.call(ASK_TOOL, ask('Delete the item "db"')))
+        third = structured(await client.call(ASK_TOOL, ask('Delete the item "db"')))
     assert second["answer"] == '{"result": "deleted db for alice"}'
     assert third["end_reason"] == "approval_needed"  # the approval was for one run
     ran = [r for r in records("alpha_delete") if r["server"] == "alpha" and r["outcome"] == "ok"]

@@ -53,7 +53,10 @@ class Sentence:
         self.vocabulary = vocabulary
         self.lower = text.lower()
         self.today = today
-        self.quoted = [next(g for g in m.groups() if g is not None) for m in _QUOTED.finditer(text)]
+        quotes = list(_QUOTED.finditer(text))
+        self.quoted = [next(g for g in m.groups() if g is not None) for m in quotes]
+        # Where each quote sits: after how many bare tokens ("the item "db"" -> after "item", token 3).
+        self.quoted_after = [len(_TOKEN.findall(_QUOTED.sub(" ", text[: m.start()]))) for m in quotes]
         bare = _QUOTED.sub(" ", text)
         self.tokens: list[str] = _TOKEN.findall(bare)
         self.stems = [stem(t.lower()) for t in self.tokens]
@@ -95,7 +98,9 @@ def _value_for(name: str, spec: Mapping[str, Any], sentence: Sentence, used_quot
         return _date_value(sentence)
     if name.lower() == "sql" or "sql" in description.split():
         return _sql_value(sentence, used_quotes)
-    quoted = _unused_quote(sentence, used_quotes) if _takes_free_text(name) else None
+    quoted = _quote_after(words, sentence, used_quotes)
+    if quoted is None and _takes_free_text(name):
+        quoted = _unused_quote(sentence, used_quotes)
     return quoted if quoted is not None else _word_after(words, sentence)
 
 
@@ -149,6 +154,19 @@ def _word_after(words: list[str], sentence: Sentence) -> str | None:
 def _is_common(token: str) -> bool:
     lower = token.lower()
     return lower in STOP_WORDS or lower in _LINKS or lower in _COMMON_BEFORE or lower.endswith("ed")
+
+
+def _quote_after(words: list[str], sentence: Sentence, used: set[int]) -> str | None:
+    """A quote right after the word that names the parameter (a link word between allowed): "item "db""."""
+    for position in _mentions(words, sentence):
+        follows = position + 1
+        while follows < len(sentence.tokens) and sentence.tokens[follows].lower() in _LINKS:
+            follows += 1
+        for i, after in enumerate(sentence.quoted_after):
+            if i not in used and after == follows:
+                used.add(i)
+                return sentence.quoted[i]
+    return None
 
 
 def _unused_quote(sentence: Sentence, used: set[int]) -> str | None:
