@@ -79,6 +79,27 @@ async def test_near_duplicate_updates_instead_of_copying(store: MemoryStore) -> 
         assert (await store.stats("alice")).total == 4
 
 
+async def test_a_merge_keeps_the_old_source_where_the_new_row_names_none(store: MemoryStore) -> None:
+    with anyio.fail_after(30):
+        text = "Carol's team ships on Thursdays after the design review"
+        first = await store.put("alice", MemoryInput(text=text, source="gong", source_ref="call-1"))
+        again = await store.put("alice", MemoryInput(text=text + ".", source_ref="call-2"))
+        assert again.action == "updated" and again.duplicate_of == first.memory.id
+        assert (again.memory.source, again.memory.source_ref) == ("gong", "call-2")
+        assert (await store.get("alice", first.memory.id)).source == "gong"
+
+
+async def test_a_batch_row_merges_into_an_earlier_row_of_the_same_batch(store: MemoryStore) -> None:
+    with anyio.fail_after(30):
+        text = "Dave rotates the staging credentials every quarter"
+        results = await store.put_many(
+            "alice", [MemoryInput(text=text, tags=["a"]), MemoryInput(text=text + ".", tags=["b"])], dedupe=True
+        )
+        assert [r.action for r in results] == ["created", "updated"]
+        assert results[1].duplicate_of == results[0].memory.id and results[1].memory.tags == ["a", "b"]
+        assert (await store.stats("alice")).total == 1
+
+
 async def test_hybrid_search_ranks_by_meaning_and_keywords(store: MemoryStore) -> None:
     with anyio.fail_after(30):
         ids = await _seed(store)

@@ -18,6 +18,7 @@ from ..redact import redact
 from . import Embedder, Memory, MemoryFilter
 from .core import NewRow, Store, Vector, Written
 from .errors import ModelMismatch, StoreUnavailable
+from .merge import Existing, write_batch
 from .retrieval import VectorHit
 from .settings import MemorySettings
 from .validate import CursorKey
@@ -123,6 +124,104 @@ def _where(tenant: str, flt: MemoryFilter, now: datetime, alias: str = "") -> tu
         clauses.append(f"({p}expires_at IS NULL OR {p}expires_at > %s)")
         params.append(now)
     return " AND ".join(clauses), params
+
+
+class _BatchWriter:
+    """`write_batch`'s statements in one PostgreSQL transaction."""
+
+    def __init__(self, conn: Any, tenant: str, model: str, now: datetime, *, copy: bool):
+        self._conn = conn
+        self._tenant = tenant
+        self._model = model
+        self._now = now
+        # Without dedupe no row is searched for, so inserts wait for one COPY at the end.
+        self._copy = copy
+        self._held: list[tuple[Any, ...]] = []
+        # The nearest search reads what a merge keeps of the row, so the merge need not read it again.
+        self._found: tuple[str, Existing] | None = None
+        # A row's vector as pgvector text, kept from the search for the write that follows it.
+        self._text: tuple[Vector, str] | None = None
+
+    def _vector(self, row: NewRow) -> str:
+        if self._text is None or self._text[0] is not row.embedding:
+            self._text = (row.embedding, _vector(row.embedding))
+        return self._text[1]
+
+    def nearest(self, row: NewRow) -> tuple[str, float] | None:
+        vec = self._vector(row)
+        found = self._conn.execute(
+            "SELECT id, 1 - (embedding <=> %s::vector) AS sim, tags, importance, source, source_ref FROM memories "
+            "WHERE tenant = %s AND namespace = %s AND (expires_at IS NULL OR expires_at > %s) "
+            "AND embedding_model = %s ORDER BY embedding <=> %s::vector LIMIT 1",
+            (vec, self._tenant, row.namespace, self._now, self._model, vec),
+        ).fetchone()
+        if found is None:
+            return None
+        self._found = (found[0], Existing(list(found[2]), found[3], found[4], found[5]))
+        return found[0], float(found[1])
+
+    def existing(self, key: str) -> Existing:
+        assert self._found is not None and self._found[0] == key, "existing() follows nearest() of the same row"
+        return self._found[1]
+
+    def overwrite(self, key: str, row: NewRow) -> Memory:
+        stored = self._conn.execute(
+            "UPDATE memories SET text = %s, tags = %s, importance = %s, source = %s, source_ref = %s, "
+            "expires_at = %s, updated_at = %s, embed_from = %s, embedding_model = %s, embedding = %s::vector "
+            f"WHERE tenant = %s AND id = %s RETURNING {_COLUMNS}",
+            (
+                row.text,
+                row.tags,
+                row.importance,
+                row.source,
+                row.source_ref,
+                row.expires_at,
+                self._now,
+                row.embed_from,
+                self._model,
+                self._vector(row),
+                self._tenant,
+                key,
+            ),
+        ).fetchone()
+        return _memory(stored)
+
+    def insert(self, row: NewRow) -> None:
+        values = (
+            row.id,
+            self._tenant,
+            row.namespace,
+            row.text,
+            row.tags,
+            row.source,
+            row.source_ref,
+            row.importance,
+            self._now,
+            self._now,
+            row.expires_at,
+            self._model,
+            self._vector(row),
+            row.embed_from,
+        )
+        if self._copy:
+            self._held.append(values)
+            return
+        # Inserted at once: a later row of the same batch may be its near-duplicate.
+        self._conn.execute(
+            f"INSERT INTO memories ({_COLUMNS}, embedding, embed_from) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::vector,%s)",
+            values,
+        )
+
+    def copy_held(self) -> None:
+        """Load the held inserts with one COPY: batches (a sync, a reindex) load an order of
+        magnitude faster than with INSERTs."""
+        if not self._held:
+            return
+        copy_sql = f"COPY memories ({_COLUMNS}, embedding, embed_from) FROM STDIN"
+        with self._conn.cursor() as cur, cur.copy(copy_sql) as copy:
+            for values in self._held:
+                copy.write_row(values)
 
 
 class PostgresBackend:
@@ -247,8 +346,6 @@ class PostgresBackend:
         replace_refs: Sequence[tuple[str, str]],
         now: datetime,
     ) -> list[Written]:
-        out: list[Written] = []
-        inserts: list[tuple[Any, ...]] = []
         with self._tx() as conn:
             self._ensure_model(conn, model, dims)
             for namespace, ref in replace_refs:
@@ -258,89 +355,9 @@ class PostgresBackend:
                 )
             if dedupe_threshold is not None:
                 self._set_search(conn)
-            for row in rows:
-                vec = _vector(row.embedding)
-                values = (
-                    row.id,
-                    tenant,
-                    row.namespace,
-                    row.text,
-                    row.tags,
-                    row.source,
-                    row.source_ref,
-                    row.importance,
-                    now,
-                    now,
-                    row.expires_at,
-                    model,
-                    vec,
-                    row.embed_from,
-                )
-                if dedupe_threshold is not None:
-                    near = conn.execute(
-                        "SELECT id, 1 - (embedding <=> %s::vector) AS sim, tags, importance FROM memories "
-                        "WHERE tenant = %s AND namespace = %s AND (expires_at IS NULL OR expires_at > %s) "
-                        "AND embedding_model = %s ORDER BY embedding <=> %s::vector LIMIT 1",
-                        (vec, tenant, row.namespace, now, model, vec),
-                    ).fetchone()
-                    if near is not None and near[1] >= dedupe_threshold:
-                        tags = list(dict.fromkeys([*near[2], *row.tags]))
-                        merged = conn.execute(
-                            f"UPDATE memories SET text = %s, tags = %s, importance = %s, "
-                            "source = coalesce(%s, source), source_ref = coalesce(%s, source_ref), "
-                            "expires_at = %s, updated_at = %s, embed_from = %s, embedding_model = %s, "
-                            "embedding = %s::vector "
-                            f"WHERE tenant = %s AND id = %s RETURNING {_COLUMNS}",
-                            (
-                                row.text,
-                                tags,
-                                max(near[3], row.importance),
-                                row.source,
-                                row.source_ref,
-                                row.expires_at,
-                                now,
-                                row.embed_from,
-                                model,
-                                vec,
-                                tenant,
-                                near[0],
-                            ),
-                        ).fetchone()
-                        out.append(Written("updated", _memory(merged), near[0], round(float(near[1]), 6)))
-                        continue
-                    # Inserted at once: a later row of the same batch may be its near-duplicate.
-                    conn.execute(
-                        f"INSERT INTO memories ({_COLUMNS}, embedding, embed_from) "
-                        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::vector,%s)",
-                        values,
-                    )
-                else:
-                    inserts.append(values)
-                out.append(
-                    Written(
-                        "created",
-                        Memory(
-                            id=row.id,
-                            tenant=tenant,
-                            namespace=row.namespace,
-                            text=row.text,
-                            tags=row.tags,
-                            source=row.source,
-                            source_ref=row.source_ref,
-                            importance=row.importance,
-                            created_at=now,
-                            updated_at=now,
-                            expires_at=row.expires_at,
-                            embedding_model=model,
-                        ),
-                    )
-                )
-            if inserts:
-                # COPY: batches (a sync, a reindex) load an order of magnitude faster than INSERTs.
-                copy_sql = f"COPY memories ({_COLUMNS}, embedding, embed_from) FROM STDIN"
-                with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-                    for values in inserts:
-                        copy.write_row(values)
+            writer = _BatchWriter(conn, tenant, model, now, copy=dedupe_threshold is None)
+            out = write_batch(writer, rows, tenant=tenant, model=model, at=now, dedupe_threshold=dedupe_threshold)
+            writer.copy_held()
         return out
 
     def get(self, tenant: str, memory_id: str) -> Memory | None:

@@ -26,6 +26,7 @@ import numpy as np
 from . import Embedder, Memory, MemoryFilter
 from .core import Backend, NewRow, Store, Vector, Written
 from .errors import ModelMismatch, StoreUnavailable
+from .merge import Existing, write_batch
 from .retrieval import VectorHit, fts5_query
 from .settings import MemorySettings
 from .validate import CursorKey
@@ -224,6 +225,96 @@ def _statements(script: str) -> Iterator[str]:
         yield buffer.strip()
 
 
+class _BatchWriter:
+    """`write_batch`'s statements in one SQLite write transaction; keeps the tenant's index deltas."""
+
+    def __init__(self, conn: Any, tenant: str, model: str, stamp: int, index: VectorIndex | None):
+        self._conn = conn
+        self._tenant = tenant
+        self._model = model
+        self._stamp = stamp
+        self._index = index
+        # This batch's rows: the index does not hold them until the commit.
+        self._batch: list[tuple[int, str, Vector]] = []
+        self.deltas: list[Delta] = []
+
+    def nearest(self, row: NewRow) -> tuple[int, float] | None:
+        vector = row.embedding.astype(np.float32)
+        if self._index is None:
+            found = self._conn.execute(
+                "SELECT rid, 1.0 - vec_distance_cosine(embedding, ?) AS sim FROM memories "
+                "WHERE tenant = ? AND namespace = ? AND (expires_us IS NULL OR expires_us > ?) "
+                f"AND embedding_model = {_STORE_MODEL} ORDER BY sim DESC LIMIT 1",
+                (vector.tobytes(), self._tenant, row.namespace, self._stamp),
+            ).fetchone()
+            return (int(found[0]), float(found[1])) if found else None
+        hits = self._index.search(vector, 1, now=float(self._stamp), namespaces=[row.namespace], include_expired=False)
+        best = hits[0] if hits else None
+        for rid, namespace, other in self._batch:
+            similarity = float(other @ vector)
+            if namespace == row.namespace and (best is None or similarity > best[1]):
+                best = (rid, similarity)
+        return best
+
+    def existing(self, key: int) -> Existing:
+        tags, importance, source, source_ref = self._conn.execute(
+            "SELECT tags, importance, source, source_ref FROM memories WHERE rid = ?", (key,)
+        ).fetchone()
+        return Existing(json.loads(tags), importance, source, source_ref)
+
+    def overwrite(self, key: int, row: NewRow) -> Memory:
+        vector = row.embedding.astype(np.float32)
+        stored = self._conn.execute(
+            "UPDATE memories SET text = ?, tags = ?, importance = ?, source = ?, source_ref = ?, expires_us = ?, "
+            f"updated_us = ?, embed_from = ?, embedding_model = ?, embedding = ? WHERE rid = ? RETURNING {_COLUMNS}",
+            (
+                row.text,
+                json.dumps(row.tags),
+                row.importance,
+                row.source,
+                row.source_ref,
+                _us(row.expires_at) if row.expires_at else None,
+                self._stamp,
+                row.embed_from,
+                self._model,
+                vector.tobytes(),
+                key,
+            ),
+        ).fetchone()
+        self.deltas.append(("upsert", key, row.namespace, _expires(row.expires_at), vector))
+        self._batch = [(r, ns, vector if r == key else v) for r, ns, v in self._batch]
+        return _memory(stored)
+
+    def insert(self, row: NewRow) -> None:
+        vector = row.embedding.astype(np.float32)
+        rid = self._conn.execute(
+            f"INSERT INTO memories ({_COLUMNS}, embedding, embed_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                row.id,
+                self._tenant,
+                row.namespace,
+                row.text,
+                json.dumps(row.tags),
+                row.source,
+                row.source_ref,
+                row.importance,
+                self._stamp,
+                self._stamp,
+                _us(row.expires_at) if row.expires_at else None,
+                self._model,
+                vector.tobytes(),
+                row.embed_from,
+            ),
+        ).lastrowid
+        self.deltas.append(("upsert", rid, row.namespace, _expires(row.expires_at), vector))
+        self._batch.append((rid, row.namespace, vector))
+
+
+def _expires(at: datetime | None) -> float:
+    """An expiry as the index keeps it: microseconds, or infinity for never."""
+    return float(_us(at)) if at else np.inf
+
+
 class SqliteBackend:
     name: Literal["sqlite", "postgres"] = "sqlite"
 
@@ -327,126 +418,30 @@ class SqliteBackend:
         now: datetime,
     ) -> list[Written]:
         stamp = _us(now)
-        out: list[Written] = []
-        deltas: list[Delta] = []
         with self._write() as conn:
             self._ensure_model(conn, model, dims)
             before = self._version(conn, tenant)
-            for namespace, ref in replace_refs:
-                for (rid,) in conn.execute(
-                    "DELETE FROM memories WHERE tenant = ? AND namespace = ? AND source_ref = ? RETURNING rid",
-                    (tenant, namespace, ref),
-                ).fetchall():
-                    deltas.append(("remove", rid, None, 0.0, None))
+            removed = self._remove_refs(conn, tenant, replace_refs)
             index = self._index_for(conn, tenant) if dedupe_threshold is not None else None
-            batch: list[tuple[int, str, Vector]] = []  # rows of this batch, not in the index yet
-            for row in rows:
-                vector = row.embedding.astype(np.float32)
-                blob = vector.tobytes()
-                expires = float(_us(row.expires_at)) if row.expires_at else np.inf
-                if dedupe_threshold is not None:
-                    near = self._nearest(conn, index, batch, tenant, row.namespace, vector, stamp)
-                    if near is not None and near[1] >= dedupe_threshold:
-                        rid, similarity = near
-                        old_tags, old_importance = conn.execute(
-                            "SELECT tags, importance FROM memories WHERE rid = ?", (rid,)
-                        ).fetchone()
-                        tags = list(dict.fromkeys([*json.loads(old_tags), *row.tags]))
-                        merged = conn.execute(
-                            "UPDATE memories SET text = ?, tags = ?, importance = ?, source = coalesce(?, source), "
-                            "source_ref = coalesce(?, source_ref), expires_us = ?, updated_us = ?, embed_from = ?, "
-                            f"embedding_model = ?, embedding = ? WHERE rid = ? RETURNING {_COLUMNS}",
-                            (
-                                row.text,
-                                json.dumps(tags),
-                                max(old_importance, row.importance),
-                                row.source,
-                                row.source_ref,
-                                _us(row.expires_at) if row.expires_at else None,
-                                stamp,
-                                row.embed_from,
-                                model,
-                                blob,
-                                rid,
-                            ),
-                        ).fetchone()
-                        deltas.append(("upsert", rid, row.namespace, expires, vector))
-                        batch = [(r, ns, v) if r != rid else (r, ns, vector) for r, ns, v in batch]
-                        out.append(Written("updated", _memory(merged), merged[0], round(similarity, 6)))
-                        continue
-                rid = conn.execute(
-                    f"INSERT INTO memories ({_COLUMNS}, embedding, embed_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        row.id,
-                        tenant,
-                        row.namespace,
-                        row.text,
-                        json.dumps(row.tags),
-                        row.source,
-                        row.source_ref,
-                        row.importance,
-                        stamp,
-                        stamp,
-                        _us(row.expires_at) if row.expires_at else None,
-                        model,
-                        blob,
-                        row.embed_from,
-                    ),
-                ).lastrowid
-                deltas.append(("upsert", rid, row.namespace, expires, vector))
-                batch.append((rid, row.namespace, vector))
-                out.append(
-                    Written(
-                        "created",
-                        Memory(
-                            id=row.id,
-                            tenant=tenant,
-                            namespace=row.namespace,
-                            text=row.text,
-                            tags=row.tags,
-                            source=row.source,
-                            source_ref=row.source_ref,
-                            importance=row.importance,
-                            created_at=_dt(stamp),
-                            updated_at=_dt(stamp),
-                            expires_at=row.expires_at,
-                            embedding_model=model,
-                        ),
-                    )
-                )
+            writer = _BatchWriter(conn, tenant, model, stamp, index)
+            out = write_batch(
+                writer, rows, tenant=tenant, model=model, at=_dt(stamp), dedupe_threshold=dedupe_threshold
+            )
             after = self._bump(conn, tenant)
-        self._apply(tenant, before, after, deltas)
+        self._apply(tenant, before, after, [*removed, *writer.deltas])
         return out
 
-    def _nearest(
-        self,
-        conn: Any,
-        index: VectorIndex | None,
-        batch: list[tuple[int, str, Vector]],
-        tenant: str,
-        namespace: str,
-        vector: Vector,
-        stamp: int,
-    ) -> tuple[int, float] | None:
-        """The most similar live memory in the tenant's namespace, counting this batch's earlier rows."""
-        best: tuple[int, float] | None = None
-        if index is not None:
-            found = index.search(vector, 1, now=float(stamp), namespaces=[namespace], include_expired=False)
-            best = found[0] if found else None
-        else:
-            row = conn.execute(
-                "SELECT rid, 1.0 - vec_distance_cosine(embedding, ?) AS sim FROM memories "
-                "WHERE tenant = ? AND namespace = ? AND (expires_us IS NULL OR expires_us > ?) "
-                f"AND embedding_model = {_STORE_MODEL} ORDER BY sim DESC LIMIT 1",
-                (vector.tobytes(), tenant, namespace, stamp),
-            ).fetchone()
-            best = (int(row[0]), float(row[1])) if row else None
-        if index is not None:
-            for rid, ns, other in batch:
-                similarity = float(other @ vector)
-                if ns == namespace and (best is None or similarity > best[1]):
-                    best = (rid, similarity)
-        return best
+    @staticmethod
+    def _remove_refs(conn: Any, tenant: str, refs: Sequence[tuple[str, str]]) -> list[Delta]:
+        """Delete the memories of each (namespace, source_ref); their index deltas."""
+        deltas: list[Delta] = []
+        for namespace, ref in refs:
+            for (rid,) in conn.execute(
+                "DELETE FROM memories WHERE tenant = ? AND namespace = ? AND source_ref = ? RETURNING rid",
+                (tenant, namespace, ref),
+            ).fetchall():
+                deltas.append(("remove", rid, None, 0.0, None))
+        return deltas
 
     def get(self, tenant: str, memory_id: str) -> Memory | None:
         with self._lock:
@@ -524,9 +519,8 @@ class SqliteBackend:
             before = self._version(conn, tenant)
             after = self._bump(conn, tenant)
         memory = _memory(row)
-        expires = float(_us(memory.expires_at)) if memory.expires_at else np.inf
         vector = np.frombuffer(row[-1], dtype=np.float32)
-        self._apply(tenant, before, after, [("upsert", row[-2], memory.namespace, expires, vector)])
+        self._apply(tenant, before, after, [("upsert", row[-2], memory.namespace, _expires(memory.expires_at), vector)])
         return memory
 
     def delete(self, tenant: str, memory_id: str) -> bool:
