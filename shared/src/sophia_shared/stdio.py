@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
@@ -169,21 +169,31 @@ def sdk_message(line: bytes, limits: FrameLimits) -> SessionMessage | Rejected:
     except ValueError:
         # A frame our check passed but the SDK's parser refuses would otherwise vanish unanswered.
         request_id = checked.get("id")
-        return Rejected(INVALID_REQUEST, "frame is not a valid MCP message",
-                        request_id if usable_id(request_id) else None, "method" in checked and "id" in checked)
+        return Rejected(
+            INVALID_REQUEST,
+            "frame is not a valid MCP message",
+            request_id if usable_id(request_id) else None,
+            "method" in checked and "id" in checked,
+        )
 
 
 def oversized(head: bytes, limits: FrameLimits) -> Rejected:
     """The answer to a line that went over the limit (its id read from the head, when there)."""
     checked = check_frame(head, limits)
     request_id = checked.get("id") if isinstance(checked, dict) else checked.request_id
-    return Rejected(PARSE_ERROR, f"frame is over the limit of {limits.max_bytes} bytes (SOPHIA_FRAME_MAX_BYTES)",
-                    request_id if usable_id(request_id) else None, True)
+    return Rejected(
+        PARSE_ERROR,
+        f"frame is over the limit of {limits.max_bytes} bytes (SOPHIA_FRAME_MAX_BYTES)",
+        request_id if usable_id(request_id) else None,
+        True,
+    )
 
 
 @asynccontextmanager
 async def stdio_streams(
-    pipes: StdioPipes | None, take: Callable[[bytes], bool] | None = None, limits: FrameLimits | None = None,
+    pipes: StdioPipes | None,
+    take: Callable[[bytes], bool] | None = None,
+    limits: FrameLimits | None = None,
 ) -> AsyncIterator[tuple[Any, Any]]:
     """The process's stdio as (read, write) message streams for the SDK's serving loop.
 
@@ -191,6 +201,26 @@ async def stdio_streams(
     and returns True when it handled it itself (the host's fast path).
     """
     limits = limits or suite_limits()
+    with _wire(pipes, limits) as lines:
+        read_send: MemoryObjectSendStream[SessionMessage | Exception]
+        read_recv: MemoryObjectReceiveStream[SessionMessage | Exception]
+        read_send, read_recv = anyio.create_memory_object_stream(64)
+        write_send: MemoryObjectSendStream[SessionMessage]
+        write_recv: MemoryObjectReceiveStream[SessionMessage]
+        write_send, write_recv = anyio.create_memory_object_stream(64)
+        outstanding = _Outstanding()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_pump_in, lines, read_send, take, limits, outstanding)
+            tg.start_soon(_pump_out, lines, write_recv, outstanding)
+            try:
+                yield read_recv, write_send
+            finally:
+                tg.cancel_scope.cancel()
+
+
+@contextlib.contextmanager
+def _wire(pipes: StdioPipes | None, limits: FrameLimits) -> Iterator[_Lines]:
+    """The wire's lines, with fd 0 and 1 diverted (to /dev/null and stderr) until the end."""
     saved_in, saved_out = os.dup(0), os.dup(1)
     lines: _Lines
     if pipes is not None:
@@ -201,71 +231,8 @@ async def stdio_streams(
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(2, 1)
-    read_send: MemoryObjectSendStream[SessionMessage | Exception]
-    read_recv: MemoryObjectReceiveStream[SessionMessage | Exception]
-    read_send, read_recv = anyio.create_memory_object_stream(64)
-    write_send: MemoryObjectSendStream[SessionMessage]
-    write_recv: MemoryObjectReceiveStream[SessionMessage]
-    write_send, write_recv = anyio.create_memory_object_stream(64)
-
-    async def answer(rejected: Rejected) -> None:
-        response = rejected.response_line()
-        log.debug("refused a frame: %s", rejected.reason)  # debug: a flood of bad frames must not flood the log
-        if response is not None:
-            lines.write(response + b"\n")
-            await lines.drain()
-
-    outstanding = _Outstanding()
-
-    async def pump_in() -> None:
-        async with read_send:
-            while True:
-                line = await lines.read()
-                if line is None:
-                    # The client closed its side (e.g. `server < requests.jsonl`): what it asked is still
-                    # answered before the read stream ends, which stops the SDK's loop and its handlers.
-                    with anyio.move_on_after(limits.drain_s):
-                        await outstanding.answered()
-                    return
-                if isinstance(line, _Oversized):
-                    await answer(oversized(line.head, limits))
-                    continue
-                if take is not None and take(line):
-                    continue  # the fast path (the host's fastpath.StdioEdge) took it
-                if not line.strip():
-                    continue
-                message = sdk_message(line, limits)
-                if isinstance(message, Rejected):
-                    await answer(message)
-                else:
-                    outstanding.asked(message)
-                    await read_send.send(message)
-
-    async def pump_out() -> None:
-        async with write_recv:
-            async for message in write_recv:
-                # Whatever else is already queued goes in the same write: under load the reader
-                # (the host, a client) then wakes once for several answers.
-                chunks = [_serialized(message)]
-                outstanding.answering(message)
-                while True:
-                    try:
-                        queued = write_recv.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                    chunks.append(_serialized(queued))
-                    outstanding.answering(queued)
-                lines.write(b"".join(chunks))
-                await lines.drain()
-
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pump_in)
-            tg.start_soon(pump_out)
-            try:
-                yield read_recv, write_send
-            finally:
-                tg.cancel_scope.cancel()
+        yield lines
     finally:
         if pipes is not None:
             for transport in pipes.transports:
@@ -274,6 +241,67 @@ async def stdio_streams(
         os.dup2(saved_out, 1)
         os.close(saved_in)
         os.close(saved_out)
+
+
+async def _answer(lines: _Lines, rejected: Rejected) -> None:
+    response = rejected.response_line()
+    log.debug("refused a frame: %s", rejected.reason)  # debug: a flood of bad frames must not flood the log
+    if response is not None:
+        lines.write(response + b"\n")
+        await lines.drain()
+
+
+async def _pump_in(
+    lines: _Lines,
+    read_send: MemoryObjectSendStream[SessionMessage | Exception],
+    take: Callable[[bytes], bool] | None,
+    limits: FrameLimits,
+    outstanding: _Outstanding,
+) -> None:
+    """Checked lines from the wire to the SDK; a refused one is answered here."""
+    async with read_send:
+        while True:
+            line = await lines.read()
+            if line is None:
+                # The client closed its side (e.g. `server < requests.jsonl`): what it asked is still
+                # answered before the read stream ends, which stops the SDK's loop and its handlers.
+                with anyio.move_on_after(limits.drain_s):
+                    await outstanding.answered()
+                return
+            if isinstance(line, _Oversized):
+                await _answer(lines, oversized(line.head, limits))
+                continue
+            if take is not None and take(line):
+                continue  # the fast path (the host's fastpath.StdioEdge) took it
+            if not line.strip():
+                continue
+            message = sdk_message(line, limits)
+            if isinstance(message, Rejected):
+                await _answer(lines, message)
+            else:
+                outstanding.asked(message)
+                await read_send.send(message)
+
+
+async def _pump_out(
+    lines: _Lines, write_recv: MemoryObjectReceiveStream[SessionMessage], outstanding: _Outstanding
+) -> None:
+    """The SDK's messages to the wire."""
+    async with write_recv:
+        async for message in write_recv:
+            # Whatever else is already queued goes in the same write: under load the reader
+            # (the host, a client) then wakes once for several answers.
+            chunks = [_serialized(message)]
+            outstanding.answering(message)
+            while True:
+                try:
+                    queued = write_recv.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    break
+                chunks.append(_serialized(queued))
+                outstanding.answering(queued)
+            lines.write(b"".join(chunks))
+            await lines.drain()
 
 
 class _Outstanding:
