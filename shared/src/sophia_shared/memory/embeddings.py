@@ -73,6 +73,94 @@ def _read_safetensors(blob: bytes) -> dict[str, npt.NDArray[Any]]:
     return tensors
 
 
+class _Graph:
+    """An ONNX graph being written: nodes and initialisers, each output named in order of creation."""
+
+    def __init__(self, weights: dict[str, npt.NDArray[Any]]):
+        self.weights = weights
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self._counter = 0
+
+    def const(self, array: npt.NDArray[Any]) -> str:
+        from onnx import numpy_helper
+
+        self._counter += 1
+        label = f"c{self._counter}"
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), label))
+        return label
+
+    def op(self, kind: str, inputs: list[str], *, domain: str = "", **attrs: Any) -> str:
+        from onnx import helper
+
+        self._counter += 1
+        out = f"{kind.lower()}{self._counter}"
+        self.nodes.append(helper.make_node(kind, inputs, [out], domain=domain, **attrs))
+        return out
+
+    def w(self, prefix: str) -> npt.NDArray[np.float32]:
+        # torch Linear stores (out, in); MatMul wants (in, out).
+        return self.weights[f"{prefix}.weight"].T.astype(np.float32)
+
+    def b(self, prefix: str) -> npt.NDArray[np.float32]:
+        return self.weights[f"{prefix}.bias"].astype(np.float32)
+
+    def add_and_norm(self, x: str, residual: str, norm: str, bias: str | None = None) -> str:
+        inputs = [x, residual, self.const(self.weights[f"{norm}.weight"]), self.const(self.weights[f"{norm}.bias"])]
+        return self.op("SkipLayerNormalization", inputs + ([bias] if bias else []), domain=_MS, epsilon=_LN_EPS)
+
+    def axis(self, value: int) -> str:
+        return self.const(np.array([value], dtype=np.int64))
+
+
+def _embedded(g: _Graph) -> str:
+    """Token embeddings plus positions, layer-normalised."""
+    weights = g.weights
+    # Token type ids are always 0 for single sentences: fold that row into the position table.
+    positions = weights["embeddings.position_embeddings.weight"] + weights["embeddings.token_type_embeddings.weight"][0]
+    word = g.op("Gather", [g.const(weights["embeddings.word_embeddings.weight"]), "input_ids"])
+    seq_len = g.op("Shape", ["input_ids"], start=1, end=2)
+    zero = g.axis(0)
+    pos = g.op("Slice", [g.const(positions.astype(np.float32)), zero, seq_len, zero])
+    return g.add_and_norm(word, pos, "embeddings.LayerNorm")
+
+
+def _encoder_layer(g: _Graph, hidden: str, mask_i: str, i: int) -> str:
+    """BERT layer `i`: fused self-attention, then the feed-forward block, each with its residual."""
+    p = f"encoder.layer.{i}"
+    a = f"{p}.attention.self"
+    qkv_w = np.concatenate([g.w(f"{a}.query"), g.w(f"{a}.key"), g.w(f"{a}.value")], axis=1)
+    qkv_b = np.concatenate([g.b(f"{a}.query"), g.b(f"{a}.key"), g.b(f"{a}.value")])
+    attn = g.op("Attention", [hidden, g.const(qkv_w), g.const(qkv_b), mask_i], domain=_MS, num_heads=_HEADS)
+    proj = g.op("MatMul", [attn, g.const(g.w(f"{p}.attention.output.dense"))])
+    hidden = g.add_and_norm(
+        proj, hidden, f"{p}.attention.output.LayerNorm", g.const(g.b(f"{p}.attention.output.dense"))
+    )
+    inner = g.op("MatMul", [hidden, g.const(g.w(f"{p}.intermediate.dense"))])
+    gelu = g.op("BiasGelu", [inner, g.const(g.b(f"{p}.intermediate.dense"))], domain=_MS)
+    out = g.op("MatMul", [gelu, g.const(g.w(f"{p}.output.dense"))])
+    return g.add_and_norm(out, hidden, f"{p}.output.LayerNorm", g.const(g.b(f"{p}.output.dense")))
+
+
+def _pooled(g: _Graph, hidden: str) -> None:
+    """The mean of the unmasked tokens' states, L2-normalised, as output `sentence_embedding`."""
+    from onnx import TensorProto, helper
+
+    mask_f = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+    mask3 = g.op("Unsqueeze", [mask_f, g.axis(2)])
+    summed = g.op("ReduceSum", [g.op("Mul", [hidden, mask3]), g.axis(1)], keepdims=0)
+    counts = g.op(
+        "Clip",
+        [g.op("ReduceSum", [mask3, g.axis(1)], keepdims=0), g.const(np.array(1e-9, dtype=np.float32))],
+    )
+    mean = g.op("Div", [summed, counts])
+    norm = g.op(
+        "Clip",
+        [g.op("ReduceL2", [mean, g.axis(1)], keepdims=1), g.const(np.array(1e-12, dtype=np.float32))],
+    )
+    g.nodes.append(helper.make_node("Div", [mean, norm], ["sentence_embedding"]))
+
+
 def _build_graph(weights: dict[str, npt.NDArray[Any]]) -> bytes:
     """The BERT encoder + mean pooling + L2 normalisation as one ONNX graph (opset 18).
 
@@ -80,86 +168,23 @@ def _build_graph(weights: dict[str, npt.NDArray[Any]]) -> bytes:
     BiasGelu: the exact erf GELU), which give the same vectors as the plain operators (cosine
     > 0.99999) and are what `quantize_dynamic` turns into int8 kernels (QAttention, MatMulInteger).
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    nodes: list[Any] = []
-    inits: list[Any] = []
-    counter = [0]
-
-    def const(array: npt.NDArray[Any]) -> str:
-        counter[0] += 1
-        label = f"c{counter[0]}"
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(array), label))
-        return label
-
-    def op(kind: str, inputs: list[str], *, domain: str = "", **attrs: Any) -> str:
-        counter[0] += 1
-        out = f"{kind.lower()}{counter[0]}"
-        nodes.append(helper.make_node(kind, inputs, [out], domain=domain, **attrs))
-        return out
-
-    def w(prefix: str) -> npt.NDArray[np.float32]:
-        # torch Linear stores (out, in); MatMul wants (in, out).
-        return weights[f"{prefix}.weight"].T.astype(np.float32)
-
-    def b(prefix: str) -> npt.NDArray[np.float32]:
-        return weights[f"{prefix}.bias"].astype(np.float32)
-
-    def add_and_norm(x: str, residual: str, norm: str, bias: str | None = None) -> str:
-        inputs = [x, residual, const(weights[f"{norm}.weight"]), const(weights[f"{norm}.bias"])]
-        return op("SkipLayerNormalization", inputs + ([bias] if bias else []), domain=_MS, epsilon=_LN_EPS)
-
-    # Token type ids are always 0 for single sentences: fold that row into the position table.
-    positions = weights["embeddings.position_embeddings.weight"] + weights["embeddings.token_type_embeddings.weight"][0]
-    word = op("Gather", [const(weights["embeddings.word_embeddings.weight"]), "input_ids"])
-    seq_len = op("Shape", ["input_ids"], start=1, end=2)
-    zero = const(np.array([0], dtype=np.int64))
-    pos = op("Slice", [const(positions.astype(np.float32)), zero, seq_len, zero])
-    hidden = add_and_norm(word, pos, "embeddings.LayerNorm")
-    mask_i = op("Cast", ["attention_mask"], to=TensorProto.INT32)
-
+    g = _Graph(weights)
+    hidden = _embedded(g)
+    mask_i = g.op("Cast", ["attention_mask"], to=TensorProto.INT32)
     for i in range(_LAYERS):
-        p = f"encoder.layer.{i}"
-        a = f"{p}.attention.self"
-        qkv_w = np.concatenate([w(f"{a}.query"), w(f"{a}.key"), w(f"{a}.value")], axis=1)
-        qkv_b = np.concatenate([b(f"{a}.query"), b(f"{a}.key"), b(f"{a}.value")])
-        attn = op("Attention", [hidden, const(qkv_w), const(qkv_b), mask_i], domain=_MS, num_heads=_HEADS)
-        proj = op("MatMul", [attn, const(w(f"{p}.attention.output.dense"))])
-        hidden = add_and_norm(proj, hidden, f"{p}.attention.output.LayerNorm", const(b(f"{p}.attention.output.dense")))
-        inner = op("MatMul", [hidden, const(w(f"{p}.intermediate.dense"))])
-        gelu = op("BiasGelu", [inner, const(b(f"{p}.intermediate.dense"))], domain=_MS)
-        out = op("MatMul", [gelu, const(w(f"{p}.output.dense"))])
-        hidden = add_and_norm(out, hidden, f"{p}.output.LayerNorm", const(b(f"{p}.output.dense")))
-
-    mask_f = op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
-    mask3 = op("Unsqueeze", [mask_f, const(np.array([2], dtype=np.int64))])
-    summed = op("ReduceSum", [op("Mul", [hidden, mask3]), const(np.array([1], dtype=np.int64))], keepdims=0)
-    counts = op(
-        "Clip",
-        [
-            op("ReduceSum", [mask3, const(np.array([1], dtype=np.int64))], keepdims=0),
-            const(np.array(1e-9, dtype=np.float32)),
-        ],
-    )
-    mean = op("Div", [summed, counts])
-    norm = op(
-        "Clip",
-        [
-            op("ReduceL2", [mean, const(np.array([1], dtype=np.int64))], keepdims=1),
-            const(np.array(1e-12, dtype=np.float32)),
-        ],
-    )
-    nodes.append(helper.make_node("Div", [mean, norm], ["sentence_embedding"]))
-
+        hidden = _encoder_layer(g, hidden, mask_i, i)
+    _pooled(g, hidden)
     graph = helper.make_graph(
-        nodes,
+        g.nodes,
         "all_minilm_l6_v2",
         [
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
             helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"]),
         ],
         [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", LOCAL_DIMENSIONS])],
-        inits,
+        g.inits,
     )
     model = helper.make_model(
         graph,
