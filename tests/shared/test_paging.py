@@ -7,7 +7,7 @@ import base64
 
 import pytest
 from sophia_shared.errors import InvalidArgument
-from sophia_shared.paging import SignedCursors, decode_offset, encode_offset, offset_page
+from sophia_shared.paging import SignedCursors, decode_offset, encode_offset, envelope, offset_page, paged
 
 
 def test_offset_pages_walk_a_list_to_its_end() -> None:
@@ -21,6 +21,14 @@ def test_offset_pages_walk_a_list_to_its_end() -> None:
             break
     assert seen == items and pages == 3
     assert decode_offset(None) == 0 and decode_offset(encode_offset(42)) == 42
+
+
+def test_paged_gives_the_envelope_fields_every_list_tool_returns() -> None:
+    first, fields = paged(list(range(5)), None, 3)
+    assert first == [0, 1, 2] and fields["total"] == 5 and fields["truncated"] is True
+    last, fields = paged(list(range(5)), fields["next_cursor"], 3)
+    assert last == [3, 4] and fields == {"total": 5, "truncated": False, "next_cursor": None}
+    assert envelope(None, "next") == {"total": None, "truncated": True, "next_cursor": "next"}
 
 
 @pytest.mark.parametrize("cursor", ["abc", "42", "o:5", base64.urlsafe_b64encode(b"o:-1").decode(),

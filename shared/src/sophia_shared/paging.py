@@ -17,7 +17,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -54,6 +54,25 @@ def offset_page(items: Sequence[T], cursor: str | None, limit: int) -> tuple[lis
     start = decode_offset(cursor)
     end = start + limit
     return list(items[start:end]), (encode_offset(end) if end < len(items) else None)
+
+
+class PageFields(TypedDict):
+    """`Page`'s three fields, for a list tool's output model as `**fields`."""
+
+    total: int | None
+    truncated: bool
+    next_cursor: str | None
+
+
+def envelope(total: int | None, next_cursor: str | None) -> PageFields:
+    """The envelope's fields of a page that `next_cursor` continues (None: the last page)."""
+    return PageFields(total=total, truncated=next_cursor is not None, next_cursor=next_cursor)
+
+
+def paged(items: Sequence[T], cursor: str | None, limit: int) -> tuple[list[T], PageFields]:
+    """`offset_page`, with the envelope's fields: the whole list's total and whether more follow."""
+    chunk, next_cursor = offset_page(items, cursor, limit)
+    return chunk, envelope(len(items), next_cursor)
 
 
 class SignedCursors:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import anyio.from_thread
 from mcp.server.mcpserver import Context
 from pydantic import Field
 from sophia_shared.errors import Conflict, InvalidArgument, NotFound
-from sophia_shared.paging import offset_page
+from sophia_shared.paging import paged
 from sophia_shared.redact import redact
 from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
 from sophia_shared.toolset import Toolset, tool
@@ -94,7 +94,6 @@ HEALTH_STATES = frozenset({"starting", "healthy", "unhealthy", "none"})
 IMAGE_FILTERS = frozenset({"reference", "dangling", "label", "before", "since"})
 VOLUME_FILTERS = frozenset({"name", "label", "dangling", "driver"})
 NETWORK_FILTERS = frozenset({"name", "id", "label", "driver", "scope", "type", "dangling"})
-_T = TypeVar("_T")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -146,12 +145,6 @@ def _rfc3339(text: str) -> float:
     return moment.timestamp()
 
 
-def page(items: list[_T], limit: int, cursor: str | None) -> tuple[list[_T], dict[str, Any]]:
-    """One page of `items` (sophia_shared.paging) and its paging fields."""
-    chunk, next_cursor = offset_page(items, cursor, limit)
-    return chunk, {"total": len(items), "truncated": next_cursor is not None, "next_cursor": next_cursor}
-
-
 # -- the tools (module-level values; build_server binds their dependencies) ----------------
 
 
@@ -184,7 +177,7 @@ async def docker_list_containers(
     running, removing, paused, exited, dead), ancestor, exited, health, network, volume,
     before, since, is-task, publish, expose."""
     raw = await deps.client.list_containers(all_states=all, filters=engine_filters(filters, CONTAINER_FILTERS))
-    chunk, paging = page(raw, page_size(deps, limit), cursor)
+    chunk, paging = paged(raw, cursor, page_size(deps, limit))
     return models.ContainerList(
         containers=[models.container_summary(c) for c in chunk], **paging, engine=deps.client.engine
     )
@@ -531,7 +524,7 @@ async def docker_list_images(
     """List images, newest first. Filters: reference (e.g. 'nginx*'), dangling, label, before, since."""
     raw = await deps.client.list_images(name=None, all_layers=False, filters=engine_filters(filters, IMAGE_FILTERS))
     raw.sort(key=lambda item: int(item.get("Created") or 0), reverse=True)
-    chunk, paging = page(raw, page_size(deps, limit), cursor)
+    chunk, paging = paged(raw, cursor, page_size(deps, limit))
     return models.ImageList(
         images=[models.image_summary(i) for i in chunk], **paging, engine=deps.client.engine
     )
@@ -597,7 +590,7 @@ async def docker_list_volumes(
     """List volumes by name. Filters: name, label, dangling, driver."""
     raw = await deps.client.list_volumes(engine_filters(filters, VOLUME_FILTERS))
     raw.sort(key=lambda item: str(item.get("Name", "")))
-    chunk, paging = page(raw, page_size(deps, limit), cursor)
+    chunk, paging = paged(raw, cursor, page_size(deps, limit))
     return models.VolumeList(
         volumes=[models.volume_summary(v) for v in chunk], **paging, engine=deps.client.engine
     )
@@ -647,7 +640,7 @@ async def docker_list_networks(
     """List networks by name. Filters: name, id, label, driver, scope, type, dangling."""
     raw = await deps.client.list_networks(engine_filters(filters, NETWORK_FILTERS))
     raw.sort(key=lambda item: str(item.get("Name", "")))
-    chunk, paging = page(raw, page_size(deps, limit), cursor)
+    chunk, paging = paged(raw, cursor, page_size(deps, limit))
     return models.NetworkList(
         networks=[models.network_summary(n) for n in chunk], **paging, engine=deps.client.engine
     )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 from sophia_shared.errors import InvalidArgument, NotConfigured, NotFound, Unavailable
+from sophia_shared.paging import envelope
 from sophia_shared.server import Role, SophiaServer, current_principal
 from sophia_shared.toolset import Toolset, tool
 
@@ -284,11 +285,9 @@ async def gong_list_calls(
         next_cursor = _encode_cursor({"f": start, "t": end, "h": hosts, "w": workspace, "c": page.cursor})
     return CallList(
         calls=[summary_of(m) for m in metas],
-        total=page.total,
         window_from=start,
         window_to=end,
-        next_cursor=next_cursor,
-        truncated=next_cursor is not None,
+        **envelope(page.total, next_cursor),
     )
 
 
@@ -369,7 +368,7 @@ async def gong_list_users(
         )
         for u in page.items
     ]
-    return UserList(users=users, total=page.total, next_cursor=page.cursor, truncated=page.cursor is not None)
+    return UserList(users=users, **envelope(page.total, page.cursor))
 
 
 @tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from sophia_shared.errors import Conflict, Forbidden, InvalidArgument
-from sophia_shared.paging import offset_page
+from sophia_shared.paging import envelope, paged
 from sophia_shared.server import Preview, Role, SophiaServer
 from sophia_shared.toolset import Toolset, tool
 
@@ -91,10 +91,6 @@ ObjectIdArg = Annotated[
 ]
 
 
-def _window(items: list[Any], cursor: str | None, limit: int) -> tuple[list[Any], str | None]:
-    return offset_page(items, cursor, limit)
-
-
 def _matches(value: Any, query: str | None) -> bool:
     return query is None or query.lower() in str(value or "").lower()
 
@@ -162,10 +158,8 @@ async def retool_list_apps(
         if _matches(a.get("name"), query) and (folder_id is None or a.get("folder_id") == folder_id)
     ]
     apps.sort(key=lambda a: str(a.get("name", "")).lower())
-    page, nxt = _window(apps, cursor, limit)
-    return AppList(
-        apps=[AppSummary.of(a) for a in page], total=len(apps), next_cursor=nxt, truncated=nxt is not None
-    )
+    page, paging = paged(apps, cursor, limit)
+    return AppList(apps=[AppSummary.of(a) for a in page], **paging)
 
 
 @tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
@@ -191,10 +185,8 @@ async def retool_list_folders(
         for f in await deps.client.list_folders()
         if (folder_type is None or f.get("folder_type") == folder_type) and _matches(f.get("name"), query)
     ]
-    page, nxt = _window(folders, cursor, limit)
-    return FolderList(
-        folders=[Folder.of(f) for f in page], total=len(folders), next_cursor=nxt, truncated=nxt is not None
-    )
+    page, paging = paged(folders, cursor, limit)
+    return FolderList(folders=[Folder.of(f) for f in page], **paging)
 
 
 @tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=False, open_world=True)
@@ -240,9 +232,7 @@ async def retool_list_users(
     )
     return UserList(
         users=[UserSummary.of(u) for u in page.items],
-        total=page.total_count,
-        next_cursor=page.next_token,
-        truncated=page.next_token is not None,
+        **envelope(page.total_count, page.next_token),
     )
 
 
@@ -336,10 +326,8 @@ async def retool_list_groups(
 ) -> GroupList:
     """List permission groups with their member counts and universal access levels."""
     groups = [g for g in await deps.client.list_groups() if _matches(g.get("name"), query)]
-    page, nxt = _window(groups, cursor, limit)
-    return GroupList(
-        groups=[GroupSummary.of(g) for g in page], total=len(groups), next_cursor=nxt, truncated=nxt is not None
-    )
+    page, paging = paged(groups, cursor, limit)
+    return GroupList(groups=[GroupSummary.of(g) for g in page], **paging)
 
 
 @tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
@@ -557,9 +545,7 @@ async def retool_list_resources(
     page = await deps.client.list_resources(resource_type=resource_type, limit=limit, next_token=cursor)
     return ResourceList(
         resources=[ResourceSummary.of(r) for r in page.items],
-        total=page.total_count,
-        next_cursor=page.next_token,
-        truncated=page.next_token is not None,
+        **envelope(page.total_count, page.next_token),
     )
 
 
@@ -585,12 +571,10 @@ async def retool_list_workflows(
 ) -> WorkflowList:
     """List workflows, with whether this server holds a webhook key to trigger each."""
     flows = [w for w in await deps.client.list_workflows() if _matches(w.get("name"), query)]
-    page, nxt = _window(flows, cursor, limit)
+    page, paging = paged(flows, cursor, limit)
     return WorkflowList(
         workflows=[WorkflowSummary.of(w, keyed(deps, str(w.get("id")))) for w in page],
-        total=len(flows),
-        next_cursor=nxt,
-        truncated=nxt is not None,
+        **paging,
     )
 
 
