@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 from urllib.parse import unquote, urlparse
 
 import anyio
@@ -73,6 +73,20 @@ _CREDENTIALS = {
 class SavedPlan:
     digest: str
     path: Path
+
+
+def _collecting(push: Callable[[ResourceChange], None]) -> tuple[list[ResourceChange], Callable[[Any], None]]:
+    """An engine-event callback that keeps each resource change and passes it on to `push`, and the
+    list it keeps them in."""
+    changes: list[ResourceChange] = []
+
+    def on_event(event: Any) -> None:
+        change = _event_change(event)
+        if change is not None:
+            changes.append(change)
+            push(change)
+
+    return changes, on_event
 
 
 def _event_change(event: Any) -> ResourceChange | None:
@@ -435,14 +449,7 @@ class PulumiClient:
         st = self._select(project, stack)
         folder = self._plan_dir(project, stack)
         scratch = folder / f"pending-{uuid.uuid4().hex}.json"
-        changes: list[ResourceChange] = []
-
-        def on_event(event: Any) -> None:
-            change = _event_change(event)
-            if change is not None:
-                changes.append(change)
-                push(change)
-
+        changes, on_event = _collecting(push)
         try:
             result = self._cli(lambda: st.preview(plan=str(scratch), on_event=on_event), "preview")
             digest = plan_hash(json.loads(scratch.read_text()))
@@ -474,20 +481,19 @@ class PulumiClient:
         return self._result(project, stack, "update", summary, changes)
 
     async def refresh(self, project: str, stack: str, sink: EventSink | None) -> OperationResult:
-        self.require_cli("pulumi_refresh")
-        with self.guard.hold(self.qualified(project, stack), "refresh"):
-            summary, changes = await self._with_events(
-                lambda push: self._cli_run(project, stack, "refresh", push, None), sink
-            )
-        return self._result(project, stack, "refresh", summary, changes)
+        return await self._run_unplanned(project, stack, "refresh", sink)
 
     async def destroy(self, project: str, stack: str, sink: EventSink | None) -> OperationResult:
-        self.require_cli("pulumi_destroy")
-        with self.guard.hold(self.qualified(project, stack), "destroy"):
-            summary, changes = await self._with_events(
-                lambda push: self._cli_run(project, stack, "destroy", push, None), sink
-            )
-        return self._result(project, stack, "destroy", summary, changes)
+        return await self._run_unplanned(project, stack, "destroy", sink)
+
+    async def _run_unplanned(
+        self, project: str, stack: str, op: Literal["refresh", "destroy"], sink: EventSink | None
+    ) -> OperationResult:
+        """`pulumi <op>` with no saved plan, one operation per stack at a time, its events to `sink`."""
+        self.require_cli(f"pulumi_{op}")
+        with self.guard.hold(self.qualified(project, stack), op):
+            summary, changes = await self._with_events(lambda push: self._cli_run(project, stack, op, push, None), sink)
+        return self._result(project, stack, op, summary, changes)
 
     def _result(
         self, project: str, stack: str, kind: Any, summary: Any, changes: list[ResourceChange]
@@ -506,14 +512,7 @@ class PulumiClient:
         self, project: str, stack: str, op: str, push: Callable[[ResourceChange], None], plan: Path | None
     ) -> tuple[Any, list[ResourceChange]]:
         st = self._select(project, stack)
-        changes: list[ResourceChange] = []
-
-        def on_event(event: Any) -> None:
-            change = _event_change(event)
-            if change is not None:
-                changes.append(change)
-                push(change)
-
+        changes, on_event = _collecting(push)
         message = f"sophia: {op}"
         if op == "up":
             result = self._cli(

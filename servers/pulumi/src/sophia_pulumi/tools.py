@@ -6,7 +6,7 @@ import fnmatch
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
@@ -28,6 +28,7 @@ from .models import (
     ResourceChange,
     ResourceItem,
     ResourcePage,
+    Source,
     StackConfig,
     StackList,
     StackOutputs,
@@ -93,6 +94,23 @@ class PulumiDeps:
     previewed: dict[str, SavedPlan] = field(default_factory=dict)
 
 
+class ReadFrom(TypedDict):
+    """The fields every read tool's answer ends with."""
+
+    source: Source
+    backend: str
+    demo: bool
+
+
+def read_from(deps: PulumiDeps, from_state: bool) -> ReadFrom:
+    """Where an answer was read: the state files or the CLI, and which backend."""
+    return ReadFrom(
+        source="state" if from_state else "cli",
+        backend=deps.client.safe_backend(),
+        demo=deps.client.backend_info.demo,
+    )
+
+
 def progress_sink(ctx: Context[Any, Any]) -> Any:
     seen = 0
 
@@ -128,8 +146,7 @@ async def pulumi_list_stacks(
     return StackList(
         stacks=stacks[:STACKS_CAP],
         truncated=len(stacks) > STACKS_CAP,
-        source="state" if deps.client.reads_from_state() else "cli",
-        backend=deps.client.safe_backend(), demo=deps.client.backend_info.demo,
+        **read_from(deps, deps.client.reads_from_state()),
     )
 
 
@@ -167,8 +184,7 @@ async def pulumi_stack_outputs(
         outputs=capped,
         revealed=reveal_secrets,
         truncated=len(capped) < len(values),
-        source="state" if from_state else "cli",
-        backend=deps.client.safe_backend(), demo=deps.client.backend_info.demo,
+        **read_from(deps, from_state),
     )
 
 
@@ -222,8 +238,7 @@ async def pulumi_list_resources(
         resources=items,
         next_cursor=encode_offset(end) if more else None,
         truncated=more,
-        source="state" if deps.client.reads_from_state() else "cli",
-        backend=deps.client.safe_backend(), demo=deps.client.backend_info.demo,
+        **read_from(deps, deps.client.reads_from_state()),
     )
 
 
@@ -248,8 +263,7 @@ async def pulumi_stack_history(
         entries=page,
         next_cursor=encode_offset(offset + limit) if more else None,
         truncated=more,
-        source="state" if from_state else "cli",
-        backend=deps.client.safe_backend(), demo=deps.client.backend_info.demo,
+        **read_from(deps, from_state),
     )
 
 
@@ -266,8 +280,7 @@ async def pulumi_get_config(deps: PulumiDeps, project: Project, stack: Stack) ->
         stack=stack,
         entries=shown,
         truncated=len(entries) > CONFIG_CAP,
-        source="state" if from_state else "cli",
-        backend=deps.client.safe_backend(), demo=deps.client.backend_info.demo,
+        **read_from(deps, from_state),
     )
 
 
