@@ -358,20 +358,13 @@ class _PostgresBackend:
             conn.execute("ROLLBACK")
             self._schema_ready = False  # dropped under us: the next write starts a new log (verify tells)
             raise
-        try:
+        with self._undone_on_error(conn):
             records = _chain(batch, last, key)
             # The rows, the head and the commit in one pipeline: one more round trip under the lock.
             with conn.pipeline(), conn.cursor() as cur:
                 cur.executemany(self._INSERT, [[r[k] for k in STORED_FIELDS] for r in records])
                 cur.execute(self._HEAD, (records[-1]["seq"], records[-1]["entry_hash"]))
                 cur.execute("COMMIT")
-        except BaseException:
-            if conn.broken:
-                self._drop()
-            else:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
-            raise
         self._flush(conn)
         return records
 
@@ -385,10 +378,16 @@ class _PostgresBackend:
         the flush past the batch; concurrent writers share such flushes (PostgreSQL's group commit).
         If this fails, the batch is in the log but the caller hears an error (it refuses the call).
         """
+        with self._undone_on_error(conn):
+            conn.execute("BEGIN; SELECT pg_current_xact_id(); COMMIT")
+
+    @contextlib.contextmanager
+    def _undone_on_error(self, conn: Any) -> Iterator[None]:
+        """On any error: forget the connection if it broke, else roll back what it began."""
         import psycopg
 
         try:
-            conn.execute("BEGIN; SELECT pg_current_xact_id(); COMMIT")
+            yield
         except BaseException:
             if conn.broken:
                 self._drop()

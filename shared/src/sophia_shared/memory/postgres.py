@@ -282,6 +282,22 @@ class PostgresBackend:
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise StoreUnavailable("the memory database cannot be reached", detail=str(exc)) from exc
 
+    @contextmanager
+    def _vector_tx(self) -> Iterator[Any]:
+        """`_tx` for a query that compares vectors with the store's."""
+        import psycopg
+
+        try:
+            with self._tx() as conn:
+                yield conn
+        except psycopg.errors.DataException as exc:
+            # Another process re-embedded the store to another dimension since we cached its model.
+            self._model = None
+            raise ModelMismatch(
+                "the store's vectors changed dimension (it was re-embedded): restart with the store's model",
+                detail=str(exc),
+            ) from exc
+
     def migrate(self) -> int:
         with self._tx() as conn:
             # One migrator at a time across processes; the lock ends with the transaction.
@@ -437,32 +453,22 @@ class PostgresBackend:
     def vector_search(
         self, tenant: str, vector: Vector, flt: MemoryFilter, n: int, now: datetime
     ) -> builtins.list[VectorHit]:
-        import psycopg
-
         # Only vectors of the store's model: while `reembed` runs, rows of two models coexist.
         stored = (self.model() or ("", 0))[0]
 
         where, params = _where(tenant, flt, now)
         vec = _vector(vector)
-        try:
-            with self._tx() as conn:
-                self._set_search(conn)
-                if self._small(conn):
-                    # Exact: HNSW can lose a few isolated memories among thousands of similar ones
-                    # (six facts beside 10,000 clustered notes: the right fact was unreachable).
-                    conn.execute("SET LOCAL enable_indexscan = off")
-                rows = conn.execute(
-                    f"SELECT id, 1 - (embedding <=> %s::vector) FROM memories WHERE {where} "
-                    "AND embedding_model = %s ORDER BY embedding <=> %s::vector LIMIT %s",
-                    (vec, *params, stored, vec, n),
-                ).fetchall()
-        except psycopg.errors.DataException as exc:
-            # Another process re-embedded the store to another dimension since we cached its model.
-            self._model = None
-            raise ModelMismatch(
-                "the store's vectors changed dimension (it was re-embedded): restart with the store's model",
-                detail=str(exc),
-            ) from exc
+        with self._vector_tx() as conn:
+            self._set_search(conn)
+            if self._small(conn):
+                # Exact: HNSW can lose a few isolated memories among thousands of similar ones
+                # (six facts beside 10,000 clustered notes: the right fact was unreachable).
+                conn.execute("SET LOCAL enable_indexscan = off")
+            rows = conn.execute(
+                f"SELECT id, 1 - (embedding <=> %s::vector) FROM memories WHERE {where} "
+                "AND embedding_model = %s ORDER BY embedding <=> %s::vector LIMIT %s",
+                (vec, *params, stored, vec, n),
+            ).fetchall()
         hits = [VectorHit(row[0], float(row[1])) for row in rows]
         hits.sort(key=lambda hit: -hit.similarity)  # relaxed order: re-sort exactly
         return hits
@@ -478,24 +484,15 @@ class PostgresBackend:
         return bool(estimate < EXACT_SEARCH_ROWS)
 
     def similarities(self, tenant: str, vector: Vector, ids: Sequence[str]) -> dict[str, float]:
-        import psycopg
-
         # Only vectors of the store's model: while `reembed` runs, rows of two models coexist.
         stored = (self.model() or ("", 0))[0]
 
-        try:
-            with self._tx() as conn:
-                rows = conn.execute(
-                    "SELECT id, 1 - (embedding <=> %s::vector) FROM memories "
-                    "WHERE tenant = %s AND id = ANY(%s) AND embedding_model = %s",
-                    (_vector(vector), tenant, list(ids), stored),
-                ).fetchall()
-        except psycopg.errors.DataException as exc:
-            self._model = None
-            raise ModelMismatch(
-                "the store's vectors changed dimension (it was re-embedded): restart with the store's model",
-                detail=str(exc),
-            ) from exc
+        with self._vector_tx() as conn:
+            rows = conn.execute(
+                "SELECT id, 1 - (embedding <=> %s::vector) FROM memories "
+                "WHERE tenant = %s AND id = ANY(%s) AND embedding_model = %s",
+                (_vector(vector), tenant, list(ids), stored),
+            ).fetchall()
         return {row[0]: float(row[1]) for row in rows}
 
     def text_search(
