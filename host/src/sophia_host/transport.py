@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 import mcp_types as types
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
 from sophia_shared.frames import FrameLimits, Rejected
-from sophia_shared.stdio import StdioPipes, connect_stdio_pipes, sdk_message, stdio_streams
+from sophia_shared.stdio import StdioPipes, connect_stdio_pipes, message_streams, sdk_message, stdio_streams
 
 from .forked import ForkedProcess
 from .raw import RAW_MARK, RawChannel
@@ -90,12 +89,7 @@ async def spawn_child(
     spawned; either way it is the same process to everything below: its own session, these pipes."""
     process = await _start(command, env, stderr_path, cwd, fork_server, name)
     child = ChildProcess(process)
-    read_send: MemoryObjectSendStream[SessionMessage | Exception]
-    read_recv: MemoryObjectReceiveStream[SessionMessage | Exception]
-    read_send, read_recv = anyio.create_memory_object_stream(64)
-    write_send: MemoryObjectSendStream[SessionMessage]
-    write_recv: MemoryObjectReceiveStream[SessionMessage]
-    write_send, write_recv = anyio.create_memory_object_stream(64)
+    read_send, read_recv, write_send, write_recv = message_streams()
     assert process.stdin is not None
     raw = RawChannel(_direct_send(process.stdin))
 

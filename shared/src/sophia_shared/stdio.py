@@ -189,6 +189,23 @@ def oversized(head: bytes, limits: FrameLimits) -> Rejected:
     )
 
 
+def message_streams() -> tuple[
+    MemoryObjectSendStream[SessionMessage | Exception],
+    MemoryObjectReceiveStream[SessionMessage | Exception],
+    MemoryObjectSendStream[SessionMessage],
+    MemoryObjectReceiveStream[SessionMessage],
+]:
+    """Both ends of the two streams an SDK session runs on: (read_send, read_recv, write_send,
+    write_recv), 64 messages buffered each way."""
+    read_send: MemoryObjectSendStream[SessionMessage | Exception]
+    read_recv: MemoryObjectReceiveStream[SessionMessage | Exception]
+    read_send, read_recv = anyio.create_memory_object_stream(64)
+    write_send: MemoryObjectSendStream[SessionMessage]
+    write_recv: MemoryObjectReceiveStream[SessionMessage]
+    write_send, write_recv = anyio.create_memory_object_stream(64)
+    return read_send, read_recv, write_send, write_recv
+
+
 @asynccontextmanager
 async def stdio_streams(
     pipes: StdioPipes | None,
@@ -202,12 +219,7 @@ async def stdio_streams(
     """
     limits = limits or suite_limits()
     with _wire(pipes, limits) as lines:
-        read_send: MemoryObjectSendStream[SessionMessage | Exception]
-        read_recv: MemoryObjectReceiveStream[SessionMessage | Exception]
-        read_send, read_recv = anyio.create_memory_object_stream(64)
-        write_send: MemoryObjectSendStream[SessionMessage]
-        write_recv: MemoryObjectReceiveStream[SessionMessage]
-        write_send, write_recv = anyio.create_memory_object_stream(64)
+        read_send, read_recv, write_send, write_recv = message_streams()
         outstanding = _Outstanding()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_pump_in, lines, read_send, take, limits, outstanding)
