@@ -23,7 +23,7 @@ import pytest
 from host.conftest import CHILD
 from host.test_cli import SOPHIA
 from sophia_agent.providers import build_model
-from sophia_agent.providers.base import Message, ModelRequest, TextDelta, ToolCallReady, ToolDef, Usage
+from sophia_agent.providers.base import Message, ModelRequest, TextDelta, ToolCall, ToolCallReady, ToolDef, Usage
 from sophia_agent.providers.config import ProviderConfig
 from sophia_shared.audit import AuditLog
 
@@ -105,6 +105,21 @@ async def test_a_forced_tool_call_parses_from_the_real_server(llama_url: str, st
     if not stream:
         usage = next(e for e in events if isinstance(e, Usage))
         assert usage.input_tokens > 0
+
+
+@pytest.mark.anyio
+async def test_the_turn_after_a_tool_call_is_accepted_by_the_real_server(llama_url: str) -> None:
+    # The assistant's tool call as the agent sends it back, then its result: llama-cpp-python's server
+    # refused an assistant message whose content was null (HTTP 500), which broke every second turn.
+    called = ToolCall("call_1", "echo_text", {"text": "hello"})
+    request = ModelRequest("You call tools.", (
+        Message("user", 'Echo the text "hello".'), Message("assistant", "", (called,)),
+        Message("tool", '{"text": "hello"}', tool_call_id="call_1", tool_name="echo_text"),
+    ), (ECHO,), max_output_tokens=32)
+    async with httpx.AsyncClient() as client:
+        with anyio.fail_after(300):
+            events = [e async for e in build_model(local(llama_url, stream=False), client).stream(request)]
+    assert any(isinstance(e, Usage) and e.input_tokens > 0 for e in events), events
 
 
 @pytest.mark.anyio

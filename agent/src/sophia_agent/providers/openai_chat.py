@@ -32,7 +32,8 @@ def _chat_message(message: Message) -> dict[str, Any]:
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id or "", "content": message.text}
     if message.role == "assistant" and message.tool_calls:
-        return {"role": "assistant", "content": message.text or None, "tool_calls": [
+        # "" rather than null: OpenAI takes either, llama-cpp-python's server refuses null (HTTP 500).
+        return {"role": "assistant", "content": message.text, "tool_calls": [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
             for c in message.tool_calls]}
     return {"role": message.role, "content": message.text}
