@@ -97,3 +97,20 @@ def test_servers_that_index_no_text_never_import_the_embedding_runtime(
     assert int(count) >= 0 and "sophia_shared" in modules  # the listing ran (unconfigured Retool lists none)
     loaded = set(modules.split())
     assert not loaded & {"onnxruntime", "tokenizers", "onnx", "numpy", "psycopg", "psycopg_pool", "sqlite_vec"}
+
+
+def test_the_host_starts_without_the_router_or_numpy(tmp_path: Path) -> None:
+    """The host's modules (what `sophia up` imports before it serves) load neither the agent's router nor
+    numpy: both come with the first tool search or ask, not at every start (issue 13's cold start)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys, sophia_host.cli, sophia_host.server; "
+             "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} | "
+             "{m for m in sys.modules if m.startswith('sophia_agent')})))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True,
+                          env={**os.environ, "SOPHIA_HOME": str(tmp_path)})
+    loaded = set(done.stdout.split())
+    assert "sophia_host" in loaded and "mcp" in loaded  # the probe imported the host
+    assert not loaded & {"numpy", "onnxruntime", "sophia_agent.router"}

@@ -3,7 +3,8 @@
 One ranking for the whole suite (sophia_agent.router: BM25F over names, parameters and
 descriptions fused with the shared local MiniLM, and a calibrated confidence), so the tool search
 and `sophia route` agree. The model is loaded on the first search, never at start-up, and only when
-semantic search is on; without it the ranking is keyword-only and says so.
+semantic search is on; without it the ranking is keyword-only and says so. The router itself (and
+numpy under it) is imported on the first search too: a host starts without it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sophia_agent.router import RoutableTool, Router, RouterSettings
-from sophia_agent.router.semantic import Embedder
+if TYPE_CHECKING:
+    from sophia_agent.router import RoutableTool, Router
+    from sophia_agent.router.semantic import Embedder
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Entry:
     destructive: bool = False
 
     def routable(self) -> RoutableTool:
+        from sophia_agent.router import RoutableTool
+
         return RoutableTool(self.name, self.description, self.input_schema, self.destructive)
 
 
@@ -61,6 +65,8 @@ class ToolIndex:
         return [Hit(by_name[r.tool], r.confidence) for r in ranked], used
 
     def _router(self, semantic: bool) -> Router:
+        from sophia_agent.router import Router, RouterSettings
+
         if semantic not in self._routers:
             self._routers[semantic] = Router(
                 (e.routable() for e in self.entries),
