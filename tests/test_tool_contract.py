@@ -19,7 +19,8 @@ import anyio
 import pytest
 from sophia_shared.cli import BUILDERS
 from sophia_shared.server import Principal, Role, SophiaServer
-from sophia_shared.testing import connect, error_code
+from sophia_shared.testing import connect, error_code, structured
+from sophia_shared.tool_meta import ToolMeta
 
 SERVERS = ["memory", "snowflake", "docker", "pulumi", "gong", "retool"]
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -145,6 +146,56 @@ async def test_tools_list_shows_a_role_only_what_it_may_call(name: str) -> None:
             assert listed == may_call
     server.list_all_tools = True
     assert await _listed(server, Role.VIEWER) == offered
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", SERVERS)
+async def test_tools_list_shows_a_role_only_the_arguments_it_may_pass(name: str) -> None:
+    server = _server(name)
+    server.list_all_tools = True
+    catalogue = {t.name: t for t in await _tools(server)}
+    server.list_all_tools = False
+    for role in (Role.VIEWER, Role.DEVELOPER, Role.ADMIN):
+        async with connect(server, principal=Principal("lister", role, kind="test")) as client:
+            listed = {t.name: t for t in await client.list_tools()}
+        for tool_name, tool in listed.items():
+            whole = catalogue[tool_name]
+            roles = ToolMeta.of(whole.meta).args or {}
+            hidden = {arg for arg, label in roles.items() if role < Role.parse(label)}
+            assert set(tool.input_schema["properties"]) == set(whole.input_schema["properties"]) - hidden
+            assert ToolMeta.of(tool.meta).args is None, f"{tool_name}: a caller's listing names no argument roles"
+            assert tool.output_schema == whole.output_schema and tool.description == whole.description
+
+
+@pytest.mark.anyio
+async def test_memory_tenant_and_pulumi_reveal_secrets_are_listed_to_admins_only() -> None:
+    for name, tool_name, arg in (("memory", "memory_search", "tenant"), ("pulumi", "pulumi_stack_outputs",
+                                                                         "reveal_secrets")):
+        server = _server(name)
+        server.list_all_tools = True
+        whole = {t.name: t for t in await _tools(server)}[tool_name]
+        assert ToolMeta.of(whole.meta).args == {arg: "admin"}
+        assert "x-sophia-role" not in json.dumps(whole.input_schema)
+        for role, shown in ((Role.DEVELOPER, False), (Role.ADMIN, True)):
+            server.list_all_tools = False
+            async with connect(server, principal=Principal("lister", role, kind="test")) as client:
+                tool = next(t for t in await client.list_tools() if t.name == tool_name)
+            assert (arg in tool.input_schema["properties"]) is shown, (tool_name, role.label)
+
+
+@pytest.mark.anyio
+async def test_confirmation_token_is_published_only_in_token_mode_and_always_accepted(
+    approval_mode: None,
+) -> None:
+    server = _server("memory")
+    tool = next(t for t in await _tools(server) if t.name == "memory_delete")
+    assert "confirmation_token" not in tool.input_schema["properties"]
+    async with connect(server, principal=Principal("dev", Role.DEVELOPER, kind="test")) as client:
+        stored = await client.call("memory_store", {"text": "the staging database is called orders_stg"})
+        memory_id = structured(stored)["memory"]["id"]
+        result = await client.call("memory_delete", {"id": memory_id, "confirmation_token": "made-up"})
+    # Accepted as an argument (no invalid_argument): the call waits for the person's approval.
+    assert error_code(result) == "approval_required"
 
 
 @pytest.mark.anyio

@@ -24,10 +24,11 @@ from typing import Annotated
 import anyio
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
-from sophia_shared.errors import ErrorCode, NotConfigured, NotFound, SophiaError
+from sophia_shared.errors import ErrorCode, Forbidden, NotConfigured, NotFound, SophiaError
 from sophia_shared.health import install_health
 from sophia_shared.server import Role, SophiaServer, current_correlation_id, current_principal
 from sophia_shared.settings import ServerSettings
+from sophia_shared.tool_meta import role_only
 
 
 class Echo(BaseModel):
@@ -57,11 +58,19 @@ def build(name: str, configured: bool = True) -> SophiaServer:
 
     @server.tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=False,
                  name=f"{name}_echo")
-    async def echo(text: Annotated[str, Field(description="Text to echo back.", max_length=10_000)]) -> Echo:
+    async def echo(
+        text: Annotated[str, Field(description="Text to echo back.", max_length=10_000)],
+        tag: Annotated[str | None, Field(description="Admins only: a tag to add.", max_length=20,
+                                         json_schema_extra=role_only(Role.ADMIN))] = None,
+    ) -> Echo:
         """Echo the text with who asked, as this server saw it."""
         if text == "missing":
             raise NotFound("no such thing as 'missing'; ask for something else")
         who = current_principal()
+        if tag is not None:
+            if who.role < Role.ADMIN:
+                raise Forbidden("only an admin may tag an echo")
+            text = f"{text} [{tag}]"
         return Echo(text=text, principal=who.name, role=who.role.label,
                     correlation_id=current_correlation_id(), pid=os.getpid())
 

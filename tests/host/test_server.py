@@ -82,6 +82,19 @@ async def test_roles_and_read_only_apply_at_the_edge() -> None:
     assert all(r["outcome"] == "denied" for r in records)
 
 
+async def test_the_host_lists_a_role_only_the_arguments_it_may_pass() -> None:
+    async with running_host([child_entry("alpha")]) as host:
+        shown = {}
+        for who in (ALICE, Principal("ada", Role.ADMIN, kind="token")):
+            async with connect(host, principal=who) as client:
+                echo = next(t for t in await client.list_tools() if t.name == "alpha_echo")
+                shown[who.role] = set(echo.input_schema["properties"])
+                assert "args" not in (echo.meta or {})["sophia"]
+                tagged = await client.call("alpha_echo", {"text": "hi", "tag": "t"})
+                assert (error_code(tagged) is None) is (who.role is Role.ADMIN)
+    assert shown == {Role.DEVELOPER: {"text"}, Role.ADMIN: {"text", "tag"}}
+
+
 async def test_confirmation_by_token_passes_through() -> None:
     async with running_host([child_entry("alpha")]) as host, connect(host, principal=ALICE) as client:
         first = await client.call("alpha_delete", {"item": "db"})

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sophia_shared.cli import BUILDERS
+from sophia_shared.confirm import CONFIRMATION_TOKEN_ARG
 from sophia_shared.schema import compact
 from sophia_shared.server import SophiaServer
 
@@ -35,13 +36,23 @@ def _pairs() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         assert isinstance(server, SophiaServer)
         for tool in server._tool_manager.list_tools():
             meta = tool.fn_metadata
-            pairs.append((tool.name, meta.arg_model.model_json_schema(by_alias=True), tool.parameters))
+            pairs.append((tool.name, _published_arguments(meta.arg_model.model_json_schema(by_alias=True),
+                                                          tool.parameters), tool.parameters))
             if meta.output_model is not None and meta.output_schema is not None:
                 fresh = type(meta)(arg_model=meta.arg_model, output_model=meta.output_model,
                                    wrap_output=meta.wrap_output)
                 assert fresh.output_schema is not None
                 pairs.append((f"{tool.name}->", fresh.output_schema, meta.output_schema))
     return pairs
+
+
+def _published_arguments(original: dict[str, Any], published: dict[str, Any]) -> dict[str, Any]:
+    """`original` without the arguments the server does not publish: only `confirmation_token`, outside
+    token mode (these servers are built before the tests' fixtures set it). Passing it is still accepted."""
+    unpublished = set(original.get("properties", {})) - set(published.get("properties", {}))
+    assert unpublished <= {CONFIRMATION_TOKEN_ARG}, unpublished
+    properties = {k: v for k, v in original.get("properties", {}).items() if k not in unpublished}
+    return {**original, "properties": properties} if "properties" in original else original
 
 
 PAIRS = _pairs()
@@ -82,8 +93,11 @@ def test_compact_keeps_every_validating_keyword_and_property_named_title() -> No
             "limit": {"anyOf": [{"type": "integer", "maximum": 5}, {"type": "null"}], "default": None, "title": "L"},
             "kind": {"anyOf": [{"enum": ["a", "b"], "type": "string"}, {"type": "null"}], "default": None},
             "ref": {"anyOf": [{"$ref": "#/$defs/Thing"}, {"type": "null"}], "default": None},
+            "refs": {"type": "array", "items": {"$ref": "#/$defs/Other"}},
+            "again": {"$ref": "#/$defs/Other"},
         },
-        "$defs": {"Thing": {"title": "Thing", "type": "object", "properties": {"x": {"type": "integer"}}}},
+        "$defs": {"Thing": {"title": "Thing", "type": "object", "properties": {"x": {"type": "integer"}}},
+                  "Other": {"type": "string", "description": "used twice"}},
     }
     assert compact(schema, output=False) == {
         "type": "object", "required": ["title"],
@@ -91,15 +105,67 @@ def test_compact_keeps_every_validating_keyword_and_property_named_title() -> No
             "title": {"type": "string", "minLength": 1, "description": "the call's title"},
             "limit": {"type": ["integer", "null"], "maximum": 5},
             "kind": {"enum": ["a", "b", None], "type": ["string", "null"]},
-            "ref": {"anyOf": [{"$ref": "#/$defs/Thing"}, {"type": "null"}]},
+            # A def used once is inlined, and then its null branch merges like any other.
+            "ref": {"type": ["object", "null"], "properties": {"x": {"type": "integer"}}},
+            "refs": {"type": "array", "items": {"$ref": "#/$defs/Other"}},
+            "again": {"$ref": "#/$defs/Other"},
         },
-        "$defs": {"Thing": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+        "$defs": {"Other": {"type": "string", "description": "used twice"}},
     }
-    # Output: annotations go and the def used once is inlined.
-    assert compact(schema, output=True)["properties"]["ref"] == {
-        "anyOf": [{"type": "object", "properties": {"x": {"type": "integer"}}}, {"type": "null"}]
-    }
-    assert "$defs" not in compact(schema, output=True)
+    # Output: annotations go too.
+    assert compact(schema, output=True)["$defs"] == {"Other": {"type": "string"}}
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # Keywords that accept everything.
+    ({"type": "array", "items": {}}, {"type": "array"}),
+    ({"type": "object", "additionalProperties": True}, {"type": "object"}),
+    # Branches whose keywords each constrain their own type only: one node, a list of types.
+    ({"anyOf": [{"type": "string", "maxLength": 3}, {"type": "array", "items": {"type": "string"}}]},
+     {"type": ["string", "array"], "maxLength": 3, "items": {"type": "string"}}),
+    # An output string enum has no type left; its null branch joins the enum.
+    ({"anyOf": [{"enum": ["a", "b"]}, {"type": "null"}]}, {"enum": ["a", "b", None]}),
+    # A union of every JSON type constrains nothing.
+    ({"anyOf": [{"type": t} for t in ("boolean", "integer", "number", "string", "array", "object", "null")]}, {}),
+    # Lengths an anchored pattern of one-character atoms fixes already; `1.0` bounds as integers.
+    ({"type": "string", "pattern": "^[a-z]{1,100}$", "minLength": 1, "maxLength": 100},
+     {"type": "string", "pattern": "^[a-z]{1,100}$"}),
+    ({"type": "string", "pattern": "^/?[a-z][a-z0-9]*$", "minLength": 1, "maxLength": 9},
+     {"type": "string", "pattern": "^/?[a-z][a-z0-9]*$", "maxLength": 9}),
+    ({"type": "number", "minimum": 0.0, "maximum": 1.5}, {"type": "number", "minimum": 0, "maximum": 1.5}),
+])
+def test_compact_drops_only_what_constrains_nothing(before: dict[str, Any], after: dict[str, Any]) -> None:
+    assert compact(before, output=True) == after
+
+
+@pytest.mark.parametrize("kept", [
+    # A bound in the integer branch would also bind the number branch's instances.
+    {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "number"}]},
+    # An enum in one branch only would reject the other branch's instances.
+    {"anyOf": [{"type": "string", "enum": ["a"]}, {"type": "integer"}]},
+    # A keyword that applies to every type (`not`) cannot move out of its branch.
+    {"anyOf": [{"type": "string", "not": {"const": "x"}}, {"type": "null"}]},
+    # A pattern with a bound looser than maxLength, a negated class, or more than one-character atoms.
+    {"type": "string", "pattern": "^[a-z]{1,100}$", "maxLength": 50},
+    {"type": "string", "pattern": "^[^/]{2,9}$", "minLength": 2},
+    {"type": "string", "pattern": "^(ab|c)$", "maxLength": 2},
+])
+def test_compact_keeps_what_would_change_what_validates(kept: dict[str, Any]) -> None:
+    assert compact(kept, output=False) == kept
+
+
+def test_an_output_subschema_written_out_several_times_is_shared_when_that_is_shorter() -> None:
+    words = {"type": "array", "items": {"type": "string"}}
+    schema = {"type": "object", "properties": {name: dict(words) for name in ("a", "b", "c", "d")}}
+    shared = compact(schema, output=True)
+    assert shared["$defs"] == {"s1": words}
+    assert all(prop == {"$ref": "#/$defs/s1"} for prop in shared["properties"].values())
+    assert len(str(shared)) < len(str(schema))
+    # Twice is not enough for a schema this small; inputs (read by models) are never rewritten so.
+    assert "$defs" not in compact({"type": "object", "properties": {"a": words, "b": words}}, output=True)
+    assert "$defs" not in compact(schema, output=False)
+    for instance in ({"a": ["x"], "d": []}, {"a": [1]}, {"c": "x"}):
+        assert _valid(schema, instance) == _valid(shared, instance)
 
 
 @pytest.mark.anyio

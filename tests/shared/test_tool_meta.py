@@ -23,6 +23,17 @@ def test_listed_meta_writes_only_what_differs_from_the_defaults() -> None:
     assert ToolMeta.of(meta.as_tool_meta({"other": 1})) == meta
 
 
+def test_argument_roles_are_written_only_when_there_are_some_and_hide_what_a_role_may_not_pass() -> None:
+    assert "args" not in ToolMeta.listed(role=Role.VIEWER, toolset=None, confirm=False, args={}).dump()
+    meta = ToolMeta.listed(role=Role.VIEWER, toolset=None, confirm=False, args={"tenant": Role.ADMIN})
+    assert meta.dump() == {"role": "viewer", "args": {"tenant": "admin"}}
+    assert ToolMeta.of(meta.as_tool_meta()) == meta
+    assert meta.hidden_from(Role.DEVELOPER) == {"tenant"} and meta.hidden_from(Role.ADMIN) == set()
+    # An argument whose role does not parse is hidden from everyone; a value that is no map reads as none.
+    assert ToolMeta.of({"sophia": {"args": {"x": "root", "y": 3}}}).hidden_from(Role.ADMIN) == {"x"}
+    assert ToolMeta.of({"sophia": {"args": ["tenant"]}}).args is None
+
+
 @pytest.mark.parametrize("sophia", [None, 5, "x", [], {"role": 3, "toolset": ["a"]}, {"role": "root"}])
 def test_reading_a_bad_meta_falls_back_to_the_defaults(sophia: object) -> None:
     meta = ToolMeta.of({"sophia": sophia})

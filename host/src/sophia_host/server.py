@@ -460,8 +460,8 @@ class HostServer(SophiaServer):
                                         max_length=500)],
             k: Annotated[int, Field(description="How many tools to return.", ge=1, le=50)] = 8,
         ) -> FindToolsResult:
-            """Find the tools that fit a task, across every server of this host, ranked by keyword and
-            meaning. Tools not shown in tools/list can still be called by the name this returns."""
+            """Find the tools that fit a task across this host's servers, ranked by keyword and meaning;
+            one not in tools/list can still be called by the name returned."""
             semantic = self.host_settings.semantic_search
             hits, used = await anyio.to_thread.run_sync(lambda: self.index.search(query, k, semantic=semantic))
             listed = {t.name for t in self._listed} | {t.name for t in self._own_tools}

@@ -54,7 +54,7 @@ from .request import (
 )
 from .schema import compact
 from .settings import ServerSettings, SuiteSettings
-from .tool_meta import ToolMeta
+from .tool_meta import ARG_ROLE_KEY, ToolMeta
 
 __all__ = [
     "CORRELATION_META_KEY",
@@ -90,6 +90,8 @@ class ToolSpec:
     arg_names: list[str] = field(default_factory=list)
     # False for the few tools that work before the server is configured (e.g. a local cache search).
     needs_config: bool = True
+    # Arguments only a higher role may pass (tool_meta.role_only), by name.
+    arg_roles: dict[str, Role] = field(default_factory=dict)
 
 
 class SophiaServer(MCPServer[Any]):
@@ -180,7 +182,6 @@ class SophiaServer(MCPServer[Any]):
                     read_only_hint=read_only, destructive_hint=destructive,
                     idempotent_hint=idempotent, open_world_hint=open_world,
                 ),
-                meta=_listed_meta(spec, self.name).as_tool_meta(),
             )
             self._compact_schemas(tool_name)
             return fn
@@ -188,10 +189,23 @@ class SophiaServer(MCPServer[Any]):
         return decorator
 
     def _compact_schemas(self, name: str) -> None:
-        """Publish the tool's schemas without pydantic's noise (schema.py); validation is unchanged."""
+        """Publish the tool's schemas without pydantic's noise (schema.py); validation is unchanged.
+
+        `confirmation_token` is published only in token mode: otherwise no caller is ever handed a
+        token (the person approves out of band), save a composing host, which reads no schema to pass
+        one; the argument is still accepted. An argument's role mark (tool_meta.role_only) moves to
+        `_meta.sophia.args`, which `list_tools_for` reads."""
         tool = self._tool_manager.get_tool(name)
         assert tool is not None
+        spec = self.specs[name]
         tool.parameters = compact(tool.parameters, output=False)
+        properties: dict[str, Any] = tool.parameters.get("properties", {})
+        if spec.confirm and self._confirm.mode != "token":
+            properties.pop(CONFIRMATION_TOKEN_ARG, None)
+        for arg, schema in properties.items():
+            if isinstance(schema, dict) and isinstance(role := schema.pop(ARG_ROLE_KEY, None), str):
+                spec.arg_roles[arg] = Role.parse(role)
+        tool.meta = _listed_meta(spec, self.name).as_tool_meta()
         if tool.fn_metadata.output_schema is not None:
             tool.fn_metadata.output_schema = compact(tool.fn_metadata.output_schema, output=True)
 
@@ -221,8 +235,8 @@ class SophiaServer(MCPServer[Any]):
             str | None,
             Field(
                 description=(
-                    "Only when repeating a call that answered confirmation_required: the token it "
-                    "returned, after the user approved the preview. Single use, valid 5 minutes."
+                    "Only to repeat a call that answered confirmation_required, once the user approved: "
+                    "its token (single use, 5 min)."
                 ),
                 max_length=200,
             ),
@@ -275,7 +289,7 @@ class SophiaServer(MCPServer[Any]):
             if spec.needs_config and not configured:
                 unconfigured = ToolMeta.of(tool.meta).model_copy(update={"configured": False})
                 tool = tool.model_copy(update={"meta": unconfigured.as_tool_meta(tool.meta)})
-            shown.append(tool)
+            shown.append(tool if self.list_all_tools else _arguments_for(tool, principal))
         return shown
 
     async def _handle_list_tools(self, ctx: Any, params: PaginatedRequestParams | None) -> ListToolsResult:
@@ -415,10 +429,25 @@ class SophiaServer(MCPServer[Any]):
 
 
 def _listed_meta(spec: ToolSpec, server: str) -> ToolMeta:
-    """`_meta.sophia` of a listed tool: its role always; its toolset and confirmation only when they
-    differ from the defaults a reader assumes (the server's name; not confirmed)."""
+    """`_meta.sophia` of a listed tool: its role always; its toolset, confirmation and argument roles
+    only when they differ from the defaults a reader assumes (the server's name; not confirmed; none)."""
     return ToolMeta.listed(role=spec.role, toolset=spec.toolset if spec.toolset != server else None,
-                           confirm=spec.confirm)
+                           confirm=spec.confirm, args=spec.arg_roles)
+
+
+def _arguments_for(tool: Any, principal: Principal) -> Any:
+    """`tool` as `principal` sees it: without the arguments its role may not pass, and without the
+    roles of arguments, which only a composing host (listing the whole catalogue) needs."""
+    sophia = ToolMeta.of(tool.meta)
+    if sophia.args is None:
+        return tool
+    hidden = sophia.hidden_from(principal.role)
+    schema: dict[str, Any] = tool.input_schema
+    shown = {**schema, "properties": {k: v for k, v in schema.get("properties", {}).items() if k not in hidden}}
+    if "required" in schema:
+        shown["required"] = [k for k in schema["required"] if k not in hidden]
+    meta = sophia.model_copy(update={"args": None}).as_tool_meta(tool.meta)
+    return tool.model_copy(update={"input_schema": shown, "meta": meta})
 
 
 def default_title(name: str) -> str:
@@ -436,8 +465,11 @@ def describe(doc: str, spec: ToolSpec) -> str:
     if spec.confirm:
         notes.append("The user confirms a preview first." if spec.confirm_when is None
                      else "The user may be asked to confirm a preview first.")
-    paragraphs = [" ".join(p.split()) for p in doc.split("\n\n")] + ([" ".join(notes)] if notes else [])
-    return "\n\n".join(p for p in paragraphs if p)
+    # The notes end the last paragraph: a paragraph break costs 4 bytes of JSON on every listed tool.
+    paragraphs = [p for p in (" ".join(p.split()) for p in doc.split("\n\n")) if p]
+    if notes:
+        paragraphs[-1:] = [" ".join(paragraphs[-1:] + notes)]
+    return "\n\n".join(paragraphs)
 
 
 def compact_text(result: CallToolResult | InputRequiredResult) -> CallToolResult | InputRequiredResult:

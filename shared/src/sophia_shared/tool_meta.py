@@ -15,6 +15,15 @@ from .errors import InvalidArgument
 from .roles import Role
 
 TOOL_META_KEY = "sophia"
+# Marks, in a parameter's schema, an argument only a higher role may pass (`role_only`); registration
+# moves it into `ToolMeta.args`, so no published schema carries it.
+ARG_ROLE_KEY = "x-sophia-role"
+
+
+def role_only(role: Role) -> dict[str, str]:
+    """`Field(json_schema_extra=...)` of an argument only `role` or higher may pass: tools/list leaves it
+    out for lower roles, as it leaves out the tools they may not call. The tool still checks the role."""
+    return {ARG_ROLE_KEY: role.label}
 
 
 class ToolMeta(BaseModel):
@@ -30,11 +39,21 @@ class ToolMeta(BaseModel):
     confirm: bool = False
     # False while the server lacks what its external system needs (written only then).
     configured: bool = True
+    # Arguments only a role above the tool's may pass, by name (written only when there are some, and
+    # only in a whole catalogue: a caller's own listing has left out those it may not pass).
+    args: dict[str, str] | None = None
 
     @field_validator("role", "toolset", mode="before")
     @classmethod
     def _text_or_absent(cls, value: object) -> str | None:
         return str(value) if value else None
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _names_to_roles(cls, value: object) -> dict[str, str] | None:
+        if not isinstance(value, dict):
+            return None
+        return {str(name): str(role) for name, role in value.items() if isinstance(role, str)} or None
 
     @field_validator("confirm", mode="before")
     @classmethod
@@ -54,8 +73,23 @@ class ToolMeta(BaseModel):
         return cls.model_validate(sophia) if isinstance(sophia, dict) else cls()
 
     @classmethod
-    def listed(cls, *, role: Role, toolset: str | None, confirm: bool) -> ToolMeta:
-        return cls(role=role.label, toolset=toolset, confirm=confirm)
+    def listed(cls, *, role: Role, toolset: str | None, confirm: bool,
+               args: dict[str, Role] | None = None) -> ToolMeta:
+        return cls(role=role.label, toolset=toolset, confirm=confirm,
+                   args={name: arg_role.label for name, arg_role in (args or {}).items()} or None)
+
+    def hidden_from(self, role: Role) -> set[str]:
+        """The arguments `role` may not pass (an argument whose role does not parse: hidden from all)."""
+        hidden = set()
+        for name, label in (self.args or {}).items():
+            try:
+                needed = Role.parse(label)
+            except InvalidArgument:
+                hidden.add(name)
+                continue
+            if role < needed:
+                hidden.add(name)
+        return hidden
 
     def role_or(self, default: str) -> Role:
         """The tool's role, else (absent or not a role) `default`, a host entry's default role."""

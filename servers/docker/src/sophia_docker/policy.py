@@ -34,7 +34,7 @@ _VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 class MountSpec(BaseModel):
-    """One mount of a container to run: a named volume, a host directory, or a tmpfs."""
+    """One mount of a container to run."""
 
     type: Literal["volume", "bind", "tmpfs"] = Field(description="volume, bind (host path) or tmpfs")
     source: str | None = Field(

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import anyio.from_thread
 from mcp.server.mcpserver import Context
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 from sophia_shared.errors import Conflict, InvalidArgument, NotFound
 from sophia_shared.paging import paged
 from sophia_shared.redact import redact
@@ -40,7 +41,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 ContainerRef = Annotated[
     str,
     Field(
-        description="container name or id (a unique id prefix works)",
+        description="name, id or unique id prefix",
         min_length=1,
         max_length=128,
         pattern=r"^/?[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -49,7 +50,7 @@ ContainerRef = Annotated[
 ImageRef = Annotated[
     str,
     Field(
-        description="image reference (name[:tag], name@digest) or image id",
+        description="name[:tag], name@digest or id",
         min_length=1,
         max_length=512,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
@@ -62,14 +63,14 @@ NetworkRef = Annotated[
 ObjectName = Annotated[str, Field(description="name", min_length=1, max_length=128, pattern=NAME_PATTERN)]
 Filters = Annotated[
     dict[str, str | list[str]] | None,
-    Field(description='engine filters, e.g. {"status": "exited", "label": ["app=web"]}', max_length=20),
+    Field(description='engine filters, e.g. {"label": ["app=web"]}', max_length=20),
 ]
 Limit = Annotated[int, Field(description="page size", ge=1, le=200)]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page", max_length=20)]
 Labels = Annotated[
-    dict[str, str] | None, Field(description="labels to set (keys 'sophia.*' are reserved)", max_length=50)
+    dict[str, str] | None, Field(description="keys 'sophia.*' are reserved", max_length=50)
 ]
-GracePeriod = Annotated[int, Field(description="seconds to wait for a clean stop before killing", ge=0, le=300)]
+GracePeriod = Annotated[int, Field(description="grace seconds before SIGKILL", ge=0, le=300)]
 
 CONTAINER_FILTERS = frozenset(
     {
@@ -205,7 +206,7 @@ async def docker_container_logs(
     stderr: Annotated[bool, Field(description="include stderr")] = True,
     timestamps: Annotated[bool, Field(description="prefix each line with its time")] = False,
     max_bytes: Annotated[
-        int | None, Field(description="cap on returned bytes (the newest are kept)", ge=1000, le=10_000_000)
+        int | None, Field(description="cap on returned bytes", ge=1000, le=10_000_000)
     ] = None,
 ) -> models.LogsResult:
     """Read a container's logs (stdout and stderr). Output is capped: when more matches, the
@@ -238,7 +239,7 @@ async def docker_container_logs(
 @tool(role=Role.VIEWER, read_only=True, destructive=False, idempotent=True, open_world=True)
 async def docker_container_stats(deps: DockerDeps, container: ContainerRef) -> models.StatsResult:
     """One resource-usage sample of a container: CPU %, memory, pids, network and block I/O.
-    Takes about a second (the engine samples CPU twice)."""
+    Takes about a second."""
     detail = await deps.client.inspect_container(container)
     running = bool((detail.get("State") or {}).get("Running"))
     raw = await deps.client.stats(detail["Id"]) if running else {}
@@ -257,7 +258,7 @@ async def action_result(deps: DockerDeps, container: str, action: str) -> models
 
 @tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=True, open_world=True)
 async def docker_start_container(deps: DockerDeps, container: ContainerRef) -> models.ContainerAction:
-    """Start a stopped container (starting a running one changes nothing)."""
+    """Start a stopped container."""
     await deps.client.start(container)
     return await action_result(deps, container, "start")
 
@@ -382,9 +383,11 @@ async def docker_run_container(
         float,
         Field(description="wait up to this long for it to exit, then return exit code and logs", ge=0, le=300),
     ] = 0,
-    privileged: Annotated[bool, Field(description="refused by policy")] = False,
-    cap_add: Annotated[list[str] | None, Field(description="refused by policy", max_length=20)] = None,
-    devices: Annotated[list[str] | None, Field(description="refused by policy", max_length=20)] = None,
+    # Refused by the policy whatever their value: accepted, so passing one gets the policy's refusal and
+    # its code, but left out of the published schema (the description states the policy).
+    privileged: SkipJsonSchema[bool] = False,
+    cap_add: SkipJsonSchema[list[str] | None] = None,
+    devices: SkipJsonSchema[list[str] | None] = None,
     pid_mode: Annotated[str | None, Field(description="'host' is refused", max_length=128)] = None,
     ipc_mode: Annotated[str | None, Field(description="'host' is refused", max_length=128)] = None,
 ) -> models.RunResult:
@@ -494,7 +497,7 @@ async def docker_exec(
     working_dir: Annotated[str | None, Field(description="working directory", max_length=4096)] = None,
     env: Annotated[dict[str, str] | None, Field(description="extra environment variables", max_length=100)] = None,
     timeout_s: Annotated[float, Field(description="stop waiting after this long", gt=0, le=600)] = 60,
-    privileged: Annotated[bool, Field(description="refused by policy")] = False,
+    privileged: SkipJsonSchema[bool] = False,  # refused by the policy, so unpublished (see docker_run_container)
 ) -> models.ExecResult:
     """Run a command inside a running container and return its exit code and output
     (capped, secrets redacted). Privileged exec is refused."""
@@ -538,8 +541,8 @@ async def docker_inspect_image(deps: DockerDeps, image: ImageRef) -> models.Imag
 
 @tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=True, open_world=True)
 async def docker_pull_image(deps: DockerDeps, image: ImageRef, ctx: Context) -> models.ImageDetail:
-    """Pull an image from its registry (reports progress per layer). Without a tag, pulls
-    ':latest'. The image allow-list (if set) applies."""
+    """Pull an image from its registry. Without a tag, pulls ':latest'. The image allow-list (if
+    set) applies."""
     check_image([image], deps.settings)
 
 
@@ -598,8 +601,7 @@ async def docker_list_volumes(
 
 @tool(role=Role.DEVELOPER, read_only=False, destructive=False, idempotent=False, open_world=True)
 async def docker_create_volume(deps: DockerDeps, name: ObjectName, labels: Labels = None) -> models.VolumeSummary:
-    """Create a local named volume, labelled with who asked. Driver options are not offered:
-    they can bind arbitrary host paths."""
+    """Create a local named volume, labelled with who asked."""
     check_labels(labels or {})
     existing = await deps.client.list_volumes({"name": [name]})
     if any(v.get("Name") == name for v in existing):

@@ -53,7 +53,7 @@ CallId = Annotated[
 DateText = Annotated[
     str | None,
     Field(
-        description="YYYY-MM-DD (a whole day, UTC) or ISO-8601 date-time with Z or an offset.",
+        description="YYYY-MM-DD (a whole UTC day) or ISO-8601 date-time with Z or an offset.",
         min_length=10,
         max_length=40,
     ),
@@ -394,7 +394,7 @@ async def gong_search_calls(
     For notes and facts users or agents stored, use memory_search.
 
 
-    Costs no Gong requests and works without network; run gong_sync first to fill the cache.
+    Costs no Gong requests; run gong_sync first to fill the cache.
     """
     from_day = parse_moment(from_date, "from_date", end=False).date() if from_date else None
     to_day = (parse_moment(to_date, "to_date", end=True) - timedelta(microseconds=1)).date() if to_date else None

@@ -28,6 +28,7 @@ from sophia_shared.memory import (
 )
 from sophia_shared.redact import sanitize_untrusted
 from sophia_shared.server import Preview, Role, SophiaServer, current_principal
+from sophia_shared.tool_meta import role_only
 from sophia_shared.toolset import Toolset, tool
 
 from .client import MemoryClient
@@ -48,13 +49,13 @@ from .spaces import PERSONAL, SPACE_PATTERN, resolve, space_of
 
 Tenant = Annotated[
     str | None,
-    Field(description="Admins only: act on this tenant instead of your own.", min_length=1, max_length=200),
+    Field(description="Admins only: act on this tenant, not your own.", min_length=1, max_length=200,
+          json_schema_extra=role_only(Role.ADMIN)),
 ]
 SpaceName = Annotated[
     str,
     Field(
-        description="Which memory space: 'personal' (yours alone, the default) or a shared one such as 'team' "
-        "(everyone may read it; writing needs developer).",
+        description="'personal' (yours alone) or a shared one, e.g. 'team' (all may read it).",
         pattern=SPACE_PATTERN,
     ),
 ]
@@ -71,7 +72,7 @@ TagsAny = Annotated[list[Tag] | None, Field(description="Memories with at least 
 TagsAll = Annotated[list[Tag] | None, Field(description="Memories with every one of these tags.", max_length=32)]
 Source = Annotated[str | None, Field(description="Only memories from this source, e.g. 'gong'.", max_length=64)]
 SourceRef = Annotated[
-    str | None, Field(description="Only memories with this source reference, e.g. a call id.", max_length=256)
+    str | None, Field(description="Only memories with this source_ref, e.g. a call id.", max_length=256)
 ]
 MemoryId = Annotated[str, Field(description="The memory's id.", min_length=1, max_length=64)]
 
@@ -182,7 +183,7 @@ async def memory_store(
     tenant: Tenant = None,
     space: SpaceName = PERSONAL,
 ) -> StoreResult:
-    """Remember a piece of text. A near-duplicate in the same namespace is updated instead (action=updated)."""
+    """Remember a piece of text. A near-duplicate in the same namespace is updated instead."""
     who = where(deps, space, tenant, write=True)
     store = await deps.client.store()
     result = await store.put(
@@ -226,12 +227,12 @@ async def memory_search(
     created_after: Annotated[datetime | None, Field(description="Only memories created after this.")] = None,
     created_before: Annotated[datetime | None, Field(description="Only memories created before this.")] = None,
     mode: Annotated[
-        Literal["hybrid", "vector", "text"], Field(description="hybrid (default): meaning and keywords fused")
+        Literal["hybrid", "vector", "text"], Field(description="hybrid: meaning and keywords fused")
     ] = "hybrid",
     recency_weight: Annotated[
-        float, Field(description="0-1: favour recently updated memories.", ge=0.0, le=1.0)
+        float, Field(description="Favour recently updated memories.", ge=0.0, le=1.0)
     ] = 0.0,
-    importance_weight: Annotated[float, Field(description="0-1: favour important memories.", ge=0.0, le=1.0)] = 0.0,
+    importance_weight: Annotated[float, Field(description="Favour important memories.", ge=0.0, le=1.0)] = 0.0,
     include_expired: Annotated[bool, Field(description="Also return expired memories.")] = False,
     tenant: Tenant = None,
     space: SpaceName = PERSONAL,
@@ -290,7 +291,7 @@ async def memory_list(
     tags_all: TagsAll = None,
     source: Source = None,
     source_ref: SourceRef = None,
-    include_text: Annotated[bool, Field(description="Include texts (metadata only by default).")] = False,
+    include_text: Annotated[bool, Field(description="Include texts.")] = False,
     include_expired: Annotated[bool, Field(description="Also list expired memories.")] = False,
     tenant: Tenant = None,
     space: SpaceName = PERSONAL,

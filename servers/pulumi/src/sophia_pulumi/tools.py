@@ -15,6 +15,7 @@ from sophia_shared.errors import Conflict, Forbidden, InvalidArgument, NotFound
 from sophia_shared.paging import decode_offset, encode_offset
 from sophia_shared.redact import sanitize_untrusted
 from sophia_shared.server import Preview, Role, SophiaServer, current_correlation_id, current_principal
+from sophia_shared.tool_meta import role_only
 from sophia_shared.toolset import Toolset, tool
 
 from .client import PulumiClient, SavedPlan
@@ -47,19 +48,19 @@ CONFIG_CAP = 500
 STACKS_CAP = 500
 
 Project = Annotated[
-    str, Field(description="Pulumi project name, e.g. 'webapp'.", min_length=1, max_length=100, pattern=NAME_PATTERN)
+    str, Field(description="Project name, e.g. 'webapp'.", min_length=1, max_length=100, pattern=NAME_PATTERN)
 ]
 Stack = Annotated[
     str,
     Field(
-        description="Stack name within the project, e.g. 'dev' (not org-qualified).",
+        description="Stack name, e.g. 'dev' (not org-qualified).",
         min_length=1,
         max_length=100,
         pattern=NAME_PATTERN,
     ),
 ]
 Cursor = Annotated[
-    str | None, Field(description="`next_cursor` of the previous page; omit for the first page.", max_length=64)
+    str | None, Field(description="next_cursor of the previous page", max_length=64)
 ]
 
 
@@ -157,7 +158,8 @@ async def pulumi_stack_outputs(
     stack: Stack,
     reveal_secrets: Annotated[
         bool,
-        Field(description="Show secret outputs in clear. Admin only, audited; needs the Pulumi CLI."),
+        Field(description="Show secret outputs in clear. Admin only, audited; needs the Pulumi CLI.",
+              json_schema_extra=role_only(Role.ADMIN)),
     ] = False,
 ) -> StackOutputs:
     """Stack outputs of one stack; secret outputs are shown as '[secret]' unless an admin asks to reveal."""
@@ -196,8 +198,7 @@ async def pulumi_list_resources(
     type: Annotated[
         str | None,
         Field(
-            description="Only resources of this type token, e.g. 'aws:s3/bucket:Bucket'; "
-            "'*' wildcards allowed, e.g. 'aws:s3/*'.",
+            description="Only this type token, e.g. 'aws:s3/bucket:Bucket'; '*' wildcards, e.g. 'aws:s3/*'.",
             min_length=1,
             max_length=300,
         ),
@@ -208,7 +209,7 @@ async def pulumi_list_resources(
     limit: Annotated[int, Field(description="Resources per page.", ge=1, le=1000)] = 100,
     cursor: Cursor = None,
 ) -> ResourcePage:
-    """List a stack's resources (URN, type, name, provider, parent), filtered by type, a page at a time."""
+    """List a stack's resources (URN, type, name, provider, parent), a page at a time."""
     offset = decode_offset(cursor)
     rows = await deps.client.resources(project, stack)
     if type is not None:

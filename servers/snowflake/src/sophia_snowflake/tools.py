@@ -264,14 +264,14 @@ async def snowflake_query(
     ] = None,
     cursor: Annotated[
         str | None,
-        Field(description="next_cursor from the previous page of the same sql.", min_length=1, max_length=500),
+        Field(description="next_cursor of the previous page (same sql).", min_length=1, max_length=500),
     ] = None,
 ) -> QueryResult:
     """Run one read-only SQL statement and return a page of rows with column names and types.
 
 
-    Writes, stage access (PUT/GET/COPY), CALL, EXECUTE IMMEDIATE, session changes and
-    transaction control are refused whatever your role. Large results come in pages: when
+    Writes, stages (PUT/GET/COPY), CALL, EXECUTE IMMEDIATE, session and transaction changes
+    are refused whatever your role. Large results come in pages: when
     truncated is true, call again with the same sql and cursor=next_cursor. Add ORDER BY for
     pages that are stable across calls.
     """
@@ -380,7 +380,7 @@ async def snowflake_list_databases(
 async def snowflake_list_schemas(
     deps: SnowflakeDeps,
     database: Annotated[
-        str | None, Field(description="Database name (default: the configured database).", max_length=255)
+        str | None, Field(description="Database name; the configured one when omitted.", max_length=255)
     ] = None,
     limit: Annotated[int, Field(description="Most schemas to return.", ge=1, le=1_000)] = 200,
 ) -> SchemaList:
@@ -398,10 +398,10 @@ async def snowflake_list_schemas(
 async def snowflake_list_tables(
     deps: SnowflakeDeps,
     database: Annotated[
-        str | None, Field(description="Database name (default: the configured database).", max_length=255)
+        str | None, Field(description="Database name; the configured one when omitted.", max_length=255)
     ] = None,
     schema: Annotated[
-        str | None, Field(description="Schema name; all schemas when omitted.", max_length=255)
+        str | None, Field(description="Schema name; all when omitted.", max_length=255)
     ] = None,
     name_like: Annotated[
         str | None, Field(description="SQL LIKE pattern on the table name, e.g. 'ORD%'.", max_length=255)
