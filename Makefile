@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_LINK_MODE := copy
 APT_STAMP := .venv/.apt-installed
 
-.PHONY: install dev-deps test-deps run test lint typecheck bench config image snapshots local-llm local-llm-background
+.PHONY: install dev-deps test-deps run test lint typecheck bench config image image-context base-image image-test snapshots local-llm local-llm-background
 
 LOCK_INPUTS := uv.lock pyproject.toml $(wildcard */pyproject.toml servers/*/pyproject.toml)
 UV_PRESENT := command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -122,9 +122,60 @@ bench: dev-deps
 config: install
 	$(UV) run --frozen --no-sync sophia config --client claude --portable > mcp_config.json
 
-# The container image (Dockerfile): the suite on its embedded defaults, `sophia up` over HTTP.
-# Needs a container engine; `make test` does not build it.
+# The container image (Dockerfile): the suite on its embedded defaults, `sophia up` over HTTP. Needs a
+# container engine (DOCKER_HOST is honoured) and nothing else: no registry, no network inside the build.
+# - Base: BASE=python:3.11-slim-bookworm (or any Debian 12 image with python3 3.11 and its venv module)
+#   when a registry is reachable; by default a minimal Debian 12 made here with debootstrap from
+#   deb.debian.org (security updates applied), kept as a tarball in IMAGE_CACHE and imported once per
+#   engine as LOCAL_BASE.
+# - Packages: the workspace's wheels (`uv build`) and the locked third-party wheels (`uv export` with
+#   hashes, `pip download --require-hashes`: the pins and hashes of uv.lock, for this machine's
+#   platform) in IMAGE_CONTEXT, installed in the image with `pip --no-index`.
+# `make image-test` builds it and runs it (tests/test_image.py): `sophia --version`, then `sophia up`
+# answering /healthz and tools/list with a token made by `docker exec ... sophia token create`.
 IMAGE ?= sophia:local
-BASE ?= python:3.11-slim-bookworm
-image:
-	docker build --build-arg BASE=$(BASE) -t $(IMAGE) .
+BASE ?=
+IMAGE_CACHE ?= $(HOME)/.cache/sophia/image
+IMAGE_CONTEXT := dist/image
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+BASE_PACKAGES := python3,python3-venv,ca-certificates
+# pip for `pip download` (uv has no such command), run by uv on the image's Python so wheels fit it.
+PIP_VERSION := 25.3
+# Bump the -1 when BASE_PACKAGES change; delete the tarball (and the engine's tag) to take newer Debian updates.
+LOCAL_BASE := sophia-base:bookworm-1
+BASE_TAR := $(IMAGE_CACHE)/sophia-base-bookworm-1.tar
+
+$(BASE_TAR):
+	@command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+	rm -rf --one-file-system $(IMAGE_CACHE)/rootfs && mkdir -p $(IMAGE_CACHE)
+	debootstrap --variant=minbase --include=$(BASE_PACKAGES) bookworm $(IMAGE_CACHE)/rootfs $(DEBIAN_MIRROR) \
+	  > $(IMAGE_CACHE)/debootstrap.log
+	printf '%s\n' "deb $(DEBIAN_MIRROR) bookworm main" "deb $(DEBIAN_MIRROR) bookworm-updates main" \
+	  "deb $(DEBIAN_MIRROR)-security bookworm-security main" > $(IMAGE_CACHE)/rootfs/etc/apt/sources.list
+	chroot $(IMAGE_CACHE)/rootfs sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq \
+	  && apt-get clean' > $(IMAGE_CACHE)/upgrade.log
+	cd $(IMAGE_CACHE)/rootfs && rm -rf var/lib/apt/lists/* var/cache/apt/* var/log/* tmp/* usr/share/doc/* \
+	  usr/share/man/* usr/share/info/* usr/share/locale/*
+	tar --numeric-owner -C $(IMAGE_CACHE)/rootfs -cf $@.tmp . && mv $@.tmp $@ && rm -rf --one-file-system $(IMAGE_CACHE)/rootfs
+
+# Imported only when the engine has no image of that tag: built once per machine, imported once per engine.
+base-image:
+	@docker image inspect $(LOCAL_BASE) >/dev/null 2>&1 || { $(MAKE) --no-print-directory $(BASE_TAR) \
+	  && docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+	     --change 'CMD ["/bin/bash"]' $(BASE_TAR) $(LOCAL_BASE); }
+
+image-context:
+	@$(UV_PRESENT)
+	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/wheels
+	$(UV) export --frozen --no-dev --all-packages --no-emit-workspace --quiet -o $(IMAGE_CONTEXT)/requirements.txt
+	$(UV) build --all-packages --wheel --quiet -o $(IMAGE_CONTEXT)/workspace
+	$(UV) tool run --python 3.11 --from pip==$(PIP_VERSION) pip download --quiet --require-hashes --no-deps --only-binary :all: \
+	  -r $(IMAGE_CONTEXT)/requirements.txt -d $(IMAGE_CONTEXT)/wheels
+
+image: image-context $(if $(BASE),,base-image)
+	docker build --network none --build-arg BASE=$(or $(BASE),$(LOCAL_BASE)) -t $(IMAGE) -f Dockerfile $(IMAGE_CONTEXT)
+	docker image prune --force --filter label=org.sophia.stage=install >/dev/null
+
+image-test: dev-deps $(APT_STAMP)
+	$(UV) run --frozen pytest -q -m image tests/test_image.py
