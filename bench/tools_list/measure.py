@@ -49,7 +49,9 @@ async def _host(home: Path) -> dict[str, Any]:
     with anyio.fail_after(120):
         async with client:
             tools = (await client.list_tools()).tools
-    return {"developer_tools": len(tools), "developer_bytes": _wire_bytes(tools)}
+    # Each tool's own bytes too: a tool the baseline did not have is shown apart from the ones it had.
+    each = {t.name: len(t.model_dump_json(by_alias=True, exclude_none=True).encode()) for t in tools}
+    return {"developer_tools": len(tools), "developer_bytes": _wire_bytes(tools), "tool_bytes": each}
 
 
 async def main() -> None:

@@ -40,14 +40,12 @@ class AskStep(BaseModel):
 
 
 class AskResult(BaseModel):
+    # No field descriptions: every listing carries this schema, and the names say it (the tool's text explains).
     answer: str
-    end_reason: str = Field(description="answered, approval_needed, turn_limit, token_limit or error.")
-    provider: str | None = Field(description="The model provider that ended the run (null: the offline router).")
-    steps: list[AskStep] = Field(description="The tool calls the agent made, in order, with their outcome.")
-    approvals: list[str] = Field(description="Pending approval ids: `sophia approve ID`, then ask again.")
-    tokens_in: int
-    tokens_out: int
-    cost_usd: str
+    end_reason: str
+    steps: list[AskStep]
+    approvals: list[str]
+    usage: dict[str, Any]  # provider, tokens_in, tokens_out, cost_usd
     error: dict[str, Any] | None = None
 
 
@@ -61,9 +59,9 @@ class AgentRuns:
     def add(self, principal: Principal, request: str, result: AskResult, started: float) -> None:
         self._runs.appendleft({
             "id": f"run-{next(self._ids)}", "principal": principal.name, "status": result.end_reason,
-            "question": clip(redact(request), SHOWN_QUESTION_CHARS), "provider": result.provider,
+            "question": clip(redact(request), SHOWN_QUESTION_CHARS), "provider": result.usage["provider"],
             "correlation_id": current_correlation_id(), "started": started,
-            "duration_ms": round((time.time() - started) * 1000, 1), "cost_usd": result.cost_usd,
+            "duration_ms": round((time.time() - started) * 1000, 1), "cost_usd": result.usage["cost_usd"],
             "steps": [{"tool": s.tool, "outcome": "ok" if s.ok else s.error_code} for s in result.steps],
         })
 
@@ -117,11 +115,10 @@ async def ask_as(host: HostServer, principal: Principal, request: str, *, offlin
         elif isinstance(event, FinalEvent):
             final = event
     assert final is not None  # ask_events always ends with one
-    usage = final.usage
-    result = AskResult(answer=final.answer, end_reason=final.end_reason, provider=final.provider, steps=steps,
-                       approvals=approvals, tokens_in=int(usage.get("tokens_in", 0)),
-                       tokens_out=int(usage.get("tokens_out", 0)), cost_usd=str(usage.get("cost_usd", "0")),
-                       error=final.error)
+    usage = {"provider": final.provider, "tokens_in": int(final.usage.get("tokens_in", 0)),
+             "tokens_out": int(final.usage.get("tokens_out", 0)), "cost_usd": str(final.usage.get("cost_usd", "0"))}
+    result = AskResult(answer=final.answer, end_reason=final.end_reason, steps=steps, approvals=approvals,
+                       usage=usage, error=final.error)
     host.agent_runs.add(principal, request, result, started)
     return result
 
@@ -130,10 +127,9 @@ def register_ask_tool(host: HostServer) -> None:
     @host.tool(role=Role.VIEWER, read_only=False, destructive=False, idempotent=False, open_world=True,
                title="Ask Sophia")
     async def sophia_ask(
-        request: Annotated[str, Field(description="What you want done, in your own words.", min_length=1,
-                                      max_length=MAX_REQUEST_CHARS)],
+        request: Annotated[str, Field(description="The task, in words.", min_length=1, max_length=MAX_REQUEST_CHARS)],
         offline: Annotated[bool, Field(description="No model: the offline router picks one tool.")] = False,
     ) -> AskResult:
-        """Have Sophia's agent do a task described in words: it picks the tools, calls them as you (your
-        role, confirmation and audit apply) and answers. A destructive step waits for your approval."""
+        """Do a task described in words: Sophia's agent picks and calls tools as you (your role, confirmation
+        and audit apply) and answers; a destructive step waits for your approval (ids in approvals)."""
         return await ask_as(host, current_principal(), request, offline=offline)
