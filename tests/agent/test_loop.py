@@ -20,6 +20,7 @@ from sophia_agent.events import (
     ToolResultEvent,
 )
 from sophia_agent.fallback import Cooldowns
+from sophia_agent.ledger import call_cost
 from sophia_agent.loop import Agent
 from sophia_agent.providers.base import Model, ModelRequest, ToolCall, ToolDef
 from sophia_agent.providers.config import AgentSettings, ProviderConfig
@@ -113,12 +114,21 @@ async def test_the_simple_model_is_escalated_when_its_arguments_fail_the_schema(
     cheap = ScriptedModel("cheap", [Step(calls=[ToolCall("c1", "snowflake_query", {"query": 1})]),
                                     Step(text=["42 rows"])])
     strong = ScriptedModel("strong", [Step(calls=[ToolCall("c2", "snowflake_query", {"sql": "select 1"})])])
-    events, final = await run(make([cheap, strong], tools))
+    agent = make([cheap, strong], tools)
+    events, final = await run(agent)
     restart = next(e for e in events if isinstance(e, RestartEvent))
     assert restart.reason.startswith("escalated: arguments of snowflake_query fail its schema")
     assert tools.calls == [("snowflake_query", {"sql": "select 1"})]  # the invalid call never ran
     assert final.providers == ["strong", "cheap"] and final.answer == "42 rows"
-    # Saved against the strongest: what every call would have cost on "strong" minus what it cost.
+    # Saved against the strongest alone: the calls whose output was used, at "strong"'s price, minus what
+    # the run cost. The escalated cheap call was paid for, but a strong-only run would not have made it.
+    calls = agent.ledger.calls
+    assert [(c.provider, c.outcome) for c in calls] == [("cheap", "discarded"), ("strong", "ok"), ("cheap", "ok")]
+    assert Decimal(final.usage["cost_usd"]) == sum((c.cost for c in calls), Decimal(0))  # the waste is paid
+    strongest = agent.ledger.strongest
+    assert strongest is not None
+    assert Decimal(final.usage["strongest_cost_usd"]) == sum(
+        (call_cost(strongest, c.tokens_in, c.tokens_out) for c in calls[1:]), Decimal(0))
     assert Decimal(final.usage["saved_usd"]) == Decimal(final.usage["strongest_cost_usd"]) - Decimal(
         final.usage["cost_usd"]) > 0
 

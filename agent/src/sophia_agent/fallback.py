@@ -154,6 +154,7 @@ class TieredModels:
                         yield event
                         return
                     reason = f"escalated: {verdict}"
+                    ledger.discard_last()  # paid for, not used: always-strongest would not have made it
                     break
                 yield event
         except ProvidersExhausted:

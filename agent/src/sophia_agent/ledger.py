@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -119,10 +119,17 @@ class Ledger:
         self.calls.append(call)
         return call
 
+    def discard_last(self) -> None:
+        """The last call's output was not used (a simple turn escalated): it was paid for, but a run on
+        the strongest provider alone would not have made it."""
+        if self.calls:
+            self.calls[-1] = replace(self.calls[-1], outcome="discarded")
+
     def strongest_cost(self, calls: list[CallRecord] | None = None) -> Decimal:
-        """What the same tokens would have cost on the strongest provider (the counterfactual: token
-        counts differ between models, so this is an estimate of the saving, not a measurement)."""
-        calls = self.calls if calls is None else calls
+        """What the run would have cost on the strongest provider alone: the calls whose output was used,
+        at its price (discarded calls would not have been made). Token counts differ between models, so
+        this is an estimate of the saving, not a measurement."""
+        calls = [c for c in (self.calls if calls is None else calls) if c.outcome != "discarded"]
         if self.strongest is None:
             return sum((c.cost for c in calls), Decimal(0))
         return sum((call_cost(self.strongest, c.tokens_in, c.tokens_out) for c in calls), Decimal(0))
