@@ -171,6 +171,13 @@ def main() -> None:
         for _line in sys.stdin:
             pass
         return
+    if "--hold-restarts" in sys.argv:  # the first start serves at once; every later one waits on the gate
+        gate = sys.argv[sys.argv.index("--hold-restarts") + 1]
+        started = Path(f"{gate}.started")
+        if started.exists():
+            with open(gate, "rb") as held:
+                held.read()
+        started.touch()
     if "--hold" in sys.argv:
         with open(sys.argv[sys.argv.index("--hold") + 1], "rb") as gate:
             gate.read()

@@ -259,3 +259,27 @@ async def test_tools_list_shows_each_role_what_it_may_call() -> None:
         host.list_all_tools = True
         async with connect(host, principal=Principal("v", Role.VIEWER, kind="token")) as client:
             assert {t.name for t in await client.list_tools()} == seen[Role.ADMIN]
+
+
+async def test_a_call_waits_for_a_child_restarting_after_a_crash(tmp_path: Path) -> None:
+    # In CI a child once died of a signal just after it was listed; the next call found it restarting and
+    # answered `unavailable`. Here the restart is held: a call made meanwhile waits for it instead.
+    gate = Gate(tmp_path)
+    entry = child_entry("alpha", "--hold-restarts", str(gate.path))
+    async with running_host([entry], standby=False) as host, connect(host, principal=ALICE) as client:
+        alpha = host.children[0]
+        crashed = await client.call("alpha_crash", {})
+        assert error_code(crashed) == "unavailable"
+        await settle(host, lambda: alpha.restarts == 1 and alpha.state is State.starting)
+        assert not alpha.crash_looping
+        async with anyio.create_task_group() as tg:
+            results = []
+
+            async def call_now() -> None:
+                results.append(await client.call("alpha_echo", {"text": "after the crash"}))
+
+            tg.start_soon(call_now)
+            await anyio.sleep(0.5)
+            assert not results  # waiting, not answered `unavailable`
+            await gate.release()
+    assert structured(results[0])["text"] == "after the crash"

@@ -300,6 +300,8 @@ async def _drive_lane(transcript: Transcript, command: list[str], env: dict[str,
 
 async def _stdio_lane(transcript: Transcript, wire: Wire) -> None:
     await _listed(wire)
+    if transcript.lane != "server":
+        await _child_ready(transcript.home)
     await Driver(wire, transcript).run()
     if transcript.lane != "server":
         transcript.fast_calls = await _fast_calls(transcript.home, transcript.expected_fast)
@@ -313,6 +315,7 @@ async def _http_lane(transcript: Transcript, log_path: Path, url: str) -> None:
     async with httpx2.AsyncClient(timeout=START_S) as http:
         wire = HttpWire(http, url, token)
         await _listed(wire)
+        await _child_ready(transcript.home)
         await Driver(wire, transcript).run()
     transcript.fast_calls = await _fast_calls(transcript.home, transcript.expected_fast)
 
@@ -323,6 +326,21 @@ async def _listed(wire: Wire | HttpWire) -> None:
         while "alpha_echo" not in {t["name"] for t in
                                    (await wire.request("tools/list", {"_meta": ENVELOPE}))["result"]["tools"]}:
             await anyio.sleep(0.1)
+
+
+async def _child_ready(home: Path) -> None:
+    """Wait (bounded) until the host's status, written after this moment, shows its child ready: a listed
+    tool can come from a child that then dies and restarts (once, in CI, of a signal at its start), and the
+    corpus must meet the child the fast lane takes calls to."""
+    status = StatusFile(home / "host" / "status.json")
+    since = time.time()
+    with anyio.fail_after(START_S):
+        while True:
+            shown = status.read() or {}
+            servers = shown.get("servers") or []
+            if float(shown.get("updated", 0)) > since and servers and all(s.get("state") == "ready" for s in servers):
+                return
+            await anyio.sleep(0.2)
 
 
 def _free_port() -> int:

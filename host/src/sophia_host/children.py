@@ -224,10 +224,16 @@ class Child:
         """The environment the child process runs with."""
         return child_environment(self.name, self.entry.command, self.entry.env)
 
-    async def wait_started(self, timeout: float) -> None:
-        """Wait (at most `timeout` s) while the child starts for the first time."""
+    @property
+    def starting_up(self) -> bool:
+        """Starting, for the first time or again at once after a crash: a call is worth a bounded wait
+        (a crash loop, which restarts with backoff, is not)."""
+        return self.state is State.starting and not self.crash_looping
+
+    async def wait_started(self, timeout: float, *, again: bool = False) -> None:
+        """Wait (at most `timeout` s) while the child starts for the first time (`again`: or restarts)."""
         with anyio.move_on_after(timeout):
-            while self.first_start and not self._stop.is_set():
+            while (self.starting_up if again else self.first_start) and not self._stop.is_set():
                 await self._state_changed.wait()
 
     async def run(self, after: anyio.Event | None = None, limit_s: float = 0.0) -> None:
@@ -595,10 +601,11 @@ class Child:
     ) -> types.CallToolResult | types.InputRequiredResult:
         """Forward one tools/call; a dead child is `unavailable`, a hung call ends with `timeout`.
 
-        A call made while the child starts for the first time waits for it (SOPHIA_HOST_START_WAIT_S).
+        A call made while the child starts, for the first time or again after a crash (not in a crash
+        loop), waits for it (SOPHIA_HOST_START_WAIT_S): a child that died at its start was restarted at once.
         """
-        if self.first_start:
-            await self.wait_started(self.settings.start_wait_s)
+        if self.starting_up:
+            await self.wait_started(self.settings.start_wait_s, again=True)
         client = self.client
         if client is None or self.state is not State.ready:
             raise Unavailable(f"{name} is unavailable: {self.describe()}")

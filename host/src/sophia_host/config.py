@@ -35,7 +35,8 @@ class HostSettings(ServerSettings):
     call_timeout_s: float = Field(default=300.0, gt=0)
     start_timeout_s: float = Field(default=30.0, gt=0)
     # How long the first tools/list (when a server has no catalogue yet) and a call to a server
-    # that is still starting wait for it; never spent on a server that failed or is restarting.
+    # that is still starting wait for it (a call: also one restarting at once after a crash); never
+    # spent on a server that failed or is crash-looping.
     start_wait_s: float = Field(default=20.0, ge=0)
     # Keep each server's last-known tools in $SOPHIA_HOME/host/catalogue to list them at connect.
     catalogue: bool = True
