@@ -172,10 +172,10 @@ def main() -> None:
             pass
         return
     if "--hold-restarts" in sys.argv:  # the first start serves at once; every later one waits on the gate
-        gate = sys.argv[sys.argv.index("--hold-restarts") + 1]
-        started = Path(f"{gate}.started")
+        restart_gate = sys.argv[sys.argv.index("--hold-restarts") + 1]
+        started = Path(f"{restart_gate}.started")
         if started.exists():
-            with open(gate, "rb") as held:
+            with open(restart_gate, "rb") as held:
                 held.read()
         started.touch()
     if "--hold" in sys.argv:
