@@ -4,10 +4,15 @@ has its own tests (tests/agent) and its real-model test (test_local_llm)."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import time
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
-from sophia_host.ask_tool import ASK_TOOL, HostToolSession
+from sophia_host.ask_tool import ASK_TOOL, AgentRuns, AskResult, AskStep, HostToolSession
+from sophia_host.dashboard.api import runs
+from sophia_host.dashboard.core import Dashboard
 from sophia_shared.approvals import ApprovalStore
 from sophia_shared.audit import AuditLog
 from sophia_shared.server import Principal, Role
@@ -86,3 +91,29 @@ async def test_the_agent_neither_sees_nor_calls_sophia_ask() -> None:
     assert "alpha_echo" in names and ASK_TOOL not in names
     assert refused.is_error and refused.error_code == "forbidden"
     assert records(ASK_TOOL) == []
+
+
+def _result(*steps: AskStep) -> AskResult:
+    return AskResult(answer="done", end_reason="answered", steps=list(steps), approvals=[],
+                     usage={"provider": None, "tokens_in": 0, "tokens_out": 0, "cost_usd": "0"})
+
+
+async def test_the_runs_panel_shows_a_non_admin_only_their_own_runs_newest_first_and_bounded() -> None:
+    kept = AgentRuns(keep=3)
+    for who, question in ((VIC, "old"), (ALICE, "mine"), (VIC, "his"), (VIC, "key sk-live-0123456789abcdefABCDEF")):
+        kept.add(who, question, _result(AskStep(tool="alpha_echo", ok=True)), time.time())
+
+    async def shown(principal: Principal) -> list[str]:
+        async def admit(_request: object) -> Principal:
+            return principal
+
+        dash = SimpleNamespace(host=SimpleNamespace(agent_runs=kept), admit=admit)
+        response = await runs(cast(Dashboard, dash), cast(Any, None))
+        return [r["question"] for r in json.loads(bytes(response.body))["runs"]]
+
+    newest, *_ = await shown(Principal("ada", Role.ADMIN, kind="token"))
+    assert newest == "key [REDACTED]"  # the question is redacted before it is kept
+    assert len(await shown(Principal("ada", Role.ADMIN, kind="token"))) == 3  # "old" fell out
+    assert await shown(ALICE) == ["mine"]
+    assert len(await shown(VIC)) == 2 and "mine" not in await shown(VIC)
+
